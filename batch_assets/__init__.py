@@ -1,0 +1,1 @@
+"""Orchestration: partitions, assets, checks and Definitions of the batch inference pipeline."""

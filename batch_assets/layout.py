@@ -1,0 +1,48 @@
+"""Where everything lives in the bucket; the one place that knows key layout.
+
+    data/<dataset>/dt=YYYY-MM-DD/*.parquet (+ _SUCCESS)   inference data
+    <training_data>*.parquet                              training data (registry)
+    models/<model>/<version>/{model.json, artifact}       model bundles
+    models/<model>/current.json                           the version predictions use
+    predictions/<model>/dt=YYYY-MM-DD/<stem>.parquet      keys + prediction per input file
+    predictions/<model>/dt=YYYY-MM-DD/_manifests/<stem>.json  written last, per input file
+    jobs/<job-name>/...                                   per-job inputs (manifest, spec)
+"""
+
+from __future__ import annotations
+
+from container.infer import manifest_relative_path, output_relative_path
+
+SUCCESS_MARKER = "_SUCCESS"
+
+
+def data_prefix(dataset: str, day: str) -> str:
+    return f"data/{dataset}/dt={day}/"
+
+
+def success_marker_key(dataset: str, day: str) -> str:
+    return data_prefix(dataset, day) + SUCCESS_MARKER
+
+
+def model_prefix(model: str, version: str) -> str:
+    return f"models/{model}/{version}/"
+
+
+def current_model_key(model: str) -> str:
+    return f"models/{model}/current.json"
+
+
+def predictions_prefix(model: str, day: str) -> str:
+    return f"predictions/{model}/dt={day}/"
+
+
+def prediction_manifest_key(model: str, day: str, relative_input: str) -> str:
+    return predictions_prefix(model, day) + manifest_relative_path(relative_input)
+
+
+def prediction_output_key(model: str, day: str, relative_input: str) -> str:
+    return predictions_prefix(model, day) + output_relative_path(relative_input)
+
+
+def job_prefix(job_name: str) -> str:
+    return f"jobs/{job_name}/"

@@ -1,0 +1,198 @@
+"""The model registry: a TOML file that lists every model (see ``models.toml``).
+
+It is read when Definitions are built (never at import) and validated whole: a
+mistake names the file, the model and the field, and says what would fix it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+DEFAULT_REGISTRY_PATH = Path(__file__).with_name("models.toml")
+FRAMEWORKS = ("xgboost", "sklearn")
+QUALITY_METRICS = ("roc_auc", "accuracy")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_DATASET = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}")
+_COLUMN = re.compile(r"[^\s/]{1,200}")
+
+
+class RegistryError(ValueError):
+    """The registry file is invalid."""
+
+
+class UnknownModelError(KeyError):
+    """A model name that the registry does not list."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    batch_rows: int | None = None
+    workers: int | None = None
+    threads_per_worker: int | None = None
+
+    def container_arguments(self) -> list[str]:
+        arguments = []
+        for flag, value in (("--batch-rows", self.batch_rows), ("--workers", self.workers),
+                            ("--threads-per-worker", self.threads_per_worker)):
+            if value is not None:
+                arguments += [flag, str(value)]
+        return arguments
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    framework: str
+    dataset: str
+    training_data: str
+    label: str
+    key_columns: tuple[str, ...]
+    features: tuple[str, ...]
+    instance_type: str
+    instance_count: int
+    quality_metric: str
+    quality_threshold: float
+    categorical_features: tuple[str, ...] = ()
+    training_instance_type: str | None = None
+    hyperparameters: dict = field(default_factory=dict)
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
+
+
+@dataclass(frozen=True)
+class Registry:
+    path: Path
+    partitions_start_date: str
+    models: dict[str, ModelSpec]
+
+    @property
+    def model_names(self) -> list[str]:
+        return list(self.models)
+
+    def get(self, name: str) -> ModelSpec:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise UnknownModelError(
+                f"model {name!r} is not in the model registry {self.path}; registered models: "
+                f"{', '.join(self.models)}. Add a [[models]] entry with this name or fix the "
+                "name."
+            ) from None
+
+
+_REQUIRED = ("name", "framework", "dataset", "training_data", "label", "key_columns",
+             "features", "instance_type", "instance_count", "quality_metric",
+             "quality_threshold")
+_OPTIONAL = ("categorical_features", "training_instance_type", "hyperparameters", "inference")
+
+
+def load_registry(path: Path | str = DEFAULT_REGISTRY_PATH) -> Registry:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise RegistryError(f"model registry {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RegistryError(f"model registry {path} is not valid TOML: {exc}") from exc
+    start = raw.get("partitions_start_date")
+    try:
+        date.fromisoformat(str(start))
+    except ValueError:
+        raise RegistryError(
+            f"{path}: partitions_start_date must be a YYYY-MM-DD date, got {start!r}"
+        ) from None
+    entries = raw.get("models")
+    if not isinstance(entries, list) or not entries:
+        raise RegistryError(f"{path}: no [[models]] entries; add at least one model")
+    models: dict[str, ModelSpec] = {}
+    for index, entry in enumerate(entries):
+        spec = _model_spec(path, index, entry)
+        if spec.name in models:
+            raise RegistryError(f"{path}: model name {spec.name!r} appears twice")
+        models[spec.name] = spec
+    return Registry(path=path, partitions_start_date=str(start), models=models)
+
+
+def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
+    where = f"{path}: model #{index + 1} ({entry.get('name', '?')!r})"
+
+    def fail(message: str) -> RegistryError:
+        return RegistryError(f"{where}: {message}")
+
+    missing = [k for k in _REQUIRED if k not in entry]
+    if missing:
+        raise fail(f"missing field(s) {', '.join(missing)}")
+    unknown = sorted(set(entry) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise fail(f"unknown field(s) {', '.join(unknown)}; allowed: "
+                   f"{', '.join(_REQUIRED + _OPTIONAL)}")
+    if not isinstance(entry["name"], str) or not _NAME.fullmatch(entry["name"]):
+        raise fail("name must be 1-40 lower-case letters, digits or underscores, starting "
+                   "with a letter")
+    if entry["framework"] not in FRAMEWORKS:
+        raise fail(f"framework {entry['framework']!r} is not one of {', '.join(FRAMEWORKS)}")
+    if not isinstance(entry["dataset"], str) or not _DATASET.fullmatch(entry["dataset"]):
+        raise fail(f"dataset {entry['dataset']!r} is not a valid dataset name")
+    training = entry["training_data"]
+    if not isinstance(training, str) or not training.endswith("/") or training.startswith("/"):
+        raise fail("training_data must be a key prefix ending with '/', e.g. 'training/x/'")
+    features = _columns(entry["features"], "features", fail)
+    keys = _columns(entry["key_columns"], "key_columns", fail)
+    categorical = _columns(entry.get("categorical_features", []), "categorical_features",
+                           fail, allow_empty=True)
+    if not set(categorical) <= set(features):
+        raise fail("categorical_features must be a subset of features")
+    if categorical and entry["framework"] == "xgboost":
+        raise fail("categorical_features are supported for framework 'sklearn' only; "
+                   "encode them upstream for xgboost")
+    if set(keys) & set(features):
+        raise fail("a column cannot be both a key column and a feature")
+    count = entry["instance_count"]
+    if not isinstance(count, int) or not 1 <= count <= 100:
+        raise fail(f"instance_count must be a whole number in 1..100, got {count!r}")
+    if entry["quality_metric"] not in QUALITY_METRICS:
+        raise fail(f"quality_metric must be one of {', '.join(QUALITY_METRICS)}")
+    threshold = entry["quality_threshold"]
+    if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+        raise fail(f"quality_threshold must be a number in [0, 1], got {threshold!r}")
+    hyperparameters = entry.get("hyperparameters", {})
+    if not isinstance(hyperparameters, dict):
+        raise fail("hyperparameters must be a table")
+    return ModelSpec(
+        name=entry["name"], framework=entry["framework"], dataset=entry["dataset"],
+        training_data=training, label=str(entry["label"]), key_columns=keys,
+        features=features, instance_type=str(entry["instance_type"]), instance_count=count,
+        quality_metric=entry["quality_metric"], quality_threshold=float(threshold),
+        categorical_features=categorical,
+        training_instance_type=entry.get("training_instance_type"),
+        hyperparameters=dict(hyperparameters),
+        inference=_inference(entry.get("inference", {}), fail),
+    )
+
+
+def _columns(value, field_name: str, fail, allow_empty: bool = False) -> tuple[str, ...]:
+    if not isinstance(value, list) or (not value and not allow_empty):
+        raise fail(f"{field_name} must be a non-empty list of column names")
+    if not all(isinstance(v, str) and _COLUMN.fullmatch(v) for v in value):
+        raise fail(f"{field_name} must contain column names (strings without spaces)")
+    if len(set(value)) != len(value):
+        raise fail(f"{field_name} lists a column twice")
+    return tuple(value)
+
+
+def _inference(value, fail) -> InferenceSettings:
+    if not isinstance(value, dict):
+        raise fail("inference must be a table")
+    unknown = set(value) - {"batch_rows", "workers", "threads_per_worker"}
+    if unknown:
+        raise fail(f"inference: unknown setting(s) {', '.join(sorted(unknown))}")
+    for name, setting in value.items():
+        if not isinstance(setting, int) or setting < 1:
+            raise fail(f"inference.{name} must be a whole number of at least 1")
+    return InferenceSettings(**value)

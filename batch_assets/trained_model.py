@@ -1,0 +1,132 @@
+"""``trained_model[model]``: a training Processing job that writes a versioned bundle."""
+
+import time
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from batch_assets.job_requests import job_tags, training_request
+from batch_assets.job_runner import JobOutcome, PartitionJobRunner
+from batch_assets.layout import job_prefix, model_prefix
+from batch_assets.model_pointer import CurrentModel, write_current_model
+from batch_assets.partitions import model_partitions
+from batch_assets.registry import ModelSpec, Registry
+from container.model_bundle import METADATA_FILE
+from container.train import SPEC_FILE
+from resources.job_store import JobStore
+from resources.processing import SageMakerProcessing
+from resources.storage import ObjectStorage
+
+ASSET_NAME = "trained_model"
+GROUP = "batch_inference"
+
+
+def new_model_version(run_id: str) -> str:
+    """Sortable and unique per run: UTC time of training plus the run id's head."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{run_id[:8]}"
+
+
+def _version_of(request_or_description: dict) -> str:
+    uri = request_or_description["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def build_trained_model_asset(registry: Registry) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=ASSET_NAME,
+        partitions_def=model_partitions(registry),
+        group_name=GROUP,
+        kinds={"sagemaker", "xgboost", "scikitlearn"},
+        description="A model from the registry, trained by a single-instance SageMaker "
+        "Processing job (`python -m container train`); writes models/<model>/<version>/ "
+        "and points models/<model>/current.json at it.",
+    )
+    def trained_model(
+        context: dg.AssetExecutionContext,
+        storage: ObjectStorage,
+        job_store: JobStore,
+        processing: SageMakerProcessing,
+    ) -> dg.MaterializeResult:
+        spec = registry.get(context.partition_key)
+        runner = PartitionJobRunner(context, ASSET_NAME, spec.name, storage, job_store,
+                                    processing)
+        outcome = runner.finish_in_flight()
+        if outcome is None or outcome.status != "Completed":
+            outcome = _train(context, spec, storage, runner, processing)
+        return _publish(context, spec, storage, processing, runner, outcome)
+
+    return trained_model
+
+
+def _train(context, spec: ModelSpec, storage: ObjectStorage, runner: PartitionJobRunner,
+           processing: SageMakerProcessing) -> JobOutcome:
+    if not storage.list_objects(spec.training_data):
+        raise dg.Failure(
+            f"no training data for model {spec.name!r} under {storage.uri(spec.training_data)}"
+            " (its training_data in the model registry). Deliver the training files or fix "
+            "the prefix."
+        )
+    version = new_model_version(context.run_id)
+
+    def build(job_name: str) -> dict:
+        config_prefix = job_prefix(job_name) + "config/"
+        storage.write_json(config_prefix + SPEC_FILE, {
+            "name": spec.name, "version": version, "framework": spec.framework,
+            "features": list(spec.features), "key_columns": list(spec.key_columns),
+            "label": spec.label, "categorical_features": list(spec.categorical_features),
+            "hyperparameters": spec.hyperparameters,
+        })
+        return training_request(
+            processing, spec, job_name, train_uri=storage.uri(spec.training_data),
+            config_uri=storage.uri(config_prefix),
+            model_uri=storage.uri(model_prefix(spec.name, version)),
+            tags=job_tags(ASSET_NAME, spec.name, context.run_id),
+        )
+
+    return runner.run_new_attempt(("train", spec.name), build)
+
+
+def _publish(context, spec: ModelSpec, storage: ObjectStorage, processing, runner,
+             outcome: JobOutcome) -> dg.MaterializeResult:
+    job_name = outcome.record.job_name
+    links = processing.job_links(job_name, runner.client)
+    if outcome.status != "Completed":
+        raise dg.Failure(
+            f"training job {job_name} for model {spec.name!r} {outcome.status}: "
+            f"{outcome.failure_reason}",
+            metadata={"job_name": job_name, **links},
+        )
+    version = _version_of(outcome.description)
+    prefix = model_prefix(spec.name, version)
+    if not storage.exists(prefix + METADATA_FILE):
+        raise dg.Failure(
+            f"training job {job_name} completed but wrote no {METADATA_FILE} under "
+            f"{storage.uri(prefix)}; the bundle is incomplete and was not published"
+        )
+    bundle = storage.read_json(prefix + METADATA_FILE)
+    metrics = bundle.get("metrics", {})
+    write_current_model(storage, CurrentModel(
+        model=spec.name, version=version, prefix=prefix, framework=spec.framework,
+        metrics=metrics, job_name=job_name, trained_at=time.time(),
+    ))
+    quality = metrics.get(spec.quality_metric)
+    context.log.info(f"model {spec.name} version {version}: {metrics}")
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": version,
+            "model_uri": dg.MetadataValue.path(storage.uri(prefix)),
+            "framework": spec.framework,
+            "features": len(spec.features),
+            "training_rows": bundle.get("training_rows", 0),
+            f"holdout_{spec.quality_metric}": float(quality) if quality is not None else None,
+            "quality_threshold": spec.quality_threshold,
+            "holdout_metrics": dg.MetadataValue.json(metrics),
+            "job_name": job_name,
+            "attempt": outcome.record.attempt,
+            "adopted_in_flight_job": outcome.adopted,
+            "backend": processing.backend_name,
+            "seconds": round(outcome.seconds, 2),
+            **{k: dg.MetadataValue.path(v) for k, v in links.items()},
+        },
+        data_version=dg.DataVersion(version),
+    )

@@ -1,0 +1,64 @@
+"""Command line of the processing container: ``python -m container {train,infer}``.
+
+Any failure is written to ``/opt/ml/output/message`` (SageMaker's FailureReason)
+and the process exits non-zero, so the job is marked Failed with that reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+
+from container.contract import ProcessingEnvironment
+from container.errors import JobInputError
+from container.infer import DEFAULT_BATCH_ROWS, InferOptions, run_infer
+from container.train import run_train
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m container")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("train", help="fit a registered model and write its bundle")
+    infer = commands.add_parser("infer", help="score this instance's shard of input files")
+    infer.add_argument("--batch-rows", type=_positive_int, default=DEFAULT_BATCH_ROWS,
+                       help="rows per record batch (bounds memory per worker)")
+    infer.add_argument("--workers", type=_positive_int, default=None,
+                       help="worker processes (default: one per core, at most one per file)")
+    infer.add_argument("--threads-per-worker", type=_positive_int, default=None,
+                       help="native threads per worker (default: cores / workers)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
+                        stream=sys.stdout)
+    args = build_parser().parse_args(argv)
+    env = ProcessingEnvironment.from_environment()
+    try:
+        if args.command == "train":
+            run_train(env)
+        else:
+            options = InferOptions(args.batch_rows, args.workers, args.threads_per_worker)
+            run_infer(env, options)
+    except JobInputError as exc:
+        env.write_failure_message(str(exc))
+        logging.getLogger("container").error("%s", exc)
+        return 2
+    except Exception as exc:
+        env.write_failure_message(f"{type(exc).__name__}: {exc}")
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

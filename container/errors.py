@@ -1,0 +1,9 @@
+"""Errors the container reports to the job's FailureReason."""
+
+
+class JobInputError(Exception):
+    """Bad input a user can fix: the message names the file, column or setting and the fix.
+
+    The entrypoint writes the message to ``/opt/ml/output/message`` (SageMaker shows
+    it as the job's FailureReason) and exits non-zero.
+    """

@@ -1,0 +1,93 @@
+"""Check input Parquet files against a model before any compute starts.
+
+Reading a footer costs one small read per file, so every file of the shard is
+checked up front: a job with a bad file fails in seconds with a message naming
+the file and the column, instead of after hours of scoring.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from container.errors import JobInputError
+from container.model_bundle import ModelMetadata
+
+_MAX_LISTED_COLUMNS = 20
+
+
+def read_input_schema(path: Path, label: str) -> pa.Schema:
+    """The file's Arrow schema; a corrupt or non-Parquet file raises an error naming it."""
+    try:
+        return pq.read_schema(path)
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise JobInputError(
+            f"input file {label} is not a readable Parquet file ({exc}). "
+            "Re-deliver the file or remove it from the input prefix."
+        ) from exc
+
+
+def _is_numeric(data_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_integer(data_type)
+        or pa.types.is_floating(data_type)
+        or pa.types.is_boolean(data_type)
+        or pa.types.is_decimal(data_type)
+        or pa.types.is_null(data_type)
+    )
+
+
+def _is_categorical(data_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(data_type)
+        or pa.types.is_large_string(data_type)
+        or pa.types.is_dictionary(data_type)
+        or pa.types.is_integer(data_type)
+        or pa.types.is_boolean(data_type)
+        or pa.types.is_null(data_type)
+    )
+
+
+def _column_list(schema: pa.Schema) -> str:
+    names = schema.names
+    shown = ", ".join(names[:_MAX_LISTED_COLUMNS])
+    more = len(names) - _MAX_LISTED_COLUMNS
+    return shown + (f", ... ({more} more)" if more > 0 else "")
+
+
+def check_columns(
+    schema: pa.Schema,
+    label: str,
+    model: ModelMetadata,
+    required: list[str] | None = None,
+) -> None:
+    """Raise a JobInputError naming the file and column when the schema cannot be scored."""
+    categorical = set(model.categorical_features)
+    for column in required if required is not None else model.input_columns:
+        index = schema.get_field_index(column)
+        if index < 0:
+            raise JobInputError(
+                f"input file {label}: column {column!r} is missing; model {model.name!r} "
+                f"(version {model.version}) needs it. The file has: {_column_list(schema)}. "
+                "Fix the data, or the model's feature/key list in the registry and retrain."
+            )
+        if column in model.key_columns:
+            continue
+        data_type = schema.field(index).type
+        acceptable = _is_categorical(data_type) if column in categorical else _is_numeric(data_type)
+        if not acceptable:
+            kind = "categorical" if column in categorical else "numeric"
+            raise JobInputError(
+                f"input file {label}: column {column!r} has type {data_type}, but model "
+                f"{model.name!r} declares it {kind}. Fix the column type in the data or "
+                "the feature's kind in the registry."
+            )
+
+
+def check_input_file(path: Path, label: str, model: ModelMetadata) -> int:
+    """Check one file's schema; returns its row count from the footer."""
+    schema = read_input_schema(path, label)
+    check_columns(schema, label, model)
+    return pq.ParquetFile(path).metadata.num_rows

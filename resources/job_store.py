@@ -1,0 +1,281 @@
+"""Job store: one record per (asset partition, attempt) of a processing job.
+
+It answers "is a job already running for this partition?" before anything is
+submitted, so two runs of the same partition (a retried run, a sensor tick and a
+manual launch) never both start a job, and it keeps the attempt history that
+retries and the UI read. ``SQLiteJobStore`` is the embedded default; the
+DynamoDB store implements the same interface with conditional writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+PENDING = "Pending"  # recorded, not yet accepted by the backend
+IN_PROGRESS = "InProgress"
+STOPPING = "Stopping"
+COMPLETED = "Completed"
+FAILED = "Failed"
+STOPPED = "Stopped"
+
+IN_FLIGHT = frozenset({PENDING, IN_PROGRESS, STOPPING})
+TERMINAL = frozenset({COMPLETED, FAILED, STOPPED})
+ALL_STATUSES = IN_FLIGHT | TERMINAL
+
+# status -> statuses it may move to. Terminal statuses never change again.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    PENDING: frozenset({IN_PROGRESS, COMPLETED, FAILED, STOPPING, STOPPED}),
+    IN_PROGRESS: frozenset({STOPPING, COMPLETED, FAILED, STOPPED}),
+    STOPPING: frozenset({STOPPED, COMPLETED, FAILED}),
+    COMPLETED: frozenset(),
+    FAILED: frozenset(),
+    STOPPED: frozenset(),
+}
+
+
+class JobStoreError(Exception):
+    """Base of job store errors."""
+
+
+class JobInFlightError(JobStoreError):
+    """Another attempt of the same partition is still in flight."""
+
+    def __init__(self, existing: JobRecord) -> None:
+        super().__init__(
+            f"attempt {existing.attempt} of {existing.asset_key}[{existing.partition_key}] "
+            f"(job {existing.job_name}) is still {existing.status}"
+        )
+        self.existing = existing
+
+
+class AttemptExistsError(JobStoreError):
+    """The attempt number was taken by a concurrent submitter."""
+
+
+class IllegalTransitionError(JobStoreError):
+    """A status change that the state machine forbids, or a stale expected status."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    asset_key: str
+    partition_key: str
+    attempt: int
+    job_name: str
+    status: str
+    run_id: str
+    backend: str
+    created_at: float
+    updated_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    failure_reason: str | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in IN_FLIGHT
+
+
+class JobStore(dg.ConfigurableResource):
+    """Interface of the job store (SQLite by default, DynamoDB on AWS)."""
+
+    def create_attempt(
+        self, asset_key: str, partition_key: str, job_name_for: callable, run_id: str,
+        backend: str,
+    ) -> JobRecord:
+        """Record the next attempt as Pending, unless one is in flight.
+
+        ``job_name_for(attempt)`` names the job of the new attempt. Raises
+        ``JobInFlightError`` when an attempt of the partition is in flight, and
+        ``AttemptExistsError`` when a concurrent writer took the number.
+        """
+        raise NotImplementedError(type(self).__name__)
+
+    def transition(
+        self, job_name: str, new_status: str, *, expected: str | None = None,
+        failure_reason: str | None = None,
+    ) -> JobRecord:
+        """Move a job to ``new_status`` if the state machine (and ``expected``) allow it."""
+        raise NotImplementedError(type(self).__name__)
+
+    def get(self, job_name: str) -> JobRecord | None:
+        raise NotImplementedError(type(self).__name__)
+
+    def attempts(self, asset_key: str, partition_key: str) -> list[JobRecord]:
+        """Every attempt of a partition, oldest first."""
+        raise NotImplementedError(type(self).__name__)
+
+    def in_flight(self, asset_key: str, partition_key: str) -> JobRecord | None:
+        found = [r for r in self.attempts(asset_key, partition_key) if r.in_flight]
+        return found[-1] if found else None
+
+    def list_in_flight(self) -> list[JobRecord]:
+        raise NotImplementedError(type(self).__name__)
+
+
+def check_transition(record: JobRecord, new_status: str, expected: str | None) -> None:
+    if new_status not in ALL_STATUSES:
+        raise IllegalTransitionError(f"unknown status {new_status!r}")
+    if expected is not None and record.status != expected:
+        raise IllegalTransitionError(
+            f"job {record.job_name} is {record.status}, expected {expected}"
+        )
+    if new_status not in TRANSITIONS[record.status]:
+        raise IllegalTransitionError(
+            f"job {record.job_name}: {record.status} -> {new_status} is not allowed"
+        )
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS processing_jobs (
+    asset_key TEXT NOT NULL,
+    partition_key TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    job_name TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    failure_reason TEXT,
+    PRIMARY KEY (asset_key, partition_key, attempt)
+);
+CREATE INDEX IF NOT EXISTS processing_jobs_status ON processing_jobs (status);
+"""
+_COLUMNS = (
+    "asset_key, partition_key, attempt, job_name, status, run_id, backend, created_at, "
+    "updated_at, started_at, ended_at, failure_reason"
+)
+
+
+class SQLiteJobStore(JobStore):
+    """Job store in one SQLite file (the embedded default).
+
+    Creation runs in an ``IMMEDIATE`` transaction (a write lock taken before the
+    in-flight check), so the check and the insert are one atomic step across
+    threads and processes; the primary key backs it up.
+    """
+
+    path: str = Field(
+        default=".data/jobs.sqlite3",
+        description="SQLite file of the job store; created on first use.",
+    )
+    busy_timeout_seconds: float = Field(
+        default=30.0, description="How long a writer waits for another writer's lock."
+    )
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        path = Path(self.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=self.busy_timeout_seconds,
+                                     isolation_level=None)
+        try:
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.executescript(_SCHEMA)
+            yield connection
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _record(row: sqlite3.Row) -> JobRecord:
+        return JobRecord(**dict(row))
+
+    def create_attempt(self, asset_key, partition_key, job_name_for, run_id, backend):
+        now = time.time()
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = db.execute(
+                    f"SELECT {_COLUMNS} FROM processing_jobs WHERE asset_key=? AND "
+                    "partition_key=? ORDER BY attempt", (asset_key, partition_key),
+                ).fetchall()
+                records = [self._record(r) for r in rows]
+                in_flight = [r for r in records if r.in_flight]
+                if in_flight:
+                    raise JobInFlightError(in_flight[-1])
+                attempt = (records[-1].attempt if records else 0) + 1
+                record = JobRecord(asset_key, partition_key, attempt, job_name_for(attempt),
+                                   PENDING, run_id, backend, now, now)
+                try:
+                    db.execute(
+                        f"INSERT INTO processing_jobs ({_COLUMNS}) VALUES "
+                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (record.asset_key, record.partition_key, record.attempt,
+                         record.job_name, record.status, record.run_id, record.backend,
+                         record.created_at, record.updated_at, None, None, None),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise AttemptExistsError(
+                        f"attempt {attempt} of {asset_key}[{partition_key}] or job "
+                        f"{record.job_name} already exists"
+                    ) from exc
+                db.execute("COMMIT")
+                return record
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def transition(self, job_name, new_status, *, expected=None, failure_reason=None):
+        now = time.time()
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    f"SELECT {_COLUMNS} FROM processing_jobs WHERE job_name=?", (job_name,)
+                ).fetchone()
+                if row is None:
+                    raise JobStoreError(f"no job named {job_name} in the job store")
+                record = self._record(row)
+                check_transition(record, new_status, expected)
+                started = record.started_at
+                if new_status == IN_PROGRESS and started is None:
+                    started = now
+                ended = now if new_status in TERMINAL else record.ended_at
+                db.execute(
+                    "UPDATE processing_jobs SET status=?, updated_at=?, started_at=?, "
+                    "ended_at=?, failure_reason=COALESCE(?, failure_reason) "
+                    "WHERE job_name=? AND status=?",
+                    (new_status, now, started, ended, failure_reason, job_name, record.status),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        updated = self.get(job_name)
+        assert updated is not None
+        return updated
+
+    def get(self, job_name):
+        with self._connect() as db:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM processing_jobs WHERE job_name=?", (job_name,)
+            ).fetchone()
+        return self._record(row) if row else None
+
+    def attempts(self, asset_key, partition_key):
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM processing_jobs WHERE asset_key=? AND partition_key=? "
+                "ORDER BY attempt", (asset_key, partition_key),
+            ).fetchall()
+        return [self._record(r) for r in rows]
+
+    def list_in_flight(self):
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM processing_jobs WHERE status IN (?, ?, ?) "
+                "ORDER BY created_at", tuple(sorted(IN_FLIGHT)),
+            ).fetchall()
+        return [self._record(r) for r in rows]

@@ -1,0 +1,1 @@
+"""A local stand-in for SageMaker Processing: runs the same request as N local instances."""

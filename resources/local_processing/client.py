@@ -1,0 +1,183 @@
+"""``LocalProcessingClient``: the subset of boto3's SageMaker client the pipeline uses,
+answered by local processes.
+
+``create_processing_job(**request)`` takes the exact request SageMaker would get,
+checks it against botocore's own model of the API, and starts a detached
+supervisor that runs the job; ``describe_processing_job`` and
+``stop_processing_job`` answer as SageMaker does, with the same status names and
+error codes, so the code that waits on jobs cannot tell the two apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import botocore.session
+from botocore.exceptions import ClientError, ParamValidationError
+from botocore.validate import ParamValidator
+
+from resources.local_processing.job_files import JobPaths, JobStatus
+from resources.local_processing.supervisor import local_job_arn
+from resources.storage import ObjectStorage
+
+TERMINAL = {"Completed", "Failed", "Stopped"}
+_children: dict[str, subprocess.Popen] = {}  # supervisors started here, reaped in describe
+
+
+def _client_error(code: str, message: str, operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+
+def validate_request(operation: str, params: dict) -> None:
+    """Validate ``params`` against botocore's SageMaker service model (as boto3 would)."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    shape = model.operation_model(operation).input_shape
+    report = ParamValidator().validate(params, shape)
+    if report.has_errors():
+        raise ParamValidationError(report=report.generate_report())
+
+
+class LocalProcessingClient:
+    """Runs processing jobs as local processes; one folder per job under ``work_dir``."""
+
+    def __init__(self, storage: ObjectStorage, work_dir: Path, *,
+                 keep_instance_dirs: bool = False, stop_grace_seconds: float = 10.0) -> None:
+        self.storage = storage
+        self.work_dir = Path(work_dir).resolve()
+        self.keep_instance_dirs = keep_instance_dirs
+        self.stop_grace_seconds = stop_grace_seconds
+
+    def _paths(self, job_name: str) -> JobPaths:
+        return JobPaths(self.work_dir / job_name)
+
+    def create_processing_job(self, **request) -> dict:
+        validate_request("CreateProcessingJob", request)
+        name = request["ProcessingJobName"]
+        paths = self._paths(name)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            paths.root.mkdir()
+        except FileExistsError:
+            raise _client_error(
+                "ResourceInUse", f"Job name {name} must be unique within an AWS account and "
+                "region, and a job with this name already exists", "CreateProcessingJob",
+            ) from None
+        paths.request.write_text(json.dumps(request, indent=2))
+        paths.storage.write_text(json.dumps(self.storage.spec()))
+        paths.settings.write_text(json.dumps({
+            "keep_instance_dirs": self.keep_instance_dirs,
+            "stop_grace_seconds": self.stop_grace_seconds,
+        }))
+        now = time.time()
+        paths.write_status(JobStatus(status="InProgress", creation_time=now,
+                                     last_modified_time=now))
+        with open(paths.supervisor_log, "ab") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "resources.local_processing.supervisor", str(paths.root)],
+                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        _children[name] = process
+        return {"ProcessingJobArn": local_job_arn(name)}
+
+    def describe_processing_job(self, ProcessingJobName: str) -> dict:
+        paths = self._paths(ProcessingJobName)
+        if not paths.status.is_file():
+            raise _client_error(
+                "ValidationException", f"Could not find requested job with name "
+                f"{ProcessingJobName}", "DescribeProcessingJob",
+            )
+        status = paths.read_status()
+        if status.status not in TERMINAL and not self._supervisor_alive(ProcessingJobName,
+                                                                        status):
+            time.sleep(0.05)  # the supervisor may have written its last status as it exited
+            status = paths.read_status()
+            if status.status not in TERMINAL:
+                status.status = "Failed"
+                status.failure_reason = (
+                    f"local runner supervisor (pid {status.supervisor_pid}) died; see "
+                    f"{paths.supervisor_log}"
+                )
+                status.end_time = status.last_modified_time = time.time()
+                paths.write_status(status)
+        return self._describe(ProcessingJobName, paths, status)
+
+    def stop_processing_job(self, ProcessingJobName: str) -> dict:
+        status = self.describe_processing_job(ProcessingJobName)["ProcessingJobStatus"]
+        if status in TERMINAL:
+            raise _client_error(
+                "ValidationException", f"The job {ProcessingJobName} has status {status} and "
+                "cannot be stopped", "StopProcessingJob",
+            )
+        paths = self._paths(ProcessingJobName)
+        paths.stop_requested.touch()
+        pid = paths.read_status().supervisor_pid
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        return {}
+
+    def _supervisor_alive(self, job_name: str, status: JobStatus) -> bool:
+        child = _children.get(job_name)
+        if child is not None:
+            return child.poll() is None
+        if status.supervisor_pid is None:
+            # created moments ago by another process that has not recorded the pid yet
+            return time.time() - status.creation_time < 30
+        try:
+            os.kill(status.supervisor_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return _is_running(status.supervisor_pid)
+
+    def _describe(self, name: str, paths: JobPaths, status: JobStatus) -> dict:
+        request = json.loads(paths.request.read_text())
+        described = {
+            "ProcessingJobName": name,
+            "ProcessingJobArn": local_job_arn(name),
+            "ProcessingJobStatus": status.status,
+            "ProcessingInputs": request.get("ProcessingInputs", []),
+            "ProcessingOutputConfig": request.get("ProcessingOutputConfig", {}),
+            "ProcessingResources": request["ProcessingResources"],
+            "StoppingCondition": request["StoppingCondition"],
+            "AppSpecification": request["AppSpecification"],
+            "Environment": request.get("Environment", {}),
+            "RoleArn": request["RoleArn"],
+            "CreationTime": _time(status.creation_time),
+            "LastModifiedTime": _time(status.last_modified_time),
+        }
+        if status.start_time:
+            described["ProcessingStartTime"] = _time(status.start_time)
+        if status.end_time:
+            described["ProcessingEndTime"] = _time(status.end_time)
+        if status.failure_reason:
+            described["FailureReason"] = status.failure_reason
+        if status.exit_message:
+            described["ExitMessage"] = status.exit_message
+        return described
+
+    def job_dir(self, job_name: str) -> Path:
+        return self._paths(job_name).root
+
+
+def _time(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def _is_running(pid: int) -> bool:
+    """False for a zombie (exited, not yet reaped by its parent)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
