@@ -3,7 +3,7 @@
 import dagster as dg
 
 from batch_assets.model_pointer import ModelNotTrainedError, read_current_model
-from batch_assets.partitions import DATE_DIMENSION, MODEL_DIMENSION, prediction_partitions
+from batch_assets.partitions import prediction_partitions, split_prediction_key
 from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.registry import Registry
 from batch_assets.scoring_plan import MissingInputError, list_inputs, tally_partition
@@ -13,19 +13,20 @@ COMPLETE_CHECK = "predictions_complete"
 
 
 def build_completeness_check(registry: Registry) -> dg.AssetChecksDefinition:
+    partitions_def = prediction_partitions(registry)
+
     @dg.asset_check(
         asset=PREDICTIONS,
         name=COMPLETE_CHECK,
         blocking=True,
-        partitions_def=prediction_partitions(registry),
+        partitions_def=partitions_def,
         description="Every input file of the day has an output and a manifest from the "
         "current model version, with rows in == rows out.",
     )
     def predictions_complete(
         context: dg.AssetCheckExecutionContext, storage: ObjectStorage
     ) -> dg.AssetCheckResult:
-        keys = context.partition_key.keys_by_dimension
-        day, model = keys[DATE_DIMENSION], keys[MODEL_DIMENSION]
+        day, model = split_prediction_key(partitions_def, context.partition_key)
         spec = registry.get(model)
         try:
             version = read_current_model(storage, model).version

@@ -44,6 +44,7 @@ def build_definitions(
         jobs=[
             dg.define_asset_job("train_models", selection=[TRAINED_MODEL]),
             dg.define_asset_job("score_predictions", selection=[PREDICTIONS]),
+
         ],
         resources=resources if resources is not None else local_resources(),
     )

@@ -24,6 +24,9 @@ from batch_assets.partitions import prediction_partition_key
 from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
 
+# Dagster's console logger at INFO: job progress without every engine event.
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
 
 @dataclass
 class DemoSummary:
@@ -77,7 +80,8 @@ def run_demo(data_dir: Path, registry_path: Path = DEFAULT_REGISTRY_PATH,
         if storage.exists(current_model_key(model)):
             continue
         print(f"training {model} ...")
-        train_job.execute_in_process(partition_key=model, instance=instance)
+        train_job.execute_in_process(partition_key=model, instance=instance,
+                                     run_config=QUIET)
         summary.models_trained.append(model)
     for day in data_spec.days:
         for model in registry.model_names:
@@ -85,7 +89,8 @@ def run_demo(data_dir: Path, registry_path: Path = DEFAULT_REGISTRY_PATH,
                 continue
             key = prediction_partition_key(day, model)
             print(f"scoring {key} ...")
-            result = score_job.execute_in_process(partition_key=str(key), instance=instance)
+            result = score_job.execute_in_process(partition_key=str(key), instance=instance,
+                                                  run_config=QUIET)
             _add(summary, result)
     summary.wall_seconds = time.monotonic() - started
     return summary

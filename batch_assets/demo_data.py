@@ -67,7 +67,7 @@ def make_rows(rows: int, first_id: int, seed: int, with_label: bool) -> pa.Table
 def write_table(storage: ObjectStorage, table: pa.Table, key: str) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "part.parquet"
-        pq.write_table(table, path, row_group_size=16_384)
+        pq.write_table(table, path, row_group_size=16_384, write_page_checksum=True)
         storage.upload_file(path, key)
 
 

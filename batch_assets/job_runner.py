@@ -95,7 +95,7 @@ class PartitionJobRunner:
             record = self.job_store.create_attempt(
                 self.asset_name, self.partition_key,
                 lambda attempt: processing_job_name(*name_parts, attempt=attempt),
-                self.context.run_id, self.processing.backend_name,
+                self.context.run.run_id, self.processing.backend_name,
             )
         except JobInFlightError as exc:
             raise dg.Failure(

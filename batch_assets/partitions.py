@@ -27,3 +27,17 @@ def prediction_partitions(registry: Registry) -> dg.MultiPartitionsDefinition:
 
 def prediction_partition_key(day: str, model: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({DATE_DIMENSION: day, MODEL_DIMENSION: model})
+
+
+def split_prediction_key(
+    partitions_def: dg.MultiPartitionsDefinition, partition_key: str
+) -> tuple[str, str]:
+    """(date, model) of a predictions partition key.
+
+    Dagster hands a ``MultiPartitionKey`` to assets but a plain string to some
+    check-only runs; both forms are accepted.
+    """
+    if not isinstance(partition_key, dg.MultiPartitionKey):
+        partition_key = partitions_def.get_partition_key_from_str(partition_key)
+    keys = partition_key.keys_by_dimension
+    return keys[DATE_DIMENSION], keys[MODEL_DIMENSION]

@@ -6,7 +6,11 @@ from batch_assets.job_requests import job_tags, scoring_request
 from batch_assets.job_runner import JobOutcome, PartitionJobRunner
 from batch_assets.layout import job_prefix, predictions_prefix
 from batch_assets.model_pointer import ModelNotTrainedError, read_current_model
-from batch_assets.partitions import DATE_DIMENSION, MODEL_DIMENSION, prediction_partitions
+from batch_assets.partitions import (
+    MODEL_DIMENSION,
+    prediction_partitions,
+    split_prediction_key,
+)
 from batch_assets.registry import Registry
 from batch_assets.scoring_plan import (
     MissingInputError,
@@ -25,9 +29,11 @@ ASSET_NAME = "predictions"
 
 
 def build_predictions_asset(registry: Registry) -> dg.AssetsDefinition:
+    partitions_def = prediction_partitions(registry)
+
     @dg.asset(
         name=ASSET_NAME,
-        partitions_def=prediction_partitions(registry),
+        partitions_def=partitions_def,
         deps=[dg.AssetDep(
             TRAINED_MODEL,
             partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
@@ -46,8 +52,7 @@ def build_predictions_asset(registry: Registry) -> dg.AssetsDefinition:
         job_store: JobStore,
         processing: SageMakerProcessing,
     ) -> dg.MaterializeResult:
-        keys = context.partition_key.keys_by_dimension
-        day, model = keys[DATE_DIMENSION], keys[MODEL_DIMENSION]
+        day, model = split_prediction_key(partitions_def, context.partition_key)
         spec = registry.get(model)
         try:
             current = read_current_model(storage, model)
@@ -75,7 +80,7 @@ def build_predictions_asset(registry: Registry) -> dg.AssetsDefinition:
                     processing, spec, job_name, manifest_uri=storage.uri(manifest_key),
                     model_uri=storage.uri(current.prefix),
                     output_uri=storage.uri(predictions_prefix(model, day)),
-                    tags=job_tags(ASSET_NAME, context.partition_key, context.run_id),
+                    tags=job_tags(ASSET_NAME, context.partition_key, context.run.run_id),
                 )
 
             outcome = runner.run_new_attempt(("pred", model, day.replace("-", "")), build)

@@ -66,7 +66,7 @@ def _train(context, spec: ModelSpec, storage: ObjectStorage, runner: PartitionJo
             " (its training_data in the model registry). Deliver the training files or fix "
             "the prefix."
         )
-    version = new_model_version(context.run_id)
+    version = new_model_version(context.run.run_id)
 
     def build(job_name: str) -> dict:
         config_prefix = job_prefix(job_name) + "config/"
@@ -80,7 +80,7 @@ def _train(context, spec: ModelSpec, storage: ObjectStorage, runner: PartitionJo
             processing, spec, job_name, train_uri=storage.uri(spec.training_data),
             config_uri=storage.uri(config_prefix),
             model_uri=storage.uri(model_prefix(spec.name, version)),
-            tags=job_tags(ASSET_NAME, spec.name, context.run_id),
+            tags=job_tags(ASSET_NAME, spec.name, context.run.run_id),
         )
 
     return runner.run_new_attempt(("train", spec.name), build)

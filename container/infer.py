@@ -103,7 +103,7 @@ def score_file(
     rows_in = 0
     rows_out = 0
     try:
-        parquet_file = pq.ParquetFile(task.source)
+        parquet_file = pq.ParquetFile(task.source, page_checksum_verification=True)
         rows_in = parquet_file.metadata.num_rows
         key_fields = [parquet_file.schema_arrow.field(k) for k in metadata.key_columns]
         schema = pa.schema([*key_fields, pa.field(PREDICTION_COLUMN, pa.float64())])

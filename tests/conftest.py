@@ -1,0 +1,117 @@
+"""Shared fixtures: a small demo data set, a test registry, local resources.
+
+Training is the slowest step, so one session-wide bucket is trained once and
+each test gets its own copy of it (and its own job store and job folders).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from batch_assets.definitions import build_definitions
+from batch_assets.demo_data import DemoDataSpec, generate_demo_data
+from batch_assets.registry import DEFAULT_REGISTRY_PATH
+from resources.job_store import SQLiteJobStore
+from resources.processing import SageMakerProcessing
+from resources.storage import LocalBucketStorage
+
+SMALL_DATA = DemoDataSpec(
+    days=("2026-11-01", "2026-11-02"),
+    files_per_day=5,
+    rows_per_file=2_000,
+    training_rows=6_000,
+)
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def write_test_registry(path: Path, xgb_inference: str = "", instance_count: int = 2) -> Path:
+    """The shipped registry with smaller models (fast to train) and the given overrides."""
+    text = DEFAULT_REGISTRY_PATH.read_text()
+    text = text.replace("n_estimators = 100", "n_estimators = 20")
+    text = text.replace("instance_count = 2", f"instance_count = {instance_count}")
+    if xgb_inference:
+        text = text.replace(
+            "[models.hyperparameters]\nn_estimators",
+            f"[models.inference]\n{xgb_inference}\n\n[models.hyperparameters]\nn_estimators",
+        )
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class Pipeline:
+    """Everything a test needs to run the pipeline in its own folder."""
+
+    root: Path
+    registry_path: Path
+    storage: LocalBucketStorage
+    job_store: SQLiteJobStore
+    processing: SageMakerProcessing
+
+    @property
+    def resources(self) -> dict:
+        return {"storage": self.storage, "job_store": self.job_store,
+                "processing": self.processing}
+
+    def definitions(self) -> dg.Definitions:
+        return build_definitions(self.registry_path, self.resources)
+
+    def run_job(self, job: str, partition_key: str, raise_on_error: bool = True):
+        return self.definitions().resolve_job_def(job).execute_in_process(
+            partition_key=partition_key, instance=dg.DagsterInstance.ephemeral(),
+            run_config=QUIET, raise_on_error=raise_on_error,
+        )
+
+
+def make_pipeline(root: Path, registry_path: Path, bucket: Path | None = None) -> Pipeline:
+    return Pipeline(
+        root=root,
+        registry_path=registry_path,
+        storage=LocalBucketStorage(root=str(bucket or root / "bucket")),
+        job_store=SQLiteJobStore(path=str(root / "jobs.sqlite3")),
+        processing=SageMakerProcessing(
+            local_work_dir=str(root / "processing"), poll_interval_seconds=0.1,
+            local_stop_grace_seconds=2.0,
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory) -> Path:
+    """A bucket with small demo data and both models trained (built once per session)."""
+    root = tmp_path_factory.mktemp("template")
+    registry = write_test_registry(root / "models.toml")
+    pipeline = make_pipeline(root, registry)
+    generate_demo_data(pipeline.storage, SMALL_DATA)
+    for model in ("churn_xgb", "churn_logreg"):
+        pipeline.run_job("train_models", model)
+    return root / "bucket"
+
+
+@pytest.fixture
+def pipeline(tmp_path, trained_template) -> Pipeline:
+    """A private copy of the trained bucket with a fresh job store."""
+    shutil.copytree(trained_template, tmp_path / "bucket")
+    return make_pipeline(tmp_path, write_test_registry(tmp_path / "models.toml"))
+
+
+def run_checks_only(pipeline: Pipeline, partition_key: str):
+    """Run the predictions checks alone on one partition, as the UI's "Execute checks".
+
+    A check-only asset job has no partitions definition in Dagster 1.13, so the
+    partition is given by the run's partition tag, as the UI does.
+    """
+    definitions = pipeline.definitions()
+    checks = set(definitions.resolve_asset_graph().asset_check_keys)
+    job = definitions.resolve_implicit_global_asset_job_def().get_subset(
+        asset_check_selection=checks
+    )
+    return job.execute_in_process(
+        tags={"dagster/partition": partition_key}, instance=dg.DagsterInstance.ephemeral(),
+        run_config=QUIET, raise_on_error=False,
+    )

@@ -1,0 +1,41 @@
+"""Test helpers that read what the pipeline wrote (never stand in for pipeline code)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def read_outputs(prediction_dir: Path) -> pa.Table:
+    files = sorted(p for p in prediction_dir.glob("*.parquet"))
+    return pa.concat_tables([pq.read_table(p) for p in files])
+
+
+def framework_predictions(bundle_dir: Path, frame) -> np.ndarray:
+    """The framework's own predict_proba[:, 1] on ``frame`` (the reference)."""
+    import json
+
+    metadata = json.loads((bundle_dir / "model.json").read_text())
+    features = metadata["features"]
+    if metadata["framework"] == "xgboost":
+        import xgboost as xgb
+
+        model = xgb.XGBClassifier()
+        model.load_model(str(bundle_dir / metadata["artifact"]))
+        return model.predict_proba(frame[features])[:, 1]
+    import joblib
+
+    return joblib.load(bundle_dir / metadata["artifact"]).predict_proba(frame[features])[:, 1]
+
+
+def corrupt_data_page(path: Path, row_group: int = 0, column: int = 1) -> None:
+    """Overwrite bytes inside one column chunk's data page (the footer stays valid)."""
+    metadata = pq.ParquetFile(path).metadata
+    chunk = metadata.row_group(row_group).column(column)
+    offset = chunk.data_page_offset + chunk.total_compressed_size // 2
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        handle.write(bytes(range(7, 71)))

@@ -1,0 +1,213 @@
+"""End-to-end through Dagster on the embedded default: assets, metadata, checks, errors."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from batch_assets.definitions import defs
+from batch_assets.model_pointer import read_current_model
+from batch_assets.partitions import prediction_partition_key
+from tests.conftest import SMALL_DATA, run_checks_only
+from tests.helpers import corrupt_data_page, framework_predictions, read_outputs
+
+DAY = SMALL_DATA.days[0]
+
+
+def _materialization(result, node="predictions"):
+    (event,) = result.asset_materializations_for_node(node)
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+def _check_passed(result) -> bool:
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation.passed
+
+
+def test_definitions_load_without_settings(monkeypatch):
+    for name in list(__import__("os").environ):
+        if name.startswith(("BATCH_", "AWS_")):
+            monkeypatch.delenv(name)
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"trained_model", "predictions"}
+    predictions = graph.get(dg.AssetKey("predictions"))
+    assert predictions.partitions_def.get_partitions_def_for_dimension(
+        "model").get_partition_keys() == ["churn_xgb", "churn_logreg"]
+    assert "2026-11-01|churn_xgb" in predictions.partitions_def.get_partition_keys()
+    assert definitions.resolve_job_def("score_predictions") is not None
+
+
+@pytest.mark.parametrize("model", ["churn_xgb", "churn_logreg"])
+def test_partition_end_to_end_matches_framework(pipeline, model):
+    key = str(prediction_partition_key(DAY, model))
+    result = pipeline.run_job("score_predictions", key)
+    meta = _materialization(result)
+    current = read_current_model(pipeline.storage, model)
+    assert meta["backend"] == "local"
+    assert meta["instances"] == 2
+    assert meta["input_files"] == SMALL_DATA.files_per_day
+    assert meta["files_scored_now"] == SMALL_DATA.files_per_day
+    assert meta["rows"] == SMALL_DATA.files_per_day * SMALL_DATA.rows_per_file
+    assert meta["rows_per_second"] > 0
+    assert meta["model_version"] == current.version
+    assert meta["job_name"] == f"pred-{model.replace('_', '-')}-{DAY.replace('-', '')}-a1"
+    assert meta["output_location"].endswith(f"predictions/{model}/dt={DAY}/")
+    assert _check_passed(result)
+
+    bucket = pipeline.storage.root_path
+    input_files = sorted((bucket / f"data/customers/dt={DAY}").glob("*.parquet"))
+    inputs = pd.concat([pd.read_parquet(p) for p in input_files])
+    outputs = read_outputs(bucket / f"predictions/{model}/dt={DAY}").to_pandas()
+    assert list(outputs.columns) == ["customer_id", "prediction"]
+    assert outputs["customer_id"].is_unique
+    assert set(outputs["customer_id"]) == set(inputs["customer_id"])
+    expected = framework_predictions(bucket / current.prefix, inputs)
+    joined = inputs[["customer_id"]].assign(expected=expected).merge(outputs, on="customer_id")
+    assert len(joined) == len(inputs)
+    assert (joined["prediction"] - joined["expected"]).abs().max() < 1e-6
+
+
+def test_rerun_of_complete_partition_does_no_compute(pipeline):
+    key = str(prediction_partition_key(DAY, "churn_xgb"))
+    pipeline.run_job("score_predictions", key)
+    again = _materialization(pipeline.run_job("score_predictions", key))
+    assert again["nothing_to_do"] is True
+    assert again["files_scored_now"] == 0
+    assert again["rows"] == SMALL_DATA.files_per_day * SMALL_DATA.rows_per_file
+    assert len(pipeline.job_store.attempts("predictions", key)) == 1
+
+
+def test_deleted_output_fails_check_and_rerun_redoes_only_that_file(pipeline):
+    key = str(prediction_partition_key(DAY, "churn_logreg"))
+    pipeline.run_job("score_predictions", key)
+    out_dir = pipeline.storage.root_path / f"predictions/churn_logreg/dt={DAY}"
+    victim = out_dir / "part-00002.parquet"
+    before = {p.name: p.read_bytes() for p in out_dir.glob("*.parquet") if p != victim}
+    victim.unlink()
+
+    check_run = run_checks_only(pipeline, key)
+    (evaluation,) = check_run.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert evaluation.metadata["missing_files"].value == 1
+
+    meta = _materialization(pipeline.run_job("score_predictions", key))
+    assert meta["files_scored_now"] == 1
+    assert meta["files_already_done"] == SMALL_DATA.files_per_day - 1
+    assert meta["attempt"] == 2
+    assert victim.exists()
+    for name, data in before.items():
+        assert (out_dir / name).read_bytes() == data, f"{name} was rewritten"
+
+
+def test_job_failure_keeps_finished_files_and_rerun_resumes(tmp_path, trained_template):
+    """One instance, one worker: files are scored in order; a corrupt data page in the
+    fourth file fails the job after three files are done. Those three are kept, the
+    failure names the file, and after the file is fixed a rerun scores only two."""
+    import shutil
+
+    from tests.conftest import make_pipeline, write_test_registry
+
+    shutil.copytree(trained_template, tmp_path / "bucket")
+    registry = write_test_registry(tmp_path / "models.toml", xgb_inference="workers = 1",
+                                   instance_count=1)
+    pipeline = make_pipeline(tmp_path, registry)
+    key = str(prediction_partition_key(DAY, "churn_xgb"))
+    data_file = pipeline.storage.root_path / f"data/customers/dt={DAY}/part-00003.parquet"
+    original = data_file.read_bytes()
+    corrupt_data_page(data_file)
+
+    failed = pipeline.run_job("score_predictions", key, raise_on_error=False)
+    assert not failed.success
+    failure = failed.get_step_failure_events()[0].step_failure_data.error.message
+    assert "part-00003.parquet" in failure
+    assert "3 of 5 files are scored and kept" in failure
+    out_dir = pipeline.storage.root_path / f"predictions/churn_xgb/dt={DAY}"
+    assert sorted(p.name for p in out_dir.glob("*.parquet")) == [
+        "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert not [p for p in out_dir.rglob("*") if ".tmp" in p.name]
+    (attempt,) = pipeline.job_store.attempts("predictions", key)
+    assert attempt.status == "Failed" and "part-00003.parquet" in attempt.failure_reason
+
+    data_file.write_bytes(original)
+    meta = _materialization(pipeline.run_job("score_predictions", key))
+    assert meta["files_scored_now"] == 2
+    assert meta["attempt"] == 2
+    assert pq.read_metadata(out_dir / "part-00003.parquet").num_rows == SMALL_DATA.rows_per_file
+
+
+def test_date_without_data_fails_with_clear_message(pipeline):
+    result = pipeline.run_job("score_predictions",
+                              str(prediction_partition_key("2026-11-20", "churn_xgb")),
+                              raise_on_error=False)
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "no inference data for customers on 2026-11-20" in message
+    assert "s3://local-bucket/data/customers/dt=2026-11-20/" in message
+    assert pipeline.job_store.attempts(
+        "predictions", str(prediction_partition_key("2026-11-20", "churn_xgb"))) == []
+
+
+def test_missing_success_marker_is_reported(pipeline):
+    (pipeline.storage.root_path / f"data/customers/dt={DAY}/_SUCCESS").unlink()
+    result = pipeline.run_job("score_predictions", str(prediction_partition_key(DAY, "churn_xgb")),
+                              raise_on_error=False)
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "not marked complete" in message and "_SUCCESS" in message
+
+
+def test_missing_feature_column_names_column_and_file(pipeline):
+    data_file = pipeline.storage.root_path / f"data/customers/dt={DAY}/part-00001.parquet"
+    table = pq.read_table(data_file).drop_columns(["f07"])
+    pq.write_table(table, data_file)
+    result = pipeline.run_job("score_predictions",
+                              str(prediction_partition_key(DAY, "churn_xgb")),
+                              raise_on_error=False)
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "part-00001.parquet" in message and "'f07'" in message and "missing" in message
+    out_dir = pipeline.storage.root_path / f"predictions/churn_xgb/dt={DAY}"
+    assert not out_dir.exists() or not [p for p in out_dir.rglob("*") if ".tmp" in p.name]
+
+
+def test_corrupt_file_is_named(pipeline):
+    data_file = pipeline.storage.root_path / f"data/customers/dt={DAY}/part-00004.parquet"
+    data_file.write_bytes(data_file.read_bytes()[:-100])  # truncated: footer gone
+    result = pipeline.run_job("score_predictions",
+                              str(prediction_partition_key(DAY, "churn_logreg")),
+                              raise_on_error=False)
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "part-00004.parquet" in message and "not a readable Parquet file" in message
+
+
+def test_missing_model_artifact_is_reported(pipeline):
+    current = read_current_model(pipeline.storage, "churn_xgb")
+    (pipeline.storage.root_path / current.prefix / "model.ubj").unlink()
+    result = pipeline.run_job("score_predictions",
+                              str(prediction_partition_key(DAY, "churn_xgb")),
+                              raise_on_error=False)
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "model artifact missing" in message and "model.ubj" in message
+
+
+def test_untrained_model_is_reported(pipeline):
+    (pipeline.storage.root_path / "models/churn_logreg/current.json").unlink()
+    result = pipeline.run_job("score_predictions",
+                              str(prediction_partition_key(DAY, "churn_logreg")),
+                              raise_on_error=False)
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "Materialize trained_model[churn_logreg] first" in message
+
+
+def test_trained_model_metadata(pipeline):
+    result = pipeline.run_job("train_models", "churn_logreg")
+    meta = _materialization(result, "trained_model")
+    current = read_current_model(pipeline.storage, "churn_logreg")
+    assert meta["model_version"] == current.version
+    assert meta["framework"] == "sklearn"
+    assert meta["training_rows"] == SMALL_DATA.training_rows
+    assert 0.6 < meta["holdout_roc_auc"] <= 1.0
+    assert meta["job_name"] == "train-churn-logreg-a1"
+    assert (pipeline.storage.root_path / current.prefix / "model.joblib").is_file()
