@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,12 @@ from batch_assets.demo_data import DemoDataSpec, generate_demo_data
 from batch_assets.layout import current_model_key
 from batch_assets.partitions import prediction_partition_key
 from batch_assets.predictions import ASSET_NAME as PREDICTIONS
-from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
+from batch_assets.registry import (
+    DEFAULT_REGISTRY_PATH,
+    RegistryError,
+    UnknownModelError,
+    load_registry,
+)
 
 # Dagster's console logger at INFO: job progress without every engine event.
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -60,12 +66,15 @@ class DemoSummary:
 
 def run_demo(data_dir: Path, registry_path: Path = DEFAULT_REGISTRY_PATH,
              data_spec: DemoDataSpec | None = None,
-             instance: dg.DagsterInstance | None = None) -> DemoSummary:
+             instance: dg.DagsterInstance | None = None,
+             models: list[str] | None = None) -> DemoSummary:
+    """Run the demo; ``models`` limits it to some registered models (default: all)."""
     started = time.monotonic()
     data_spec = data_spec or DemoDataSpec()
     resources = local_resources(str(data_dir))
     storage = resources["storage"]
     registry = load_registry(registry_path)
+    selected = [registry.get(name).name for name in models] if models else registry.model_names
     generated = generate_demo_data(storage, data_spec)
     if generated["files"]:
         print(f"generated {generated['files']} files, {generated['rows']:,} rows "
@@ -76,7 +85,7 @@ def run_demo(data_dir: Path, registry_path: Path = DEFAULT_REGISTRY_PATH,
     instance = instance or dg.DagsterInstance.get()
     train_job = defs.resolve_job_def("train_models")
     score_job = defs.resolve_job_def("score_predictions")
-    for model in registry.model_names:
+    for model in selected:
         if storage.exists(current_model_key(model)):
             continue
         print(f"training {model} ...")
@@ -84,7 +93,7 @@ def run_demo(data_dir: Path, registry_path: Path = DEFAULT_REGISTRY_PATH,
                                      run_config=QUIET)
         summary.models_trained.append(model)
     for day in data_spec.days:
-        for model in registry.model_names:
+        for model in selected:
             if registry.get(model).dataset != data_spec.dataset:
                 continue
             key = prediction_partition_key(day, model)
@@ -114,10 +123,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for the local bucket, job store and job folders")
     parser.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY_PATH,
                         help="model registry file")
+    parser.add_argument("--models", default="",
+                        help="comma-separated model names to run (default: every registered one)")
     args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     os.environ.setdefault("DAGSTER_HOME", str((args.data_dir / "dagster_home").resolve()))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    summary = run_demo(args.data_dir, args.registry)
+    dagster_home = Path(os.environ["DAGSTER_HOME"])
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    if not (dagster_home / "dagster.yaml").exists():
+        (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    try:
+        summary = run_demo(args.data_dir, args.registry, models=models or None)
+    except (UnknownModelError, RegistryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print("\n== batch inference demo: summary ==")
     print("\n".join(summary.lines()))
     return 0

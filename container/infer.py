@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -170,6 +171,7 @@ def run_infer(env: ProcessingEnvironment, options: InferOptions) -> list[dict]:
         raise JobInputError(f"processing job has no output named {PREDICTIONS_OUTPUT!r}")
     bundle_dir = inputs[MODEL_INPUT].local_path
     metadata = read_metadata(bundle_dir)
+    load_adapter(metadata, bundle_dir)  # a bad artifact fails here, with its own message
     host = env.current_host()
     tasks = find_input_files(inputs[DATA_INPUT].local_path)
     if not tasks:
@@ -234,6 +236,11 @@ def _score_all(
             if failure is not None:
                 for future in pending:
                     future.cancel()
+        if isinstance(failure, BrokenProcessPool):
+            raise RuntimeError(
+                f"{host}: a worker process died while scoring (killed, or out of memory: "
+                "lower batch_rows or workers in the model's inference settings)"
+            ) from failure
         if failure is not None:
             raise failure
     return manifests

@@ -1,0 +1,184 @@
+"""The local Processing runner: the same request as SageMaker, run as N local instances."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError, ParamValidationError
+
+from resources.local_processing.client import LocalProcessingClient
+from resources.processing_request import (
+    ClusterSpec,
+    InputChannel,
+    OutputChannel,
+    ProcessingJobSpec,
+    build_processing_job_request,
+)
+from resources.storage import LocalBucketStorage
+
+PROGRAM = str(Path(__file__).with_name("instance_program.py"))
+
+
+@pytest.fixture
+def storage(tmp_path) -> LocalBucketStorage:
+    storage = LocalBucketStorage(root=str(tmp_path / "bucket"))
+    for i in range(7):
+        storage.write_bytes(f"data/d/dt=2026-11-01/part-{i}.parquet", b"x" * (i + 1))
+    storage.write_bytes("models/m/v1/model.json", b"{}")
+    storage.write_bytes("models/m/v1/model.ubj", b"\0")
+    return storage
+
+
+@pytest.fixture
+def client(storage, tmp_path) -> LocalProcessingClient:
+    return LocalProcessingClient(storage, tmp_path / "jobs", stop_grace_seconds=2.0)
+
+
+def request(name: str, mode: str, instances: int, data_prefix="data/d/dt=2026-11-01/",
+            max_runtime=600) -> dict:
+    return build_processing_job_request(ProcessingJobSpec(
+        job_name=name,
+        image_uri="local",
+        entrypoint=["python3", PROGRAM],
+        arguments=[mode],
+        inputs=[
+            InputChannel("data", f"s3://local-bucket/{data_prefix}",
+                         "/opt/ml/processing/input/data", distribution="ShardedByS3Key"),
+            InputChannel("model", "s3://local-bucket/models/m/v1/",
+                         "/opt/ml/processing/input/model"),
+        ],
+        outputs=[OutputChannel("out", f"s3://local-bucket/out/{name}/",
+                               "/opt/ml/processing/output/out")],
+        cluster=ClusterSpec("ml.m5.xlarge", instances),
+        max_runtime_seconds=max_runtime,
+    ))
+
+
+def wait_for(client, name, statuses, timeout=60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = client.describe_processing_job(ProcessingJobName=name)
+        if described["ProcessingJobStatus"] in statuses:
+            return described
+        time.sleep(0.1)
+    raise AssertionError(f"{name} did not reach {statuses}: {described}")
+
+
+def reports(storage, name) -> dict[str, dict]:
+    return {
+        Path(o.key).stem: json.loads(storage.read_bytes(o.key))
+        for o in storage.list_objects(f"out/{name}/") if o.key.endswith(".json")
+    }
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_sharded_input_is_split_and_replicated_input_copied(client, storage):
+    client.create_processing_job(**request("shard-3", "list", 3))
+    described = wait_for(client, "shard-3", {"Completed", "Failed"})
+    assert described["ProcessingJobStatus"] == "Completed", described.get("FailureReason")
+    seen = reports(storage, "shard-3")
+    assert sorted(seen) == ["algo-1", "algo-2", "algo-3"]
+    shards = [seen[h]["seen"]["data"] for h in sorted(seen)]
+    flat = [f for shard in shards for f in shard]
+    assert sorted(flat) == [f"part-{i}.parquet" for i in range(7)]
+    assert len(flat) == len(set(flat))
+    assert sorted(len(s) for s in shards) == [2, 2, 3]
+    for host in seen.values():
+        assert host["seen"]["model"] == ["model.json", "model.ubj"]
+        assert host["cpus"] == str(max(1, len(os.sched_getaffinity(0)) // 3))
+    assert described["ProcessingStartTime"] <= described["ProcessingEndTime"]
+
+
+def test_more_instances_than_objects_leaves_some_idle(client, storage):
+    for i in range(2):
+        storage.write_bytes(f"data/small/part-{i}.parquet", b"y")
+    client.create_processing_job(**request("shard-4", "list", 4, data_prefix="data/small/"))
+    assert wait_for(client, "shard-4", {"Completed", "Failed"})["ProcessingJobStatus"] == \
+        "Completed"
+    sizes = sorted(len(r["seen"]["data"]) for r in reports(storage, "shard-4").values())
+    assert sizes == [0, 0, 1, 1]
+
+
+def test_failed_instance_fails_the_job_with_its_message(client, storage):
+    client.create_processing_job(**request("fails", "fail", 2))
+    described = wait_for(client, "fails", {"Completed", "Failed"})
+    assert described["ProcessingJobStatus"] == "Failed"
+    assert "algo-2: input file part-9.parquet is corrupt" in described["FailureReason"]
+    assert described["ExitMessage"] == "algo-2: input file part-9.parquet is corrupt"
+    # algo-1's output was written before the failure and uploaded (Continuous mode)
+    assert "algo-1" in reports(storage, "fails")
+
+
+def test_stop_terminates_instance_processes(client, storage, tmp_path):
+    client.create_processing_job(**request("stops", "sleep", 2))
+    pids_dir = tmp_path / "jobs" / "stops" / "instances"
+    deadline = time.monotonic() + 30
+    pid_files = []
+    while time.monotonic() < deadline and len(pid_files) < 2:
+        pid_files = list(pids_dir.glob("*/opt_ml/processing/output/out/*.pid"))
+        time.sleep(0.1)
+    pids = [int(p.read_text()) for p in pid_files]
+    assert len(pids) == 2 and all(pid_alive(p) for p in pids)
+    client.stop_processing_job(ProcessingJobName="stops")
+    described = wait_for(client, "stops", {"Stopped", "Completed", "Failed"}, timeout=30)
+    assert described["ProcessingJobStatus"] == "Stopped"
+    assert not any(pid_alive(p) for p in pids)
+    with pytest.raises(ClientError) as error:
+        client.stop_processing_job(ProcessingJobName="stops")
+    assert error.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_killed_supervisor_marks_job_failed_and_takes_instances_down(client, tmp_path):
+    client.create_processing_job(**request("orphan", "sleep", 2))
+    pids_dir = tmp_path / "jobs" / "orphan" / "instances"
+    deadline = time.monotonic() + 30
+    pid_files = []
+    while time.monotonic() < deadline and len(pid_files) < 2:
+        pid_files = list(pids_dir.glob("*/opt_ml/processing/output/out/*.pid"))
+        time.sleep(0.1)
+    pids = [int(p.read_text()) for p in pid_files]
+    status = json.loads((tmp_path / "jobs/orphan/status.json").read_text())
+    os.kill(status["supervisor_pid"], signal.SIGKILL)
+    described = wait_for(client, "orphan", {"Failed", "Completed", "Stopped"}, timeout=15)
+    assert described["ProcessingJobStatus"] == "Failed"
+    assert "supervisor" in described["FailureReason"] and "died" in described["FailureReason"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+        time.sleep(0.1)
+    assert not any(pid_alive(p) for p in pids), "instances outlived their supervisor"
+
+
+def test_max_runtime_is_enforced(client):
+    client.create_processing_job(**request("slow", "sleep", 1, max_runtime=1))
+    described = wait_for(client, "slow", {"Completed", "Failed", "Stopped"}, timeout=30)
+    assert described["ProcessingJobStatus"] == "Failed"
+    assert "MaxRuntimeInSeconds" in described["FailureReason"]
+
+
+def test_api_errors_match_sagemaker(client):
+    with pytest.raises(ClientError) as missing:
+        client.describe_processing_job(ProcessingJobName="nope")
+    assert missing.value.response["Error"]["Code"] == "ValidationException"
+    client.create_processing_job(**request("dup", "list", 1))
+    with pytest.raises(ClientError) as duplicate:
+        client.create_processing_job(**request("dup", "list", 1))
+    assert duplicate.value.response["Error"]["Code"] == "ResourceInUse"
+    bad = request("bad", "list", 1)
+    del bad["RoleArn"]
+    with pytest.raises(ParamValidationError):
+        client.create_processing_job(**bad)
+    wait_for(client, "dup", {"Completed", "Failed"})
+

@@ -1,0 +1,28 @@
+"""CI runs the README's test command; the README's commands are real Make targets."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci/run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "make demo" in readme and "make test" in readme
+    assert re.search(r"^make test$", ci, re.MULTILINE)
+
+
+def test_make_targets_exist_and_set_up_the_environment():
+    for target in ("demo", "test", "dev"):
+        dry_run = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True,
+                                 text=True, check=True).stdout
+        assert dry_run, target
+    assert "pytest" in subprocess.run(["make", "-n", "-W", "pyproject.toml", "test"], cwd=ROOT,
+                                      capture_output=True, text=True).stdout
+    setup = subprocess.run(["make", "-n", "-W", "pyproject.toml", "setup"], cwd=ROOT,
+                           capture_output=True, text=True).stdout
+    assert "-m venv" in setup and "pip install" in setup

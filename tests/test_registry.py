@@ -1,0 +1,58 @@
+"""The model registry: the shipped file is valid; mistakes name the file, model and field."""
+
+from __future__ import annotations
+
+import pytest
+
+from batch_assets.registry import (
+    DEFAULT_REGISTRY_PATH,
+    RegistryError,
+    UnknownModelError,
+    load_registry,
+)
+
+
+def test_shipped_registry_has_the_two_models():
+    registry = load_registry()
+    assert registry.model_names == ["churn_xgb", "churn_logreg"]
+    xgb, logreg = registry.get("churn_xgb"), registry.get("churn_logreg")
+    assert xgb.framework == "xgboost" and len(xgb.features) >= 30
+    assert logreg.framework == "sklearn" and logreg.categorical_features == ("segment",)
+
+
+def test_unknown_model_lists_registered_names():
+    with pytest.raises(UnknownModelError) as error:
+        load_registry().get("churn_rf")
+    assert "churn_rf" in str(error.value) and "churn_xgb, churn_logreg" in str(error.value)
+
+
+BROKEN = [
+    ('framework = "xgboost"', 'framework = "lightgbm"', "framework 'lightgbm' is not one of"),
+    ('name = "churn_xgb"', 'name = "Churn-XGB"', "name must be"),
+    ("instance_count = 2", "instance_count = 0", "instance_count must be"),
+    ("quality_threshold = 0.70", "quality_threshold = 7", "quality_threshold must be"),
+    ('training_data = "training/customers/"', 'training_data = "training"', "training_data"),
+    ('categorical_features = ["segment"]', 'categorical_features = ["nope"]', "subset"),
+    ('key_columns = ["customer_id"]\nfeatures = [\n  "f00"', 'key_columns = ["f00"]\nfeatures = [\n  "f00"',
+     "both a key column and a feature"),
+    ('dataset = "customers"', 'dataset = "customers"\ncolour = "red"', "unknown field(s) colour"),
+    ('partitions_start_date = "2026-11-01"', 'partitions_start_date = "Nov 1"', "YYYY-MM-DD"),
+    ('name = "churn_logreg"', 'name = "churn_xgb"', "appears twice"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "message"), BROKEN)
+def test_invalid_registry_is_rejected_with_a_useful_message(tmp_path, old, new, message):
+    text = DEFAULT_REGISTRY_PATH.read_text()
+    assert old in text
+    path = tmp_path / "models.toml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(RegistryError) as error:
+        load_registry(path)
+    assert message in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_missing_registry_file(tmp_path):
+    with pytest.raises(RegistryError, match="does not exist"):
+        load_registry(tmp_path / "nope.toml")
