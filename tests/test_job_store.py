@@ -103,7 +103,8 @@ def _race(path: str, barrier, results) -> None:
     store = SQLiteJobStore(path=path)
     barrier.wait()
     try:
-        record = store.create_attempt(ASSET, PART, name_for, f"pid-{multiprocessing.current_process().pid}", "local")
+        run_id = f"pid-{multiprocessing.current_process().pid}"
+        record = store.create_attempt(ASSET, PART, name_for, run_id, "local")
         results.put(("created", record.attempt))
     except JobInFlightError:
         results.put(("refused", None))
