@@ -4,7 +4,7 @@ import dagster as dg
 
 from batch_assets.job_requests import job_tags, scoring_request
 from batch_assets.job_runner import JobOutcome, PartitionJobRunner
-from batch_assets.layout import job_prefix, predictions_prefix
+from batch_assets.layout import data_prefix, job_prefix, predictions_prefix
 from batch_assets.model_pointer import ModelNotTrainedError, read_current_model
 from batch_assets.partitions import (
     MODEL_DIMENSION,
@@ -73,7 +73,7 @@ def build_predictions_asset(registry: Registry) -> dg.AssetsDefinition:
             def build(job_name: str) -> dict:
                 manifest_key = job_prefix(job_name) + "inputs.manifest"
                 storage.write_bytes(manifest_key, build_manifest(
-                    storage.uri(inputs[0].key[: -len(inputs[0].relative)]),
+                    storage.uri(data_prefix(spec.dataset, day)),
                     [i.relative for i in before.pending],
                 ))
                 return scoring_request(

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dagster as dg
@@ -88,8 +88,8 @@ class JobStore(dg.ConfigurableResource):
     """Interface of the job store (SQLite by default, DynamoDB on AWS)."""
 
     def create_attempt(
-        self, asset_key: str, partition_key: str, job_name_for: callable, run_id: str,
-        backend: str,
+        self, asset_key: str, partition_key: str, job_name_for: Callable[[int], str],
+        run_id: str, backend: str,
     ) -> JobRecord:
         """Record the next attempt as Pending, unless one is in flight.
 
@@ -253,9 +253,8 @@ class SQLiteJobStore(JobStore):
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        updated = self.get(job_name)
-        assert updated is not None
-        return updated
+        return replace(record, status=new_status, updated_at=now, started_at=started,
+                       ended_at=ended, failure_reason=failure_reason or record.failure_reason)
 
     def get(self, job_name):
         with self._connect() as db:
