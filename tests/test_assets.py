@@ -159,27 +159,50 @@ def test_missing_success_marker_is_reported(pipeline):
     assert "not marked complete" in message and "_SUCCESS" in message
 
 
-def test_missing_feature_column_names_column_and_file(pipeline):
-    data_file = pipeline.storage.root_path / f"data/customers/dt={DAY}/part-00001.parquet"
-    table = pq.read_table(data_file).drop_columns(["f07"])
-    pq.write_table(table, data_file)
-    result = pipeline.run_job("score_predictions",
-                              str(prediction_partition_key(DAY, "churn_xgb")),
-                              raise_on_error=False)
-    message = result.get_step_failure_events()[0].step_failure_data.error.message
-    assert "part-00001.parquet" in message and "'f07'" in message and "missing" in message
+def _drop_column(path):
+    pq.write_table(pq.read_table(path).drop_columns(["f07"]), path)
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:-100])  # the footer is gone
+
+
+def _corrupt_page(path):
+    # re-delivered with other row groups (so a new size), then a data page is damaged
+    pq.write_table(pq.read_table(path), path, row_group_size=700, write_page_checksum=True)
+    corrupt_data_page(path, row_group=1, column=5)
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (_drop_column, ["part-00001.parquet", "'f07'", "missing"]),
+        (_truncate, ["part-00001.parquet", "not a readable Parquet file"]),
+        (_corrupt_page, ["part-00001.parquet"]),
+    ],
+    ids=["missing-column", "truncated", "corrupt-page"],
+)
+def test_bad_redelivered_file_fails_clearly_and_keeps_other_outputs(pipeline, damage, expected):
+    """A day is scored; then one file is re-delivered broken. The rerun fails with a
+    message naming the file (and column), shows no partial output, and leaves the
+    other files' outputs and manifests exactly as they were."""
+    key = str(prediction_partition_key(DAY, "churn_xgb"))
+    pipeline.run_job("score_predictions", key)
     out_dir = pipeline.storage.root_path / f"predictions/churn_xgb/dt={DAY}"
-    assert not out_dir.exists() or not [p for p in out_dir.rglob("*") if ".tmp" in p.name]
+    before = {p.relative_to(out_dir): p.read_bytes() for p in out_dir.rglob("*") if p.is_file()}
+    damage(pipeline.storage.root_path / f"data/customers/dt={DAY}/part-00001.parquet")
 
-
-def test_corrupt_file_is_named(pipeline):
-    data_file = pipeline.storage.root_path / f"data/customers/dt={DAY}/part-00004.parquet"
-    data_file.write_bytes(data_file.read_bytes()[:-100])  # truncated: footer gone
-    result = pipeline.run_job("score_predictions",
-                              str(prediction_partition_key(DAY, "churn_logreg")),
-                              raise_on_error=False)
+    result = pipeline.run_job("score_predictions", key, raise_on_error=False)
+    assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
-    assert "part-00004.parquet" in message and "not a readable Parquet file" in message
+    for text in expected:
+        assert text in message
+    after = {p.relative_to(out_dir): p.read_bytes() for p in out_dir.rglob("*") if p.is_file()}
+    assert after == before, "finished outputs changed or partial output appeared"
+    assert not [p for p in pipeline.storage.root_path.rglob("*") if ".tmp" in p.name]
+    attempts = pipeline.job_store.attempts("predictions", key)
+    assert [a.status for a in attempts] == ["Completed", "Failed"]
+    assert "part-00001.parquet" in attempts[-1].failure_reason
 
 
 def test_missing_model_artifact_is_reported(pipeline):
@@ -190,6 +213,7 @@ def test_missing_model_artifact_is_reported(pipeline):
                               raise_on_error=False)
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "model artifact missing" in message and "model.ubj" in message
+    assert not (pipeline.storage.root_path / "predictions/churn_xgb").exists()
 
 
 def test_untrained_model_is_reported(pipeline):
