@@ -81,6 +81,24 @@ class ProcessingEnvironment:
             for item in outputs
         }
 
+    def channels(
+        self, inputs: tuple[str, ...], outputs: tuple[str, ...]
+    ) -> tuple[dict[str, Path], dict[str, Path]]:
+        """Local paths of the named inputs and outputs; a missing one is a clear error."""
+        from container.errors import JobInputError
+
+        found_inputs, found_outputs = self.inputs(), self.outputs()
+        for kind, names, found in (("input", inputs, found_inputs),
+                                   ("output", outputs, found_outputs)):
+            missing = [n for n in names if n not in found]
+            if missing:
+                raise JobInputError(
+                    f"the processing job has no {kind} named {missing[0]!r}; it has "
+                    f"{sorted(found) or 'none'}"
+                )
+        return ({n: found_inputs[n].local_path for n in inputs},
+                {n: found_outputs[n].local_path for n in outputs})
+
     def current_host(self) -> str:
         return self.resource_config().get("current_host", "algo-1")
 

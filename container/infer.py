@@ -162,18 +162,12 @@ def score_file(
 
 def run_infer(env: ProcessingEnvironment, options: InferOptions) -> list[dict]:
     """Score every file of this instance's shard; returns the manifests written."""
-    inputs = env.inputs()
-    outputs = env.outputs()
-    for name in (DATA_INPUT, MODEL_INPUT):
-        if name not in inputs:
-            raise JobInputError(f"processing job has no input named {name!r}")
-    if PREDICTIONS_OUTPUT not in outputs:
-        raise JobInputError(f"processing job has no output named {PREDICTIONS_OUTPUT!r}")
-    bundle_dir = inputs[MODEL_INPUT].local_path
+    inputs, outputs = env.channels((DATA_INPUT, MODEL_INPUT), (PREDICTIONS_OUTPUT,))
+    bundle_dir = inputs[MODEL_INPUT]
     metadata = read_metadata(bundle_dir)
     load_adapter(metadata, bundle_dir)  # a bad artifact fails here, with its own message
     host = env.current_host()
-    tasks = find_input_files(inputs[DATA_INPUT].local_path)
+    tasks = find_input_files(inputs[DATA_INPUT])
     if not tasks:
         log.info("%s: no input files in this shard; nothing to do", host)
         return []
@@ -186,7 +180,7 @@ def run_infer(env: ProcessingEnvironment, options: InferOptions) -> list[dict]:
         host, len(tasks), total_rows, metadata.name, metadata.version,
         plan.workers, plan.threads_per_worker,
     )
-    return _score_all(tasks, bundle_dir, outputs[PREDICTIONS_OUTPUT].local_path, env, options,
+    return _score_all(tasks, bundle_dir, outputs[PREDICTIONS_OUTPUT], env, options,
                       plan, host, total_rows)
 
 

@@ -204,20 +204,14 @@ def save_bundle(estimator, spec: TrainingSpec, metrics: dict, rows: int, out_dir
 
 
 def run_train(env: ProcessingEnvironment) -> ModelMetadata:
-    inputs = env.inputs()
-    outputs = env.outputs()
-    for name in (TRAIN_INPUT, CONFIG_INPUT):
-        if name not in inputs:
-            raise JobInputError(f"processing job has no input named {name!r}")
-    if MODEL_OUTPUT not in outputs:
-        raise JobInputError(f"processing job has no output named {MODEL_OUTPUT!r}")
-    spec = TrainingSpec.read(inputs[CONFIG_INPUT].local_path / SPEC_FILE)
+    inputs, outputs = env.channels((TRAIN_INPUT, CONFIG_INPUT), (MODEL_OUTPUT,))
+    spec = TrainingSpec.read(inputs[CONFIG_INPUT] / SPEC_FILE)
     started = time.monotonic()
-    table = read_training_table(inputs[TRAIN_INPUT].local_path, spec)
+    table = read_training_table(inputs[TRAIN_INPUT], spec)
     log.info("training %s (%s) on %d rows", spec.name, spec.framework, table.num_rows)
     estimator, metrics = fit_model(table, spec, available_cpus())
     metadata = save_bundle(
-        estimator, spec, metrics, table.num_rows, outputs[MODEL_OUTPUT].local_path,
+        estimator, spec, metrics, table.num_rows, outputs[MODEL_OUTPUT],
         env.scratch_dir,
     )
     log.info("trained %s version %s in %.1fs: %s", spec.name, spec.version,

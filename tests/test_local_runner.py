@@ -85,6 +85,17 @@ def pid_alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def instance_pids(job_dir: Path, count: int, timeout: float = 30.0) -> list[int]:
+    """Pids the sleeping instances recorded, once all ``count`` have started."""
+    deadline = time.monotonic() + timeout
+    pid_files: list[Path] = []
+    while time.monotonic() < deadline and len(pid_files) < count:
+        pid_files = list(job_dir.glob("instances/*/opt_ml/processing/output/out/*.pid"))
+        time.sleep(0.1)
+    assert len(pid_files) == count, f"only {len(pid_files)} of {count} instances started"
+    return [int(p.read_text()) for p in pid_files]
+
+
 def test_sharded_input_is_split_and_replicated_input_copied(client, storage):
     client.create_processing_job(**request("shard-3", "list", 3))
     described = wait_for(client, "shard-3", {"Completed", "Failed"})
@@ -124,13 +135,7 @@ def test_failed_instance_fails_the_job_with_its_message(client, storage):
 
 def test_stop_terminates_instance_processes(client, storage, tmp_path):
     client.create_processing_job(**request("stops", "sleep", 2))
-    pids_dir = tmp_path / "jobs" / "stops" / "instances"
-    deadline = time.monotonic() + 30
-    pid_files = []
-    while time.monotonic() < deadline and len(pid_files) < 2:
-        pid_files = list(pids_dir.glob("*/opt_ml/processing/output/out/*.pid"))
-        time.sleep(0.1)
-    pids = [int(p.read_text()) for p in pid_files]
+    pids = instance_pids(tmp_path / "jobs" / "stops", 2)
     assert len(pids) == 2 and all(pid_alive(p) for p in pids)
     client.stop_processing_job(ProcessingJobName="stops")
     described = wait_for(client, "stops", {"Stopped", "Completed", "Failed"}, timeout=30)
@@ -143,13 +148,7 @@ def test_stop_terminates_instance_processes(client, storage, tmp_path):
 
 def test_killed_supervisor_marks_job_failed_and_takes_instances_down(client, tmp_path):
     client.create_processing_job(**request("orphan", "sleep", 2))
-    pids_dir = tmp_path / "jobs" / "orphan" / "instances"
-    deadline = time.monotonic() + 30
-    pid_files = []
-    while time.monotonic() < deadline and len(pid_files) < 2:
-        pid_files = list(pids_dir.glob("*/opt_ml/processing/output/out/*.pid"))
-        time.sleep(0.1)
-    pids = [int(p.read_text()) for p in pid_files]
+    pids = instance_pids(tmp_path / "jobs" / "orphan", 2)
     status = json.loads((tmp_path / "jobs/orphan/status.json").read_text())
     os.kill(status["supervisor_pid"], signal.SIGKILL)
     described = wait_for(client, "orphan", {"Failed", "Completed", "Stopped"}, timeout=15)
