@@ -82,6 +82,15 @@ def make_pipeline(root: Path, registry_path: Path, bucket: Path | None = None) -
 
 
 @pytest.fixture(scope="session")
+def moto_endpoint():
+    """URL of a moto server (S3 + DynamoDB + SageMaker) shared by the session."""
+    from tests.aws import moto_server
+
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def trained_template(tmp_path_factory) -> Path:
     """A bucket with small demo data and both models trained (built once per session)."""
     root = tmp_path_factory.mktemp("template")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import uuid
 
 import pytest
 
+from resources.dynamodb_job_store import DynamoDBJobStore, create_job_table
 from resources.job_store import (
     COMPLETED,
     FAILED,
@@ -16,8 +19,10 @@ from resources.job_store import (
     AttemptExistsError,
     IllegalTransitionError,
     JobInFlightError,
+    JobStore,
     SQLiteJobStore,
 )
+from tests.aws import REGION
 
 ASSET, PART = "predictions", "2026-11-01|churn_xgb"
 
@@ -26,9 +31,17 @@ def name_for(attempt: int) -> str:
     return f"pred-job-a{attempt}"
 
 
-@pytest.fixture
-def store(tmp_path) -> SQLiteJobStore:
-    return SQLiteJobStore(path=str(tmp_path / "jobs.sqlite3"))
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def store(request, tmp_path) -> JobStore:
+    """Every test here is a contract test: it runs against both job stores."""
+    if request.param == "sqlite":
+        return SQLiteJobStore(path=str(tmp_path / "jobs.sqlite3"))
+    import boto3
+
+    endpoint = request.getfixturevalue("moto_endpoint")
+    table = f"jobs-{uuid.uuid4().hex[:12]}"
+    create_job_table(table, boto3.client("dynamodb", endpoint_url=endpoint))
+    return DynamoDBJobStore(table_name=table, endpoint_url=endpoint, region_name=REGION)
 
 
 def test_create_records_pending_attempt_one(store):
@@ -99,28 +112,31 @@ def test_expected_status_guards_against_stale_writers(store):
     assert store.get(record.job_name).status == IN_PROGRESS
 
 
-def _race(path: str, barrier, results) -> None:
-    store = SQLiteJobStore(path=path)
+def _race(store_class, config: dict, environment: dict, barrier, results) -> None:
+    os.environ.update(environment)
+    store = store_class(**config)
+    store.attempts(ASSET, "warm-up")  # connect before the race starts
     barrier.wait()
     try:
         run_id = f"pid-{multiprocessing.current_process().pid}"
         record = store.create_attempt(ASSET, PART, name_for, run_id, "local")
         results.put(("created", record.attempt))
-    except JobInFlightError:
+    except (JobInFlightError, AttemptExistsError):
         results.put(("refused", None))
 
 
-def test_concurrent_submitters_in_separate_processes_create_exactly_one(tmp_path):
-    path = str(tmp_path / "jobs.sqlite3")
-    SQLiteJobStore(path=path).attempts(ASSET, PART)  # create the schema first
+def test_concurrent_submitters_in_separate_processes_create_exactly_one(store):
+    store.attempts(ASSET, PART)  # create the schema first
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(6)
     results = context.Queue()
-    workers = [context.Process(target=_race, args=(path, barrier, results)) for _ in range(6)]
+    environment = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    args = (type(store), store.model_dump(), environment, barrier, results)
+    workers = [context.Process(target=_race, args=args) for _ in range(6)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(60)
     outcomes = [results.get(timeout=5) for _ in workers]
     assert sorted(o[0] for o in outcomes) == ["created"] + ["refused"] * 5
-    assert [r.attempt for r in SQLiteJobStore(path=path).attempts(ASSET, PART)] == [1]
+    assert [r.attempt for r in store.attempts(ASSET, PART)] == [1]
