@@ -7,6 +7,7 @@ import re
 from batch_assets.registry import ModelSpec
 from container.infer import DATA_INPUT, MODEL_INPUT, PREDICTIONS_OUTPUT
 from container.train import CONFIG_INPUT, MODEL_OUTPUT, TRAIN_INPUT
+from resources.container_launch import ContainerLaunch
 from resources.processing import SageMakerProcessing
 from resources.processing_request import (
     ClusterSpec,
@@ -16,7 +17,6 @@ from resources.processing_request import (
     build_processing_job_request,
 )
 
-ENTRYPOINT = ["python3", "-m", "container"]
 _TAG_UNSAFE = re.compile(r"[^\w\s.:/=+\-@]")
 
 
@@ -38,18 +38,20 @@ def job_tags(asset: str, partition_key: str, run_id: str) -> dict[str, str]:
 
 
 def training_request(
-    processing: SageMakerProcessing, spec: ModelSpec, job_name: str, *, train_uri: str,
-    config_uri: str, model_uri: str, tags: dict[str, str],
+    processing: SageMakerProcessing, launch: ContainerLaunch, spec: ModelSpec, job_name: str,
+    *, train_uri: str, config_uri: str, model_uri: str, tags: dict[str, str],
 ) -> dict:
     return build_processing_job_request(ProcessingJobSpec(
         job_name=job_name,
-        image_uri=processing.image_uri,
-        entrypoint=ENTRYPOINT,
+        image_uri=launch.image_uri,
+        entrypoint=launch.entrypoint,
         arguments=["train"],
         inputs=[
             InputChannel(TRAIN_INPUT, train_uri, _input_path(TRAIN_INPUT)),
             InputChannel(CONFIG_INPUT, config_uri, _input_path(CONFIG_INPUT)),
+            *launch.extra_inputs,
         ],
+        environment=launch.environment,
         outputs=[OutputChannel(MODEL_OUTPUT, model_uri, _output_path(MODEL_OUTPUT),
                                upload_mode="EndOfJob")],
         cluster=ClusterSpec(spec.training_instance_type or spec.instance_type, 1,
@@ -61,22 +63,24 @@ def training_request(
 
 
 def scoring_request(
-    processing: SageMakerProcessing, spec: ModelSpec, job_name: str, *, manifest_uri: str,
-    model_uri: str, output_uri: str, tags: dict[str, str],
+    processing: SageMakerProcessing, launch: ContainerLaunch, spec: ModelSpec, job_name: str,
+    *, manifest_uri: str, model_uri: str, output_uri: str, tags: dict[str, str],
 ) -> dict:
     """Input files are listed in a manifest and sharded by key across the instances;
     the model bundle is copied to every instance; outputs upload continuously, so
     files finished before a failure are kept."""
     return build_processing_job_request(ProcessingJobSpec(
         job_name=job_name,
-        image_uri=processing.image_uri,
-        entrypoint=ENTRYPOINT,
+        image_uri=launch.image_uri,
+        entrypoint=launch.entrypoint,
         arguments=["infer", *spec.inference.container_arguments()],
         inputs=[
             InputChannel(DATA_INPUT, manifest_uri, _input_path(DATA_INPUT),
                          distribution="ShardedByS3Key", data_type="ManifestFile"),
             InputChannel(MODEL_INPUT, model_uri, _input_path(MODEL_INPUT)),
+            *launch.extra_inputs,
         ],
+        environment=launch.environment,
         outputs=[OutputChannel(PREDICTIONS_OUTPUT, output_uri,
                                _output_path(PREDICTIONS_OUTPUT), upload_mode="Continuous")],
         cluster=ClusterSpec(spec.instance_type, spec.instance_count, processing.volume_size_gb),

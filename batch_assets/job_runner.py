@@ -48,6 +48,34 @@ class JobOutcome:
     def failure_reason(self) -> str:
         return self.description.get("FailureReason") or f"job ended {self.status}"
 
+    def metadata(self, links: dict[str, str]) -> dict:
+        """What the UI shows about the job: name, status, attempt, ARN and links."""
+        metadata = {
+            "job_name": self.record.job_name,
+            "job_status": self.status,
+            "attempt": self.record.attempt,
+            "adopted_in_flight_job": self.adopted,
+            "seconds": round(self.seconds, 2),
+        }
+        if self.description.get("ProcessingJobArn"):
+            metadata["job_arn"] = self.description["ProcessingJobArn"]
+        return metadata | link_metadata(links)
+
+    def failure_summary(self, kind: str, links: dict[str, str]) -> str:
+        """'<kind> job <name> Failed: <reason> (see <console URL or job folder>)'."""
+        where = links.get("console_url") or links.get("job_dir")
+        see = f" (see {where})" if where else ""
+        return f"{kind} job {self.record.job_name} {self.status}: {self.failure_reason}{see}"
+
+
+def link_metadata(links: dict[str, str]) -> dict:
+    """Console and log links as URL metadata; local job folders as paths."""
+    return {
+        name: dg.MetadataValue.url(target) if target.startswith("https://")
+        else dg.MetadataValue.path(target)
+        for name, target in links.items()
+    }
+
 
 class PartitionJobRunner:
     def __init__(
@@ -94,7 +122,8 @@ class PartitionJobRunner:
         try:
             record = self.job_store.create_attempt(
                 self.asset_name, self.partition_key,
-                lambda attempt: processing_job_name(*name_parts, attempt=attempt),
+                lambda attempt: processing_job_name(self.processing.job_name_prefix, *name_parts,
+                                                    attempt=attempt),
                 self.context.run.run_id, self.processing.backend_name,
             )
         except JobInFlightError as exc:
@@ -105,7 +134,7 @@ class PartitionJobRunner:
         self.context.log.info(f"attempt {record.attempt}: submitting job {record.job_name}")
         try:
             request = build_request(record.job_name)
-            if not self.processing.submit(self.client, request):
+            if not self.processing.submit(self.client, request, self.context.log):
                 existing = self.client.describe_processing_job(ProcessingJobName=record.job_name)
                 if existing.get("ProcessingOutputConfig") != request["ProcessingOutputConfig"]:
                     raise dg.Failure(

@@ -77,7 +77,8 @@ def build_predictions_asset(registry: Registry) -> dg.AssetsDefinition:
                     [i.relative for i in before.pending],
                 ))
                 return scoring_request(
-                    processing, spec, job_name, manifest_uri=storage.uri(manifest_key),
+                    processing, processing.container_launch(spec.framework, storage), spec,
+                    job_name, manifest_uri=storage.uri(manifest_key),
                     model_uri=storage.uri(current.prefix),
                     output_uri=storage.uri(predictions_prefix(model, day)),
                     tags=job_tags(ASSET_NAME, context.partition_key, context.run.run_id),
@@ -90,10 +91,10 @@ def build_predictions_asset(registry: Registry) -> dg.AssetsDefinition:
         metadata = _metadata(storage, processing, runner, spec.instance_count, model, day,
                              current.version, before, after, outcome)
         if outcome is not None and outcome.status != "Completed":
+            links = processing.job_links(outcome.record.job_name, runner.client)
             raise dg.Failure(
-                f"scoring job {outcome.record.job_name} {outcome.status}: "
-                f"{outcome.failure_reason}. {len(after.done)} of {len(inputs)} files are "
-                "scored and kept; a rerun scores only the rest.",
+                f"{outcome.failure_summary('scoring', links)}. {len(after.done)} of "
+                f"{len(inputs)} files are scored and kept; a rerun scores only the rest.",
                 metadata=metadata,
             )
         return dg.MaterializeResult(metadata=metadata,
@@ -123,14 +124,8 @@ def _metadata(storage, processing, runner, instances, model, day, version,
         "nothing_to_do": outcome is None,
     }
     if outcome is not None:
-        metadata.update({
-            "job_name": outcome.record.job_name,
-            "job_status": outcome.status,
-            "attempt": outcome.record.attempt,
-            **{k: dg.MetadataValue.path(v)
-               for k, v in processing.job_links(outcome.record.job_name,
-                                                runner.client).items()},
-        })
+        links = processing.job_links(outcome.record.job_name, runner.client)
+        metadata.update(outcome.metadata(links) | {"seconds": round(seconds, 2)})
     if after.pending:
         metadata["missing_examples"] = dg.MetadataValue.json(
             {r.relative: after.problems.get(r.relative, "?") for r in after.pending[:20]}

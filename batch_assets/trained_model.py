@@ -77,7 +77,8 @@ def _train(context, spec: ModelSpec, storage: ObjectStorage, runner: PartitionJo
             "hyperparameters": spec.hyperparameters,
         })
         return training_request(
-            processing, spec, job_name, train_uri=storage.uri(spec.training_data),
+            processing, processing.container_launch(spec.framework, storage), spec, job_name,
+            train_uri=storage.uri(spec.training_data),
             config_uri=storage.uri(config_prefix),
             model_uri=storage.uri(model_prefix(spec.name, version)),
             tags=job_tags(ASSET_NAME, spec.name, context.run.run_id),
@@ -92,9 +93,8 @@ def _publish(context, spec: ModelSpec, storage: ObjectStorage, processing, runne
     links = processing.job_links(job_name, runner.client)
     if outcome.status != "Completed":
         raise dg.Failure(
-            f"training job {job_name} for model {spec.name!r} {outcome.status}: "
-            f"{outcome.failure_reason}",
-            metadata={"job_name": job_name, **links},
+            f"model {spec.name!r}: {outcome.failure_summary('training', links)}",
+            metadata=outcome.metadata(links),
         )
     version = _version_of(outcome.description)
     prefix = model_prefix(spec.name, version)
@@ -121,12 +121,8 @@ def _publish(context, spec: ModelSpec, storage: ObjectStorage, processing, runne
             f"holdout_{spec.quality_metric}": float(quality) if quality is not None else None,
             "quality_threshold": spec.quality_threshold,
             "holdout_metrics": dg.MetadataValue.json(metrics),
-            "job_name": job_name,
-            "attempt": outcome.record.attempt,
-            "adopted_in_flight_job": outcome.adopted,
             "backend": processing.backend_name,
-            "seconds": round(outcome.seconds, 2),
-            **{k: dg.MetadataValue.path(v) for k, v in links.items()},
+            **outcome.metadata(links),
         },
         data_version=dg.DataVersion(version),
     )

@@ -1,9 +1,10 @@
 """``SageMakerProcessing``: submit a processing job, wait for it, stop it on interrupt.
 
 The resource talks to a client with boto3's SageMaker interface. In the embedded
-default that client is ``LocalProcessingClient``, which runs the request as local
-processes; on AWS it is boto3's own client. Everything else here, from polling to
-interruption, is the same code for both.
+default (``backend="local"``) that client is ``LocalProcessingClient``, which runs
+the request as local processes; with ``backend="sagemaker"`` it is boto3's own
+client (standard retry mode, so throttling is retried by botocore). Everything
+else, from quota back-off to polling to interruption, is the same code for both.
 """
 
 from __future__ import annotations
@@ -12,18 +13,23 @@ import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import boto3
 import dagster as dg
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import Field
 
+from resources.container_launch import ContainerLaunch, custom_image, framework_image
 from resources.local_processing.client import LocalProcessingClient
 from resources.processing_request import PLACEHOLDER_ROLE_ARN
 from resources.storage import ObjectStorage
 
 TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
 LOCAL_BACKEND = "local"
+SAGEMAKER_BACKEND = "sagemaker"
+LOCAL_IMAGE = "batch-inference:local"
 
 
 class ProcessingJobError(Exception):
@@ -37,10 +43,41 @@ class ProcessingJobError(Exception):
 class SageMakerProcessing(dg.ConfigurableResource):
     """Runs SageMaker Processing jobs (by default on the local runner)."""
 
+    backend: Literal["local", "sagemaker"] = Field(
+        default=LOCAL_BACKEND,
+        description="'local': run jobs as local processes (no AWS); 'sagemaker': submit "
+        "them to SageMaker Processing with boto3.",
+    )
+    region_name: str | None = Field(
+        default=None, description="AWS region of the SageMaker jobs (default: boto3's)."
+    )
+    endpoint_url: str | None = Field(
+        default=None, description="Custom SageMaker API endpoint (tests, VPC endpoints)."
+    )
+    max_attempts: int = Field(
+        default=10,
+        description="botocore standard retry mode: attempts per API call (throttling and "
+        "transient errors are retried with backoff).",
+    )
+    quota_backoff_seconds: float = Field(
+        default=60.0,
+        description="First wait after ResourceLimitExceeded (instance quota) before "
+        "resubmitting; doubles up to 10 minutes per wait.",
+    )
+    quota_wait_seconds: float = Field(
+        default=6 * 3600,
+        description="Give up resubmitting after the instance quota stayed exhausted this long.",
+    )
     image_uri: str = Field(
-        default="batch-inference:local",
-        description="Container image with the `container` package. The local runner runs "
-        "the entrypoint in this Python environment instead of the image.",
+        default="",
+        description="Container image built from container/Dockerfile. Empty with the "
+        "sagemaker backend: the prebuilt SageMaker framework image with our code as an "
+        "input. The local runner runs the entrypoint in this Python environment instead.",
+    )
+    job_name_prefix: str = Field(
+        default="",
+        description="Prefix of every job name, to keep deployments sharing an AWS account "
+        "apart (job names are unique per account and region).",
     )
     role_arn: str = Field(
         default=PLACEHOLDER_ROLE_ARN,
@@ -73,31 +110,70 @@ class SageMakerProcessing(dg.ConfigurableResource):
 
     @property
     def backend_name(self) -> str:
-        return LOCAL_BACKEND
+        return self.backend
 
     def client(self, storage: ObjectStorage) -> Any:
         """A client with boto3's SageMaker processing methods."""
+        if self.backend == SAGEMAKER_BACKEND:
+            return boto3.client(
+                "sagemaker", region_name=self.region_name, endpoint_url=self.endpoint_url,
+                config=Config(retries={"mode": "standard", "max_attempts": self.max_attempts}),
+            )
         return LocalProcessingClient(
             storage, Path(self.local_work_dir),
             keep_instance_dirs=self.local_keep_instance_dirs,
             stop_grace_seconds=self.local_stop_grace_seconds,
         )
 
+    def container_launch(self, framework: str, storage: ObjectStorage) -> ContainerLaunch:
+        """Image, entrypoint and code input of the container for a model's framework."""
+        if self.image_uri or self.backend == LOCAL_BACKEND:
+            return custom_image(self.image_uri or LOCAL_IMAGE)
+        return framework_image(framework, self._region(), storage)
+
+    def _region(self) -> str:
+        return self.region_name or boto3.session.Session().region_name or "us-east-1"
+
     def job_links(self, job_name: str, client: Any) -> dict[str, str]:
-        """Where a person can look at the job (local: its folder with logs)."""
+        """Where a person can look at the job: the console and the logs (local: its folder)."""
         if isinstance(client, LocalProcessingClient):
             return {"job_dir": str(client.job_dir(job_name))}
-        return {}
+        region = self._region()
+        console = f"https://{region}.console.aws.amazon.com"
+        return {
+            "console_url": f"{console}/sagemaker/home?region={region}#/processing-jobs/"
+                           f"{job_name}",
+            "logs_url": f"{console}/cloudwatch/home?region={region}#logsV2:log-groups/"
+                        "log-group/$252Faws$252Fsagemaker$252FProcessingJobs$3F"
+                        f"logStreamNameFilter$3D{job_name}$252F",
+        }
 
-    def submit(self, client: Any, request: dict) -> bool:
-        """Create the job; False if a job with this name exists already (adopted)."""
-        try:
-            client.create_processing_job(**request)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ResourceInUse":
-                return False
-            raise
-        return True
+    def submit(self, client: Any, request: dict, log: Any = None) -> bool:
+        """Create the job; False if a job with this name exists already (adopted).
+
+        ``ResourceLimitExceeded`` means the account's instance quota is in use by
+        other jobs: wait with exponential backoff and resubmit, rather than fail
+        the run, until ``quota_wait_seconds`` have passed.
+        """
+        deadline = time.monotonic() + self.quota_wait_seconds
+        delay = self.quota_backoff_seconds
+        while True:
+            try:
+                client.create_processing_job(**request)
+                return True
+            except ClientError as exc:
+                code = exc.response["Error"]["Code"]
+                if code == "ResourceInUse":
+                    return False
+                if code != "ResourceLimitExceeded" or time.monotonic() + delay > deadline:
+                    raise
+                if log is not None:
+                    log.warning(
+                        f"job {request['ProcessingJobName']}: instance quota in use "
+                        f"({exc.response['Error'].get('Message', '')}); retrying in {delay:.0f}s"
+                    )
+                time.sleep(delay)
+                delay = min(delay * 2, 600.0)
 
     def wait(
         self,
