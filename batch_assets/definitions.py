@@ -2,14 +2,20 @@
 
 Definitions are built when Dagster loads the code location, not at import, and
 need no environment variable: the default is the embedded local mode (a local
-directory as bucket, SQLite job store, local Processing runner).
+directory as bucket, SQLite job store, local Processing runner). With
+``BATCH_INFERENCE_MODE=aws`` the same assets run on S3, DynamoDB and SageMaker,
+configured by the environment variables in ``AWS_SETTINGS`` (read by Dagster
+through ``dg.EnvVar`` when a run starts).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
 from batch_assets.checks import build_completeness_check
 from batch_assets.predictions import ASSET_NAME as PREDICTIONS
@@ -17,9 +23,26 @@ from batch_assets.predictions import build_predictions_asset
 from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
 from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.trained_model import build_trained_model_asset
+from resources.dynamodb_job_store import DynamoDBJobStore
 from resources.job_store import SQLiteJobStore
-from resources.processing import SageMakerProcessing
+from resources.processing import SAGEMAKER_BACKEND, SageMakerProcessing
+from resources.s3_storage import S3BucketStorage
 from resources.storage import LocalBucketStorage
+
+MODE_VARIABLE = "BATCH_INFERENCE_MODE"
+REGISTRY_VARIABLE = "BATCH_MODEL_REGISTRY"
+# environment variable -> (required, what it sets)
+AWS_SETTINGS: dict[str, tuple[bool, str]] = {
+    "BATCH_BUCKET": (True, "S3 bucket for data, models, predictions and job inputs"),
+    "BATCH_JOB_TABLE": (True, "DynamoDB table of the job store (see README to create it)"),
+    "BATCH_ROLE_ARN": (True, "SageMaker execution role of the processing jobs"),
+    "AWS_REGION": (True, "region of the bucket, the table and the jobs"),
+    "BATCH_IMAGE_URI": (False, "container image (default: prebuilt SageMaker image + code)"),
+    "BATCH_JOB_NAME_PREFIX": (False, "prefix of job names, one per deployment"),
+    "BATCH_S3_ENDPOINT_URL": (False, "S3-compatible endpoint instead of AWS S3"),
+    "BATCH_DYNAMODB_ENDPOINT_URL": (False, "DynamoDB endpoint (DynamoDB Local, tests)"),
+    "BATCH_SAGEMAKER_ENDPOINT_URL": (False, "SageMaker API endpoint (VPC endpoint, tests)"),
+}
 
 
 def local_resources(data_dir: str = ".data") -> dict:
@@ -29,6 +52,54 @@ def local_resources(data_dir: str = ".data") -> dict:
         "job_store": SQLiteJobStore(path=f"{data_dir}/jobs.sqlite3"),
         "processing": SageMakerProcessing(local_work_dir=f"{data_dir}/processing"),
     }
+
+
+def aws_resources(environment: Mapping[str, str]) -> dict:
+    """Resources on S3, DynamoDB and SageMaker; values come from ``dg.EnvVar`` at run
+    time. Required variables are checked here so a missing one fails loading with
+    its name, not a run hours later."""
+    missing = [name for name, (required, _) in AWS_SETTINGS.items()
+               if required and not environment.get(name)]
+    if missing:
+        raise dg.DagsterInvalidDefinitionError(
+            f"{MODE_VARIABLE}=aws needs these environment variables: "
+            + "; ".join(f"{name} ({AWS_SETTINGS[name][1]})" for name in missing)
+        )
+
+    def optional(name: str) -> dg.EnvVar | None:
+        return dg.EnvVar(name) if environment.get(name) else None
+
+    region = dg.EnvVar("AWS_REGION")
+    processing_settings = {
+        "image_uri": optional("BATCH_IMAGE_URI"),
+        "job_name_prefix": optional("BATCH_JOB_NAME_PREFIX"),
+        "endpoint_url": optional("BATCH_SAGEMAKER_ENDPOINT_URL"),
+    }
+    return {
+        "storage": S3BucketStorage(
+            bucket=dg.EnvVar("BATCH_BUCKET"),
+            s3=S3Resource(region_name=region, endpoint_url=optional("BATCH_S3_ENDPOINT_URL")),
+        ),
+        "job_store": DynamoDBJobStore(
+            table_name=dg.EnvVar("BATCH_JOB_TABLE"), region_name=region,
+            endpoint_url=optional("BATCH_DYNAMODB_ENDPOINT_URL"),
+        ),
+        "processing": SageMakerProcessing(
+            backend=SAGEMAKER_BACKEND, region_name=region, role_arn=dg.EnvVar("BATCH_ROLE_ARN"),
+            **{k: v for k, v in processing_settings.items() if v is not None},
+        ),
+    }
+
+
+def resources_for(environment: Mapping[str, str]) -> dict:
+    mode = environment.get(MODE_VARIABLE, "local")
+    if mode == "local":
+        return local_resources()
+    if mode == "aws":
+        return aws_resources(environment)
+    raise dg.DagsterInvalidDefinitionError(
+        f"{MODE_VARIABLE}={mode!r} is not a mode: use 'local' (default) or 'aws'"
+    )
 
 
 def build_definitions(
@@ -52,4 +123,7 @@ def build_definitions(
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_definitions()
+    """Read when Dagster loads the code location (never at import)."""
+    environment = os.environ
+    registry = environment.get(REGISTRY_VARIABLE) or DEFAULT_REGISTRY_PATH
+    return build_definitions(registry, resources_for(environment))
