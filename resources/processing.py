@@ -136,7 +136,7 @@ class SageMakerProcessing(dg.ConfigurableResource):
 
     def job_links(self, job_name: str, client: Any) -> dict[str, str]:
         """Where a person can look at the job: the console and the logs (local: its folder)."""
-        if isinstance(client, LocalProcessingClient):
+        if self.backend == LOCAL_BACKEND:
             return {"job_dir": str(client.job_dir(job_name))}
         region = self._region()
         console = f"https://{region}.console.aws.amazon.com"

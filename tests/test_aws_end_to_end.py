@@ -1,0 +1,154 @@
+"""The same assets on the AWS adapters: S3 and DynamoDB on a moto server, and a
+SageMaker client fake that hands each request to the local runner."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from pathlib import Path
+
+import boto3
+import dagster as dg
+import pandas as pd
+import pytest
+from dagster_aws.s3 import S3Resource
+
+from batch_assets.definitions import AWS_SETTINGS, build_definitions, resources_for
+from batch_assets.demo_data import DemoDataSpec, generate_demo_data
+from batch_assets.model_pointer import read_current_model
+from batch_assets.partitions import prediction_partition_key
+from resources.dynamodb_job_store import DynamoDBJobStore, create_job_table
+from resources.local_processing.client import LocalProcessingClient
+from resources.processing import SageMakerProcessing
+from resources.s3_storage import S3BucketStorage
+from tests.aws import REGION
+from tests.conftest import QUIET, write_test_registry
+
+TINY = DemoDataSpec(days=("2026-11-01",), files_per_day=4, rows_per_file=1_500,
+                    training_rows=5_000)
+
+
+class SageMakerViaLocalRunner(SageMakerProcessing):
+    """The sagemaker backend's settings and request, run by the local runner."""
+
+    def client(self, storage):
+        return LocalProcessingClient(storage, Path(self.local_work_dir),
+                                     stop_grace_seconds=self.local_stop_grace_seconds)
+
+
+@pytest.fixture
+def aws_pipeline(tmp_path, moto_endpoint):
+    bucket = f"bucket-{uuid.uuid4().hex[:10]}"
+    table = f"jobs-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION).create_bucket(
+        Bucket=bucket)
+    create_job_table(table, boto3.client("dynamodb", endpoint_url=moto_endpoint,
+                                         region_name=REGION))
+    resources = {
+        "storage": S3BucketStorage(bucket=bucket, s3=S3Resource(endpoint_url=moto_endpoint,
+                                                                region_name=REGION)),
+        "job_store": DynamoDBJobStore(table_name=table, endpoint_url=moto_endpoint,
+                                      region_name=REGION),
+        "processing": SageMakerViaLocalRunner(
+            backend="sagemaker", region_name=REGION,
+            image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/batch-inference:1",
+            role_arn="arn:aws:iam::123456789012:role/batch-inference",
+            job_name_prefix="e2e", local_work_dir=str(tmp_path / "jobs"),
+            poll_interval_seconds=0.1),
+    }
+    registry = write_test_registry(tmp_path / "models.toml")
+    generate_demo_data(resources["storage"], TINY)
+    return build_definitions(registry, resources), resources
+
+
+def _run(definitions, job, key):
+    return definitions.resolve_job_def(job).execute_in_process(
+        partition_key=key, instance=dg.DagsterInstance.ephemeral(), run_config=QUIET)
+
+
+def test_predictions_partition_on_s3_dynamodb_and_sagemaker_request(aws_pipeline):
+    definitions, resources = aws_pipeline
+    storage, job_store = resources["storage"], resources["job_store"]
+    _run(definitions, "train_models", "churn_xgb")
+    key = str(prediction_partition_key("2026-11-01", "churn_xgb"))
+    result = _run(definitions, "score_predictions", key)
+
+    (event,) = result.asset_materializations_for_node("predictions")
+    meta = {k: v.value for k, v in event.metadata.items()}
+    assert meta["backend"] == "sagemaker"
+    assert meta["job_name"] == "e2e-pred-churn-xgb-20261101-a1"
+    assert meta["console_url"].startswith("https://us-east-1.console.aws.amazon.com/")
+    assert meta["rows"] == 4 * 1_500 and meta["files_scored_now"] == 4
+    assert meta["output_location"] == f"s3://{storage.bucket}/predictions/churn_xgb/dt=2026-11-01/"
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.passed
+
+    (attempt,) = job_store.attempts("predictions", key)
+    assert attempt.status == "Completed" and attempt.backend == "sagemaker"
+    assert job_store.list_in_flight() == []
+
+    prefix = "predictions/churn_xgb/dt=2026-11-01/"
+    outputs = pd.concat(pd.read_parquet(io.BytesIO(storage.read_bytes(o.key)))
+                        for o in storage.list_objects(prefix) if o.key.endswith(".parquet"))
+    inputs = pd.concat(pd.read_parquet(io.BytesIO(storage.read_bytes(o.key)))
+                       for o in storage.list_objects("data/customers/dt=2026-11-01/")
+                       if o.key.endswith(".parquet"))
+    assert sorted(outputs["customer_id"]) == sorted(inputs["customer_id"])
+    current = read_current_model(storage, "churn_xgb")
+    assert storage.exists(current.prefix + "model.ubj")
+
+    again = _run(definitions, "score_predictions", key)
+    (event,) = again.asset_materializations_for_node("predictions")
+    assert event.metadata["nothing_to_do"].value is True
+
+
+def test_s3_listing_paginates_past_1000_keys(moto_endpoint):
+    bucket = f"many-{uuid.uuid4().hex[:10]}"
+    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION)
+    client.create_bucket(Bucket=bucket)
+    for i in range(1_205):
+        client.put_object(Bucket=bucket, Key=f"data/x/dt=2026-11-01/part-{i:05d}.parquet",
+                          Body=b"")
+    storage = S3BucketStorage(bucket=bucket, s3=S3Resource(endpoint_url=moto_endpoint,
+                                                           region_name=REGION))
+    listed = storage.list_objects("data/x/dt=2026-11-01/")
+    assert len(listed) == 1_205
+    assert [o.key for o in listed] == sorted(o.key for o in listed)
+
+
+def test_s3_storage_round_trip(moto_endpoint, tmp_path):
+    bucket = f"rt-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION).create_bucket(
+        Bucket=bucket)
+    storage = S3BucketStorage(bucket=bucket, s3=S3Resource(endpoint_url=moto_endpoint,
+                                                           region_name=REGION))
+    assert not storage.exists("a/b.json")
+    with pytest.raises(FileNotFoundError, match=f"s3://{bucket}/a/b.json"):
+        storage.read_bytes("a/b.json")
+    storage.write_json("a/b.json", {"x": 1})
+    assert storage.read_json("a/b.json") == {"x": 1}
+    source = tmp_path / "big.bin"
+    source.write_bytes(b"z" * (9 * 1024 * 1024))  # above boto3's multipart threshold
+    storage.upload_file(source, "a/big.bin")
+    storage.download_file("a/big.bin", tmp_path / "copy.bin")
+    assert (tmp_path / "copy.bin").read_bytes() == source.read_bytes()
+    storage.delete("a/b.json")
+    assert not storage.exists("a/b.json")
+
+
+def test_aws_mode_names_missing_settings():
+    with pytest.raises(dg.DagsterInvalidDefinitionError) as error:
+        resources_for({"BATCH_INFERENCE_MODE": "aws", "BATCH_BUCKET": "b"})
+    for name in ("BATCH_JOB_TABLE", "BATCH_ROLE_ARN", "AWS_REGION"):
+        assert name in str(error.value)
+    assert "BATCH_BUCKET" not in str(error.value)
+    with pytest.raises(dg.DagsterInvalidDefinitionError, match="'cloud' is not a mode"):
+        resources_for({"BATCH_INFERENCE_MODE": "cloud"})
+
+
+def test_aws_mode_builds_aws_resources_from_env_vars():
+    environment = {name: "x" for name, (required, _) in AWS_SETTINGS.items() if required}
+    resources = resources_for({"BATCH_INFERENCE_MODE": "aws", **environment})
+    assert isinstance(resources["storage"], S3BucketStorage)
+    assert isinstance(resources["job_store"], DynamoDBJobStore)
+    assert resources["processing"].backend == "sagemaker"
