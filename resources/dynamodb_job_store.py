@@ -304,3 +304,23 @@ def _query_all(client: Any, **kwargs) -> list[dict]:
     paginator = client.get_paginator("query")
     return [item for page in paginator.paginate(**kwargs) for item in page["Items"]]
 
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m resources.dynamodb_job_store --table NAME [--region R]``: create the table."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m resources.dynamodb_job_store",
+                                     description="Create the job store's DynamoDB table.")
+    parser.add_argument("--table", required=True, help="table name")
+    parser.add_argument("--region", default=None, help="AWS region (default: boto3's)")
+    parser.add_argument("--endpoint-url", default=None, help="custom DynamoDB endpoint")
+    args = parser.parse_args(argv)
+    client = boto3.client("dynamodb", region_name=args.region, endpoint_url=args.endpoint_url)
+    create_job_table(args.table, client)
+    print(f"created DynamoDB table {args.table}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

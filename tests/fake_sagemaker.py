@@ -35,7 +35,7 @@ class ScriptedSageMaker:
         return {"ProcessingJobArn": f"arn:aws:sagemaker:us-east-1:1:processing-job/"
                                     f"{request['ProcessingJobName']}"}
 
-    def describe_processing_job(self, ProcessingJobName: str) -> dict:  # noqa: N803
+    def describe_processing_job(self, ProcessingJobName: str) -> dict:
         self.describe_calls += 1
         status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
         if self.stopped:
@@ -45,6 +45,6 @@ class ScriptedSageMaker:
             described["FailureReason"] = self.failure_reason
         return described
 
-    def stop_processing_job(self, ProcessingJobName: str) -> dict:  # noqa: N803
+    def stop_processing_job(self, ProcessingJobName: str) -> dict:
         self.stopped.append(ProcessingJobName)
         return {}
