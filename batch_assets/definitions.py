@@ -39,6 +39,10 @@ AWS_SETTINGS: dict[str, tuple[bool, str]] = {
     "AWS_REGION": (True, "region of the bucket, the table and the jobs"),
     "BATCH_IMAGE_URI": (False, "container image (default: prebuilt SageMaker image + code)"),
     "BATCH_JOB_NAME_PREFIX": (False, "prefix of job names, one per deployment"),
+    "BATCH_KMS_KEY_ID": (False, "KMS key for instance volumes and job outputs"),
+    "BATCH_SUBNETS": (False, "comma-separated VPC subnets of the job instances"),
+    "BATCH_SECURITY_GROUP_IDS": (False, "comma-separated VPC security groups"),
+    "BATCH_NETWORK_ISOLATION": (False, "'true': no outbound network from the container"),
     "BATCH_S3_ENDPOINT_URL": (False, "S3-compatible endpoint instead of AWS S3"),
     "BATCH_DYNAMODB_ENDPOINT_URL": (False, "DynamoDB endpoint (DynamoDB Local, tests)"),
     "BATCH_SAGEMAKER_ENDPOINT_URL": (False, "SageMaker API endpoint (VPC endpoint, tests)"),
@@ -70,10 +74,22 @@ def aws_resources(environment: Mapping[str, str]) -> dict:
         return dg.EnvVar(name) if environment.get(name) else None
 
     region = dg.EnvVar("AWS_REGION")
+    def listed(name: str) -> list[str] | None:
+        # lists cannot come through dg.EnvVar: split here, at load time
+        value = environment.get(name, "")
+        return [item.strip() for item in value.split(",") if item.strip()] or None
+
     processing_settings = {
         "image_uri": optional("BATCH_IMAGE_URI"),
         "job_name_prefix": optional("BATCH_JOB_NAME_PREFIX"),
         "endpoint_url": optional("BATCH_SAGEMAKER_ENDPOINT_URL"),
+        "volume_kms_key_id": optional("BATCH_KMS_KEY_ID"),
+        "output_kms_key_id": optional("BATCH_KMS_KEY_ID"),
+        "subnets": listed("BATCH_SUBNETS"),
+        "security_group_ids": listed("BATCH_SECURITY_GROUP_IDS"),
+        "enable_network_isolation": (
+            environment.get("BATCH_NETWORK_ISOLATION", "").lower() == "true" or None),
+        "enable_inter_container_traffic_encryption": True,
     }
     return {
         "storage": S3BucketStorage(

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from resources.container_launch import ContainerLaunch, custom_image, framework_image
 from resources.local_processing.client import LocalProcessingClient
-from resources.processing_request import PLACEHOLDER_ROLE_ARN
+from resources.processing_request import PLACEHOLDER_ROLE_ARN, NetworkSpec
 from resources.storage import ObjectStorage
 
 TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
@@ -74,6 +74,25 @@ class SageMakerProcessing(dg.ConfigurableResource):
         "sagemaker backend: the prebuilt SageMaker framework image with our code as an "
         "input. The local runner runs the entrypoint in this Python environment instead.",
     )
+    volume_kms_key_id: str | None = Field(
+        default=None, description="KMS key that encrypts the instances' storage volumes."
+    )
+    output_kms_key_id: str | None = Field(
+        default=None, description="KMS key that encrypts the job's outputs in S3."
+    )
+    subnets: list[str] = Field(
+        default_factory=list, description="VPC subnets of the instances (with security groups)."
+    )
+    security_group_ids: list[str] = Field(
+        default_factory=list, description="VPC security groups of the instances."
+    )
+    enable_network_isolation: bool = Field(
+        default=False,
+        description="No outbound network from the container (inputs and outputs still move).",
+    )
+    enable_inter_container_traffic_encryption: bool = Field(
+        default=False, description="Encrypt traffic between the job's instances."
+    )
     job_name_prefix: str = Field(
         default="",
         description="Prefix of every job name, to keep deployments sharing an AWS account "
@@ -111,6 +130,14 @@ class SageMakerProcessing(dg.ConfigurableResource):
     @property
     def backend_name(self) -> str:
         return self.backend
+
+    def network(self) -> NetworkSpec:
+        return NetworkSpec(
+            subnets=tuple(self.subnets), security_group_ids=tuple(self.security_group_ids),
+            enable_network_isolation=self.enable_network_isolation,
+            enable_inter_container_traffic_encryption=(
+                self.enable_inter_container_traffic_encryption),
+        )
 
     def client(self, storage: ObjectStorage) -> Any:
         """A client with boto3's SageMaker processing methods."""

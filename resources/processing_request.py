@@ -48,6 +48,29 @@ class ClusterSpec:
 
 
 @dataclass(frozen=True)
+class NetworkSpec:
+    """VPC placement and isolation of the job's instances (all optional)."""
+
+    subnets: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    enable_network_isolation: bool = False
+    enable_inter_container_traffic_encryption: bool = False
+
+    def request(self) -> dict | None:
+        config: dict = {}
+        if self.subnets or self.security_group_ids:
+            if not (self.subnets and self.security_group_ids):
+                raise ValueError("a VPC config needs both subnets and security group ids")
+            config["VpcConfig"] = {"Subnets": list(self.subnets),
+                                   "SecurityGroupIds": list(self.security_group_ids)}
+        if self.enable_network_isolation:
+            config["EnableNetworkIsolation"] = True
+        if self.enable_inter_container_traffic_encryption:
+            config["EnableInterContainerTrafficEncryption"] = True
+        return config or None
+
+
+@dataclass(frozen=True)
 class ProcessingJobSpec:
     """Everything one processing job needs, in our words."""
 
@@ -63,6 +86,7 @@ class ProcessingJobSpec:
     environment: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     output_kms_key_id: str | None = None
+    network: NetworkSpec = field(default_factory=NetworkSpec)
 
 
 def processing_job_name(*parts: str, attempt: int) -> str:
@@ -134,6 +158,9 @@ def build_processing_job_request(spec: ProcessingJobSpec) -> dict:
         request["AppSpecification"]["ContainerArguments"] = list(spec.arguments)
     if spec.environment:
         request["Environment"] = dict(spec.environment)
+    network = spec.network.request()
+    if network:
+        request["NetworkConfig"] = network
     if spec.tags:
         request["Tags"] = [{"Key": k, "Value": v} for k, v in spec.tags.items()]
     return request

@@ -152,3 +152,11 @@ def test_aws_mode_builds_aws_resources_from_env_vars():
     assert isinstance(resources["storage"], S3BucketStorage)
     assert isinstance(resources["job_store"], DynamoDBJobStore)
     assert resources["processing"].backend == "sagemaker"
+    listed = resources_for({
+        "BATCH_INFERENCE_MODE": "aws", **environment, "BATCH_SUBNETS": "subnet-a, subnet-b",
+        "BATCH_SECURITY_GROUP_IDS": "sg-1", "BATCH_NETWORK_ISOLATION": "true",
+    })["processing"]
+    network = listed.network().request()
+    assert network["VpcConfig"] == {"Subnets": ["subnet-a", "subnet-b"],
+                                    "SecurityGroupIds": ["sg-1"]}
+    assert network["EnableNetworkIsolation"] is True

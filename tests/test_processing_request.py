@@ -11,6 +11,7 @@ from resources.local_processing.client import validate_request
 from resources.processing_request import (
     ClusterSpec,
     InputChannel,
+    NetworkSpec,
     OutputChannel,
     ProcessingJobSpec,
     build_processing_job_request,
@@ -37,6 +38,9 @@ def spec(**overrides) -> ProcessingJobSpec:
         environment={"OMP_NUM_THREADS": "1"},
         tags={"dagster-asset": "predictions"},
         output_kms_key_id="arn:aws:kms:us-east-1:1:key/abc",
+        network=NetworkSpec(subnets=("subnet-1",), security_group_ids=("sg-1",),
+                            enable_network_isolation=True,
+                            enable_inter_container_traffic_encryption=True),
     )
     values.update(overrides)
     return ProcessingJobSpec(**values)
@@ -57,6 +61,15 @@ def test_request_passes_botocore_validation_and_carries_every_setting():
         "VolumeKmsKeyId": "arn:aws:kms:us-east-1:1:key/abc"}
     assert request["AppSpecification"]["ContainerArguments"] == ["infer"]
     assert request["Tags"] == [{"Key": "dagster-asset", "Value": "predictions"}]
+    assert request["NetworkConfig"] == {
+        "VpcConfig": {"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]},
+        "EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": True}
+
+
+def test_network_config_is_omitted_by_default_and_vpc_needs_both_lists():
+    assert "NetworkConfig" not in build_processing_job_request(spec(network=NetworkSpec()))
+    with pytest.raises(ValueError, match="both subnets and security group"):
+        build_processing_job_request(spec(network=NetworkSpec(subnets=("subnet-1",))))
 
 
 def test_botocore_rejects_a_malformed_request():
