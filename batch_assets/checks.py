@@ -1,44 +1,77 @@
-"""Asset checks on predictions, read back from storage (not from what the job said)."""
+"""Asset checks on predictions, read back from storage (not from what the job said).
+
+* ``predictions_complete`` (blocking): every input file of the day has an output
+  and a manifest from the current model version, rows in == rows out.
+* ``predictions_valid`` (blocking): no NaN, every prediction a probability in
+  [0, 1], and each output's footer has the declared schema and row count.
+* ``predictions_drift`` (warning): the population stability index between the
+  day's prediction histogram and the previous day's stays under the registry's
+  ``drift_psi_threshold``.
+"""
+
+import math
+from datetime import date, timedelta
 
 import dagster as dg
+import pyarrow as pa
 
+from batch_assets.layout import predictions_prefix
 from batch_assets.model_pointer import ModelNotTrainedError, read_current_model
+from batch_assets.parquet_footer import read_footer
 from batch_assets.partitions import prediction_partitions, split_prediction_key
 from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.registry import Registry
-from batch_assets.scoring_plan import MissingInputError, list_inputs, tally_partition
+from batch_assets.scoring_plan import (
+    MissingInputError,
+    PartitionTally,
+    list_inputs,
+    tally_partition,
+)
+from container.infer import MANIFEST_DIR, PREDICTION_COLUMN
+from container.prediction_stats import HISTOGRAM_BINS
 from resources.storage import ObjectStorage
 
 COMPLETE_CHECK = "predictions_complete"
+VALID_CHECK = "predictions_valid"
+DRIFT_CHECK = "predictions_drift"
+_SHOWN = 20
 
 
-def build_completeness_check(registry: Registry) -> dg.AssetChecksDefinition:
+class _Unavailable(Exception):
+    """The partition cannot be checked yet (no trained model, no data)."""
+
+
+def _tally(registry: Registry, storage: ObjectStorage, partitions_def, partition_key: str):
+    day, model = split_prediction_key(partitions_def, partition_key)
+    spec = registry.get(model)
+    try:
+        version = read_current_model(storage, model).version
+        inputs = list_inputs(storage, spec.dataset, day, registry.success_marker)
+    except (ModelNotTrainedError, MissingInputError) as exc:
+        raise _Unavailable(str(exc)) from exc
+    return day, model, version, tally_partition(storage, model, day, inputs, version)
+
+
+def build_prediction_checks(registry: Registry) -> list[dg.AssetChecksDefinition]:
     partitions_def = prediction_partitions(registry)
 
-    @dg.asset_check(
-        asset=PREDICTIONS,
-        name=COMPLETE_CHECK,
-        blocking=True,
-        partitions_def=partitions_def,
-        description="Every input file of the day has an output and a manifest from the "
-        "current model version, with rows in == rows out.",
-    )
+    @dg.asset_check(asset=PREDICTIONS, name=COMPLETE_CHECK, blocking=True,
+                    partitions_def=partitions_def,
+                    description="Every input file of the day has an output and a manifest "
+                    "from the current model version, with rows in == rows out.")
     def predictions_complete(
         context: dg.AssetCheckExecutionContext, storage: ObjectStorage
     ) -> dg.AssetCheckResult:
-        day, model = split_prediction_key(partitions_def, context.partition_key)
-        spec = registry.get(model)
         try:
-            version = read_current_model(storage, model).version
-            inputs = list_inputs(storage, spec.dataset, day)
-        except (ModelNotTrainedError, MissingInputError) as exc:
+            _day, _model, version, tally = _tally(registry, storage, partitions_def,
+                                                  context.partition_key)
+        except _Unavailable as exc:
             return dg.AssetCheckResult(passed=False, description=str(exc))
-        tally = tally_partition(storage, model, day, inputs, version)
+        inputs = tally.inputs
         return dg.AssetCheckResult(
             passed=tally.complete,
             description=None if tally.complete else (
-                f"{len(tally.pending)} of {len(inputs)} input files lack a valid output"
-            ),
+                f"{len(tally.pending)} of {len(inputs)} input files lack a valid output"),
             metadata={
                 "input_files": len(inputs),
                 "complete_files": len(tally.done),
@@ -47,9 +80,129 @@ def build_completeness_check(registry: Registry) -> dg.AssetChecksDefinition:
                 "rows_out": tally.rows_out,
                 "model_version": version,
                 "problems": dg.MetadataValue.json(
-                    {r.relative: tally.problems[r.relative] for r in tally.pending[:20]}
-                ),
+                    {r.relative: tally.problems[r.relative] for r in tally.pending[:_SHOWN]}),
             },
         )
 
-    return predictions_complete
+    @dg.asset_check(asset=PREDICTIONS, name=VALID_CHECK, blocking=True,
+                    partitions_def=partitions_def,
+                    description="No NaN, probabilities in [0, 1], output schema and row "
+                    "count as declared (read from each output's Parquet footer).")
+    def predictions_valid(
+        context: dg.AssetCheckExecutionContext, storage: ObjectStorage
+    ) -> dg.AssetCheckResult:
+        try:
+            day, model, _version, tally = _tally(registry, storage, partitions_def,
+                                                 context.partition_key)
+        except _Unavailable as exc:
+            return dg.AssetCheckResult(passed=False, description=str(exc))
+        spec = registry.get(model)
+        problems = _validity_problems(storage, model, day, tally, list(spec.key_columns))
+        stats = [m["predictions"] for m in tally.done.values() if "predictions" in m]
+        return dg.AssetCheckResult(
+            passed=not problems,
+            description=None if not problems else f"{len(problems)} output file(s) invalid",
+            metadata={
+                "files_checked": len(tally.done),
+                "nan_predictions": sum(s["nan_count"] for s in stats),
+                "outside_0_1": sum(s["outside_unit_interval"] for s in stats),
+                "min_prediction": min((s["min"] for s in stats if s["min"] is not None),
+                                      default=None),
+                "max_prediction": max((s["max"] for s in stats if s["max"] is not None),
+                                      default=None),
+                "problems": dg.MetadataValue.json(dict(list(problems.items())[:_SHOWN])),
+            },
+        )
+
+    @dg.asset_check(asset=PREDICTIONS, name=DRIFT_CHECK, blocking=False,
+                    partitions_def=partitions_def,
+                    description="Population stability index of the day's predictions "
+                    "against the previous day's (warning only).")
+    def predictions_drift(
+        context: dg.AssetCheckExecutionContext, storage: ObjectStorage
+    ) -> dg.AssetCheckResult:
+        day, model = split_prediction_key(partitions_def, context.partition_key)
+        current = _histogram(storage, model, day)
+        previous_day = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+        previous = _histogram(storage, model, previous_day)
+        if not current["count"] or not previous["count"]:
+            return dg.AssetCheckResult(
+                passed=True, severity=dg.AssetCheckSeverity.WARN,
+                description=f"nothing to compare: {day} has {current['count']} and "
+                f"{previous_day} has {previous['count']} scored rows",
+            )
+        psi = population_stability_index(previous["histogram"], current["histogram"])
+        threshold = registry.drift_psi_threshold
+        return dg.AssetCheckResult(
+            passed=psi <= threshold,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=None if psi <= threshold else
+            f"prediction distribution moved: PSI {psi:.3f} > {threshold} vs {previous_day}",
+            metadata={
+                "psi": round(psi, 4),
+                "threshold": threshold,
+                "mean_prediction": current["sum"] / current["count"],
+                "previous_mean_prediction": previous["sum"] / previous["count"],
+                "compared_with": previous_day,
+            },
+        )
+
+    return [predictions_complete, predictions_valid, predictions_drift]
+
+
+def _validity_problems(storage: ObjectStorage, model: str, day: str, tally: PartitionTally,
+                       key_columns: list[str]) -> dict[str, str]:
+    prefix = predictions_prefix(model, day)
+    problems: dict[str, str] = {}
+    expected_names = [*key_columns, PREDICTION_COLUMN]
+    for relative, manifest in tally.done.items():
+        stats = manifest.get("predictions")
+        if stats is None:
+            problems[relative] = "manifest has no prediction statistics"
+            continue
+        if stats["nan_count"]:
+            problems[relative] = f"{stats['nan_count']} NaN predictions"
+            continue
+        if stats["outside_unit_interval"]:
+            problems[relative] = f"{stats['outside_unit_interval']} predictions outside [0, 1]"
+            continue
+        try:
+            footer = read_footer(storage, prefix + manifest["output"])
+        except (ValueError, FileNotFoundError) as exc:
+            problems[relative] = str(exc)
+            continue
+        schema = footer.schema.to_arrow_schema()
+        if schema.names != expected_names:
+            problems[relative] = f"columns {schema.names}, expected {expected_names}"
+        elif schema.field(PREDICTION_COLUMN).type != pa.float64():
+            problems[relative] = f"prediction is {schema.field(PREDICTION_COLUMN).type}"
+        elif footer.num_rows != manifest["rows_out"]:
+            problems[relative] = f"{footer.num_rows} rows in file, manifest says " \
+                                 f"{manifest['rows_out']}"
+    return problems
+
+
+def _histogram(storage: ObjectStorage, model: str, day: str) -> dict:
+    """Sum of the prediction histograms in a day's manifests (any model version)."""
+    totals = {"count": 0, "sum": 0.0, "histogram": [0] * HISTOGRAM_BINS}
+    for item in storage.list_objects(predictions_prefix(model, day) + MANIFEST_DIR + "/"):
+        stats = storage.read_json(item.key).get("predictions")
+        if not stats:
+            continue
+        totals["count"] += stats["count"] - stats["nan_count"]
+        totals["sum"] += stats["sum"]
+        totals["histogram"] = [a + b for a, b in zip(totals["histogram"], stats["histogram"],
+                                                       strict=True)]
+    return totals
+
+
+def population_stability_index(expected: list[int], actual: list[int]) -> float:
+    """PSI = sum((a - e) * ln(a / e)) over bins of proportions (empty bins smoothed)."""
+    floor = 1e-4
+    expected_total, actual_total = max(sum(expected), 1), max(sum(actual), 1)
+    psi = 0.0
+    for e, a in zip(expected, actual, strict=True):
+        e_share = max(e / expected_total, floor)
+        a_share = max(a / actual_total, floor)
+        psi += (a_share - e_share) * math.log(a_share / e_share)
+    return psi

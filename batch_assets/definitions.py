@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from batch_assets.checks import build_completeness_check
+from batch_assets.checks import build_prediction_checks
 from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.predictions import build_predictions_asset
 from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
@@ -124,10 +124,10 @@ def build_definitions(
     registry = load_registry(registry_path)
     trained_model = build_trained_model_asset(registry)
     predictions = build_predictions_asset(registry)
-    complete = build_completeness_check(registry)
+    checks = build_prediction_checks(registry)
     return dg.Definitions(
         assets=[trained_model, predictions],
-        asset_checks=[complete],
+        asset_checks=checks,
         jobs=[
             dg.define_asset_job("train_models", selection=[TRAINED_MODEL]),
             dg.define_asset_job("score_predictions", selection=[PREDICTIONS]),

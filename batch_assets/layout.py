@@ -46,3 +46,7 @@ def prediction_output_key(model: str, day: str, relative_input: str) -> str:
 
 def job_prefix(job_name: str) -> str:
     return f"jobs/{job_name}/"
+
+
+def job_plan_key(job_name: str) -> str:
+    return job_prefix(job_name) + "plan.json"

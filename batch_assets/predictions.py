@@ -17,6 +17,7 @@ from batch_assets.scoring_plan import (
     PartitionTally,
     list_inputs,
     tally_partition,
+    write_job_plan,
 )
 from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.trained_model import GROUP
@@ -56,7 +57,7 @@ def build_predictions_asset(registry: Registry) -> dg.AssetsDefinition:
         spec = registry.get(model)
         try:
             current = read_current_model(storage, model)
-            inputs = list_inputs(storage, spec.dataset, day)
+            inputs = list_inputs(storage, spec.dataset, day, registry.success_marker)
         except (ModelNotTrainedError, MissingInputError) as exc:
             raise dg.Failure(str(exc)) from exc
         runner = PartitionJobRunner(context, ASSET_NAME, context.partition_key, storage,
@@ -71,6 +72,7 @@ def build_predictions_asset(registry: Registry) -> dg.AssetsDefinition:
             )
 
             def build(job_name: str) -> dict:
+                write_job_plan(storage, job_name, before.pending)
                 manifest_key = job_prefix(job_name) + "inputs.manifest"
                 storage.write_bytes(manifest_key, build_manifest(
                     storage.uri(data_prefix(spec.dataset, day)),

@@ -70,6 +70,16 @@ class Registry:
     path: Path
     partitions_start_date: str
     models: dict[str, ModelSpec]
+    success_marker: str = "_SUCCESS"
+    drift_psi_threshold: float = 0.2
+
+    @property
+    def datasets(self) -> dict[str, list[str]]:
+        """Dataset -> names of the models that score it."""
+        found: dict[str, list[str]] = {}
+        for spec in self.models.values():
+            found.setdefault(spec.dataset, []).append(spec.name)
+        return found
 
     @property
     def model_names(self) -> list[str]:
@@ -116,7 +126,18 @@ def load_registry(path: Path | str = DEFAULT_REGISTRY_PATH) -> Registry:
         if spec.name in models:
             raise RegistryError(f"{path}: model name {spec.name!r} appears twice")
         models[spec.name] = spec
-    return Registry(path=path, partitions_start_date=str(start), models=models)
+    marker = raw.get("success_marker", "_SUCCESS")
+    if not isinstance(marker, str) or not marker or "/" in marker:
+        raise RegistryError(f"{path}: success_marker must be a file name, got {marker!r}")
+    psi = raw.get("drift_psi_threshold", 0.2)
+    if not isinstance(psi, int | float) or psi <= 0:
+        raise RegistryError(f"{path}: drift_psi_threshold must be a positive number")
+    unknown = sorted(set(raw) - {"partitions_start_date", "success_marker",
+                                 "drift_psi_threshold", "models"})
+    if unknown:
+        raise RegistryError(f"{path}: unknown top-level setting(s) {', '.join(unknown)}")
+    return Registry(path=path, partitions_start_date=str(start), models=models,
+                    success_marker=marker, drift_psi_threshold=float(psi))
 
 
 def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:

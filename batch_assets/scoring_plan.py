@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from batch_assets.layout import (
     SUCCESS_MARKER,
     data_prefix,
+    job_plan_key,
     prediction_manifest_key,
     prediction_output_key,
 )
@@ -29,6 +30,16 @@ class InputFile:
     key: str
     relative: str  # below the date prefix, e.g. "part-00001.parquet"
     size: int
+    last_modified: str = ""  # ISO time; with size, identifies one delivery of the file
+
+    @property
+    def signature(self) -> dict:
+        return {"size": self.size, "last_modified": self.last_modified}
+
+
+def write_job_plan(storage: ObjectStorage, job_name: str, inputs: list[InputFile]) -> None:
+    """Record which delivery of each input a job scores (read back by the tally)."""
+    storage.write_json(job_plan_key(job_name), {i.relative: i.signature for i in inputs})
 
 
 @dataclass
@@ -55,8 +66,9 @@ class PartitionTally:
 
 
 def list_inputs(
-    storage: ObjectStorage, dataset: str, day: str, require_marker: bool = True
+    storage: ObjectStorage, dataset: str, day: str, marker: str | None = SUCCESS_MARKER
 ) -> list[InputFile]:
+    """``marker=None`` accepts a day without its success marker."""
     """The partition's Parquet inputs; errors say where data was expected and the fix."""
     prefix = data_prefix(dataset, day)
     objects = storage.list_objects(prefix)
@@ -65,14 +77,14 @@ def list_inputs(
             f"no inference data for {dataset} on {day}: nothing under {storage.uri(prefix)}. "
             "Deliver the day's files (plus a _SUCCESS marker) or pick a date that has data."
         )
-    if require_marker and not any(o.key == prefix + SUCCESS_MARKER for o in objects):
+    if marker and not any(o.key == prefix + marker for o in objects):
         raise MissingInputError(
             f"inference data for {dataset} on {day} is not marked complete: "
-            f"{storage.uri(prefix + SUCCESS_MARKER)} is missing. Write the marker once all "
+            f"{storage.uri(prefix + marker)} is missing. Write the marker once all "
             "files of the day are delivered."
         )
     inputs = [
-        InputFile(o.key, o.key[len(prefix) :], o.size)
+        InputFile(o.key, o.key[len(prefix) :], o.size, o.last_modified.isoformat())
         for o in objects
         if o.key.endswith(".parquet")
     ]
@@ -88,6 +100,7 @@ def tally_partition(
     storage: ObjectStorage, model: str, day: str, inputs: list[InputFile], model_version: str
 ) -> PartitionTally:
     tally = PartitionTally(inputs=inputs)
+    plans: dict[str, dict] = {}
     for item in inputs:
         manifest_key = prediction_manifest_key(model, day, item.relative)
         if not storage.exists(manifest_key):
@@ -98,7 +111,8 @@ def tally_partition(
         except (json.JSONDecodeError, UnicodeDecodeError):
             tally.problems[item.relative] = "unreadable manifest"
             continue
-        why_not = _why_not_done(storage, model, day, item, manifest, model_version)
+        why_not = _why_not_done(storage, model, day, item, manifest, model_version,
+                                _plan_of(storage, manifest.get("job_name"), plans))
         if why_not:
             tally.problems[item.relative] = why_not
         else:
@@ -106,9 +120,22 @@ def tally_partition(
     return tally
 
 
-def _why_not_done(storage, model, day, item: InputFile, manifest: dict, version: str) -> str:
+def _plan_of(storage: ObjectStorage, job_name: str | None, plans: dict[str, dict]) -> dict:
+    if not job_name:
+        return {}
+    if job_name not in plans:
+        key = job_plan_key(job_name)
+        plans[job_name] = storage.read_json(key) if storage.exists(key) else {}
+    return plans[job_name]
+
+
+def _why_not_done(storage, model, day, item: InputFile, manifest: dict, version: str,
+                  plan: dict) -> str:
     if manifest.get("model_version") != version:
         return f"scored by model version {manifest.get('model_version')}, current is {version}"
+    scored = plan.get(item.relative)
+    if scored is not None and scored != item.signature:
+        return "input file re-delivered since it was scored"
     if manifest.get("input_bytes") not in (None, item.size):
         return "input file changed since it was scored"
     if manifest.get("rows_in") != manifest.get("rows_out"):

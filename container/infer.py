@@ -27,6 +27,7 @@ from container.contract import ProcessingEnvironment, available_cpus
 from container.errors import JobInputError
 from container.model_bundle import read_metadata
 from container.parallelism import Parallelism, plan_parallelism
+from container.prediction_stats import PredictionStats
 from container.schema_check import check_input_file
 
 log = logging.getLogger("container.infer")
@@ -89,7 +90,8 @@ def _init_worker(bundle_dir: str, threads: int) -> None:
 
 
 def score_file(
-    task: FileTask, output_dir: str, scratch_dir: str, batch_rows: int, host: str
+    task: FileTask, output_dir: str, scratch_dir: str, batch_rows: int, host: str,
+    job_name: str,
 ) -> dict:
     """Score one file end to end and publish its output, then its manifest."""
     if _worker_model is None:
@@ -103,6 +105,7 @@ def score_file(
     temp_path = scratch / f"{task.relative.replace('/', '__')}.{os.getpid()}.tmp"
     rows_in = 0
     rows_out = 0
+    stats = PredictionStats()
     try:
         parquet_file = pq.ParquetFile(task.source, page_checksum_verification=True)
         rows_in = parquet_file.metadata.num_rows
@@ -118,6 +121,7 @@ def score_file(
                         f"model {metadata.name!r} returned {len(predictions)} predictions for "
                         f"{batch.num_rows} rows of input file {task.relative}"
                     )
+                stats.add(predictions)
                 columns = [batch.column(k) for k in metadata.key_columns]
                 columns.append(pa.array(predictions, type=pa.float64()))
                 writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=schema))
@@ -150,6 +154,8 @@ def score_file(
         "model_name": metadata.name,
         "model_version": metadata.version,
         "host": host,
+        "job_name": job_name,
+        "predictions": stats.as_dict(),
         "started_at": started,
         "finished_at": time.time(),
     }
@@ -196,7 +202,8 @@ def _score_all(
 ) -> list[dict]:
     """Run the files on a worker pool; on the first failure start nothing new, let
     running files finish (their outputs are good), then raise that failure."""
-    args = (str(output_dir), str(env.scratch_dir), options.batch_rows, host)
+    job_name = env.job_config().get("ProcessingJobName", "")
+    args = (str(output_dir), str(env.scratch_dir), options.batch_rows, host, job_name)
     started = time.monotonic()
     manifests: list[dict] = []
     rows_done = 0

@@ -62,6 +62,10 @@ class S3BucketStorage(ObjectStorage):
                 raise FileNotFoundError(f"no object {self.uri(key)}") from exc
             raise
 
+    def read_tail(self, key: str, size: int) -> bytes:
+        response = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=-{size}")
+        return response["Body"].read()
+
     def write_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
 

@@ -55,6 +55,10 @@ class ObjectStorage(dg.ConfigurableResource):
     def write_bytes(self, key: str, data: bytes) -> None:
         raise NotImplementedError(type(self).__name__)
 
+    def read_tail(self, key: str, size: int) -> bytes:
+        """The last ``size`` bytes of an object (a Parquet footer without the file)."""
+        raise NotImplementedError(type(self).__name__)
+
     def download_file(self, key: str, destination: Path) -> None:
         raise NotImplementedError(type(self).__name__)
 
@@ -139,6 +143,12 @@ class LocalBucketStorage(ObjectStorage):
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
+
+    def read_tail(self, key: str, size: int) -> bytes:
+        with open(self.path_of(key), "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - size))
+            return handle.read()
 
     def download_file(self, key: str, destination: Path) -> None:
         _link_or_copy(self.path_of(key), destination)

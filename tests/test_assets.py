@@ -21,9 +21,8 @@ def _materialization(result, node="predictions"):
     return {k: v.value for k, v in event.metadata.items()}
 
 
-def _check_passed(result) -> bool:
-    (evaluation,) = result.get_asset_check_evaluations()
-    return evaluation.passed
+def _checks(result) -> dict:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
 def test_definitions_load_without_settings(monkeypatch):
@@ -56,7 +55,11 @@ def test_partition_end_to_end_matches_framework(pipeline, model):
     assert meta["model_version"] == current.version
     assert meta["job_name"] == f"pred-{model.replace('_', '-')}-{DAY.replace('-', '')}-a1"
     assert meta["output_location"].endswith(f"predictions/{model}/dt={DAY}/")
-    assert _check_passed(result)
+    checks = _checks(result)
+    assert checks["predictions_complete"].passed and checks["predictions_valid"].passed
+    assert checks["predictions_valid"].metadata["files_checked"].value == 5
+    assert checks["predictions_valid"].metadata["nan_predictions"].value == 0
+    assert checks["predictions_drift"].passed  # no previous day scored: nothing to compare
 
     bucket = pipeline.storage.root_path
     input_files = sorted((bucket / f"data/customers/dt={DAY}").glob("*.parquet"))
@@ -89,8 +92,7 @@ def test_deleted_output_fails_check_and_rerun_redoes_only_that_file(pipeline):
     before = {p.name: p.read_bytes() for p in out_dir.glob("*.parquet") if p != victim}
     victim.unlink()
 
-    check_run = run_checks_only(pipeline, key)
-    (evaluation,) = check_run.get_asset_check_evaluations()
+    evaluation = _checks(run_checks_only(pipeline, key))["predictions_complete"]
     assert not evaluation.passed
     assert evaluation.metadata["missing_files"].value == 1
 
