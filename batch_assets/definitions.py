@@ -18,6 +18,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from batch_assets.checks import build_prediction_checks
+from batch_assets.orchestration import TRANSIENT_RETRY
 from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.predictions import build_predictions_asset
 from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
@@ -119,11 +120,12 @@ def resources_for(environment: Mapping[str, str]) -> dict:
 
 
 def build_definitions(
-    registry_path: Path | str = DEFAULT_REGISTRY_PATH, resources: dict | None = None
+    registry_path: Path | str = DEFAULT_REGISTRY_PATH, resources: dict | None = None,
+    retry_policy: dg.RetryPolicy = TRANSIENT_RETRY,
 ) -> dg.Definitions:
     registry = load_registry(registry_path)
-    trained_model = build_trained_model_asset(registry)
-    predictions = build_predictions_asset(registry)
+    trained_model = build_trained_model_asset(registry, retry_policy)
+    predictions = build_predictions_asset(registry, retry_policy)
     checks = build_prediction_checks(registry)
     return dg.Definitions(
         assets=[trained_model, predictions],

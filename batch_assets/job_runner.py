@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import dagster as dg
 from botocore.exceptions import ClientError
 
+from container.errors import BAD_INPUT_PREFIX
 from resources.job_store import (
     FAILED,
     IN_PROGRESS,
@@ -60,6 +61,11 @@ class JobOutcome:
         if self.description.get("ProcessingJobArn"):
             metadata["job_arn"] = self.description["ProcessingJobArn"]
         return metadata | link_metadata(links)
+
+    @property
+    def retryable(self) -> bool:
+        """False when the container reported bad input: rerunning cannot fix the data."""
+        return BAD_INPUT_PREFIX not in self.failure_reason
 
     def failure_summary(self, kind: str, links: dict[str, str]) -> str:
         """'<kind> job <name> Failed: <reason> (see <console URL or job folder>)'."""

@@ -6,6 +6,7 @@ from batch_assets.job_requests import job_tags, scoring_request
 from batch_assets.job_runner import JobOutcome, PartitionJobRunner
 from batch_assets.layout import data_prefix, job_prefix, predictions_prefix
 from batch_assets.model_pointer import ModelNotTrainedError, read_current_model
+from batch_assets.orchestration import PREDICTIONS_BACKFILL, PROCESSING_POOL, TRANSIENT_RETRY
 from batch_assets.partitions import (
     MODEL_DIMENSION,
     prediction_partitions,
@@ -29,7 +30,9 @@ from resources.storage import ObjectStorage
 ASSET_NAME = "predictions"
 
 
-def build_predictions_asset(registry: Registry) -> dg.AssetsDefinition:
+def build_predictions_asset(
+    registry: Registry, retry_policy: dg.RetryPolicy = TRANSIENT_RETRY
+) -> dg.AssetsDefinition:
     partitions_def = prediction_partitions(registry)
 
     @dg.asset(
@@ -43,6 +46,9 @@ def build_predictions_asset(registry: Registry) -> dg.AssetsDefinition:
         )],
         group_name=GROUP,
         kinds={"sagemaker", "parquet"},
+        retry_policy=retry_policy,
+        pool=PROCESSING_POOL,
+        backfill_policy=PREDICTIONS_BACKFILL,
         description="Keys + prediction for every input file of a day, scored by a "
         "SageMaker Processing job with the input sharded by S3 key across the model's "
         "instances. Files already scored by the current model version are skipped.",
@@ -59,7 +65,7 @@ def build_predictions_asset(registry: Registry) -> dg.AssetsDefinition:
             current = read_current_model(storage, model)
             inputs = list_inputs(storage, spec.dataset, day, registry.success_marker)
         except (ModelNotTrainedError, MissingInputError) as exc:
-            raise dg.Failure(str(exc)) from exc
+            raise dg.Failure(str(exc), allow_retries=False) from exc
         runner = PartitionJobRunner(context, ASSET_NAME, context.partition_key, storage,
                                     job_store, processing)
         runner.finish_in_flight()
@@ -98,6 +104,7 @@ def build_predictions_asset(registry: Registry) -> dg.AssetsDefinition:
                 f"{outcome.failure_summary('scoring', links)}. {len(after.done)} of "
                 f"{len(inputs)} files are scored and kept; a rerun scores only the rest.",
                 metadata=metadata,
+                allow_retries=outcome.retryable,
             )
         return dg.MaterializeResult(metadata=metadata,
                                     data_version=dg.DataVersion(current.version))

@@ -9,6 +9,7 @@ from batch_assets.job_requests import job_tags, training_request
 from batch_assets.job_runner import JobOutcome, PartitionJobRunner
 from batch_assets.layout import job_prefix, model_prefix
 from batch_assets.model_pointer import CurrentModel, write_current_model
+from batch_assets.orchestration import PROCESSING_POOL, TRANSIENT_RETRY
 from batch_assets.partitions import model_partitions
 from batch_assets.registry import ModelSpec, Registry
 from container.model_bundle import METADATA_FILE
@@ -19,6 +20,7 @@ from resources.storage import ObjectStorage
 
 ASSET_NAME = "trained_model"
 GROUP = "batch_inference"
+QUALITY_CHECK = "trained_model_quality"
 
 
 def new_model_version(run_id: str) -> str:
@@ -31,10 +33,22 @@ def _version_of(request_or_description: dict) -> str:
     return uri.rstrip("/").rsplit("/", 1)[-1]
 
 
-def build_trained_model_asset(registry: Registry) -> dg.AssetsDefinition:
+def build_trained_model_asset(
+    registry: Registry, retry_policy: dg.RetryPolicy = TRANSIENT_RETRY
+) -> dg.AssetsDefinition:
+    partitions_def = model_partitions(registry)
+
     @dg.asset(
         name=ASSET_NAME,
-        partitions_def=model_partitions(registry),
+        partitions_def=partitions_def,
+        check_specs=[dg.AssetCheckSpec(
+            QUALITY_CHECK, asset=ASSET_NAME, blocking=True, partitions_def=partitions_def,
+            description="Holdout metric at least the registry's quality_threshold. A model "
+            "below it is kept for inspection but never becomes current, so it never feeds "
+            "predictions.",
+        )],
+        retry_policy=retry_policy,
+        pool=PROCESSING_POOL,
         group_name=GROUP,
         kinds={"sagemaker", "xgboost", "scikitlearn"},
         description="A model from the registry, trained by a single-instance SageMaker "
@@ -64,7 +78,8 @@ def _train(context, spec: ModelSpec, storage: ObjectStorage, runner: PartitionJo
         raise dg.Failure(
             f"no training data for model {spec.name!r} under {storage.uri(spec.training_data)}"
             " (its training_data in the model registry). Deliver the training files or fix "
-            "the prefix."
+            "the prefix.",
+            allow_retries=False,
         )
     version = new_model_version(context.run.run_id)
 
@@ -95,6 +110,7 @@ def _publish(context, spec: ModelSpec, storage: ObjectStorage, processing, runne
         raise dg.Failure(
             f"model {spec.name!r}: {outcome.failure_summary('training', links)}",
             metadata=outcome.metadata(links),
+            allow_retries=outcome.retryable,
         )
     version = _version_of(outcome.description)
     prefix = model_prefix(spec.name, version)
@@ -105,13 +121,29 @@ def _publish(context, spec: ModelSpec, storage: ObjectStorage, processing, runne
         )
     bundle = storage.read_json(prefix + METADATA_FILE)
     metrics = bundle.get("metrics", {})
-    write_current_model(storage, CurrentModel(
-        model=spec.name, version=version, prefix=prefix, framework=spec.framework,
-        metrics=metrics, job_name=job_name, trained_at=time.time(),
-    ))
     quality = metrics.get(spec.quality_metric)
-    context.log.info(f"model {spec.name} version {version}: {metrics}")
+    good_enough = quality is not None and quality >= spec.quality_threshold
+    if good_enough:
+        write_current_model(storage, CurrentModel(
+            model=spec.name, version=version, prefix=prefix, framework=spec.framework,
+            metrics=metrics, job_name=job_name, trained_at=time.time(),
+        ))
+        context.log.info(f"model {spec.name} version {version} is current: {metrics}")
+    else:
+        context.log.warning(
+            f"model {spec.name} version {version}: holdout {spec.quality_metric} {quality} is "
+            f"below {spec.quality_threshold}; the current model stays in use")
+    check = dg.AssetCheckResult(
+        check_name=QUALITY_CHECK,
+        passed=good_enough,
+        description=None if good_enough else (
+            f"holdout {spec.quality_metric} {quality} < threshold {spec.quality_threshold}: "
+            f"version {version} was not made current"),
+        metadata={spec.quality_metric: quality, "threshold": spec.quality_threshold,
+                  "model_version": version},
+    )
     return dg.MaterializeResult(
+        check_results=[check],
         metadata={
             "model_version": version,
             "model_uri": dg.MetadataValue.path(storage.uri(prefix)),
@@ -120,6 +152,7 @@ def _publish(context, spec: ModelSpec, storage: ObjectStorage, processing, runne
             "training_rows": bundle.get("training_rows", 0),
             f"holdout_{spec.quality_metric}": float(quality) if quality is not None else None,
             "quality_threshold": spec.quality_threshold,
+            "is_current": good_enough,
             "holdout_metrics": dg.MetadataValue.json(metrics),
             "backend": processing.backend_name,
             **outcome.metadata(links),

@@ -12,7 +12,7 @@ import sys
 import traceback
 
 from container.contract import ProcessingEnvironment
-from container.errors import JobInputError
+from container.errors import BAD_INPUT_PREFIX, JobInputError
 from container.infer import DEFAULT_BATCH_ROWS, InferOptions, run_infer
 from container.train import run_train
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             options = InferOptions(args.batch_rows, args.workers, args.threads_per_worker)
             run_infer(env, options)
     except JobInputError as exc:
-        env.write_failure_message(str(exc))
+        env.write_failure_message(BAD_INPUT_PREFIX + str(exc))
         logging.getLogger("container").error("%s", exc)
         return 2
     except Exception as exc:

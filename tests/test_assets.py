@@ -237,3 +237,18 @@ def test_trained_model_metadata(pipeline):
     assert 0.6 < meta["holdout_roc_auc"] <= 1.0
     assert meta["job_name"] == "train-churn-logreg-a1"
     assert (pipeline.storage.root_path / current.prefix / "model.joblib").is_file()
+
+
+def test_model_below_quality_threshold_never_becomes_current(pipeline):
+    before = read_current_model(pipeline.storage, "churn_logreg")
+    text = pipeline.registry_path.read_text().replace("quality_threshold = 0.65",
+                                                      "quality_threshold = 0.999")
+    pipeline.registry_path.write_text(text)
+    result = pipeline.run_job("train_models", "churn_logreg", raise_on_error=False)
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == "trained_model_quality" and not check.passed
+    assert "< threshold 0.999" in check.description
+    meta = _materialization(result, "trained_model")
+    assert meta["is_current"] is False
+    assert read_current_model(pipeline.storage, "churn_logreg") == before
+    assert meta["model_version"] != before.version
