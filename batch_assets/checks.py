@@ -29,6 +29,7 @@ from batch_assets.scoring_plan import (
 )
 from container.infer import MANIFEST_DIR, PREDICTION_COLUMN
 from container.prediction_stats import HISTOGRAM_BINS
+from resources.job_store import JobStore
 from resources.storage import ObjectStorage
 
 COMPLETE_CHECK = "predictions_complete"
@@ -60,7 +61,7 @@ def build_prediction_checks(registry: Registry) -> list[dg.AssetChecksDefinition
                     description="Every input file of the day has an output and a manifest "
                     "from the current model version, with rows in == rows out.")
     def predictions_complete(
-        context: dg.AssetCheckExecutionContext, storage: ObjectStorage
+        context: dg.AssetCheckExecutionContext, storage: ObjectStorage, job_store: JobStore
     ) -> dg.AssetCheckResult:
         try:
             _day, _model, version, tally = _tally(registry, storage, partitions_def,
@@ -81,6 +82,8 @@ def build_prediction_checks(registry: Registry) -> list[dg.AssetChecksDefinition
                 "model_version": version,
                 "problems": dg.MetadataValue.json(
                     {r.relative: tally.problems[r.relative] for r in tally.pending[:_SHOWN]}),
+                "attempts": dg.MetadataValue.md(
+                    attempt_history(job_store, context.partition_key, registry.max_attempts)),
             },
         )
 
@@ -148,6 +151,17 @@ def build_prediction_checks(registry: Registry) -> list[dg.AssetChecksDefinition
         )
 
     return [predictions_complete, predictions_valid, predictions_drift]
+
+
+def attempt_history(job_store: JobStore, partition_key: str, cap: int) -> str:
+    """Markdown table of the partition's job attempts, for the UI."""
+    records = job_store.attempts(PREDICTIONS, partition_key)
+    lines = [f"{len(records)} of at most {cap} automatic attempts", "",
+             "| attempt | job | status | reason |", "|---|---|---|---|"]
+    for record in records:
+        reason = (record.failure_reason or "").replace("|", "/").replace("\n", " ")[:200]
+        lines.append(f"| {record.attempt} | {record.job_name} | {record.status} | {reason} |")
+    return "\n".join(lines)
 
 
 def _validity_problems(storage: ObjectStorage, model: str, day: str, tally: PartitionTally,

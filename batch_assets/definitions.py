@@ -22,6 +22,7 @@ from batch_assets.orchestration import TRANSIENT_RETRY
 from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.predictions import build_predictions_asset
 from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
+from batch_assets.sensors import build_new_data_sensor, build_retry_sensor
 from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.trained_model import build_trained_model_asset
 from resources.dynamodb_job_store import DynamoDBJobStore
@@ -127,9 +128,13 @@ def build_definitions(
     trained_model = build_trained_model_asset(registry, retry_policy)
     predictions = build_predictions_asset(registry, retry_policy)
     checks = build_prediction_checks(registry)
+    sensors = [build_new_data_sensor(registry, dataset, models)
+               for dataset, models in registry.datasets.items()]
+    sensors.append(build_retry_sensor(registry))
     return dg.Definitions(
         assets=[trained_model, predictions],
         asset_checks=checks,
+        sensors=sensors,
         jobs=[
             dg.define_asset_job("train_models", selection=[TRAINED_MODEL]),
             dg.define_asset_job("score_predictions", selection=[PREDICTIONS]),

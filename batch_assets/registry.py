@@ -72,6 +72,7 @@ class Registry:
     models: dict[str, ModelSpec]
     success_marker: str = "_SUCCESS"
     drift_psi_threshold: float = 0.2
+    max_attempts: int = 4
 
     @property
     def datasets(self) -> dict[str, list[str]]:
@@ -132,12 +133,16 @@ def load_registry(path: Path | str = DEFAULT_REGISTRY_PATH) -> Registry:
     psi = raw.get("drift_psi_threshold", 0.2)
     if not isinstance(psi, int | float) or psi <= 0:
         raise RegistryError(f"{path}: drift_psi_threshold must be a positive number")
+    attempts = raw.get("max_attempts", 4)
+    if not isinstance(attempts, int) or attempts < 1:
+        raise RegistryError(f"{path}: max_attempts must be a whole number of at least 1")
     unknown = sorted(set(raw) - {"partitions_start_date", "success_marker",
-                                 "drift_psi_threshold", "models"})
+                                 "drift_psi_threshold", "max_attempts", "models"})
     if unknown:
         raise RegistryError(f"{path}: unknown top-level setting(s) {', '.join(unknown)}")
     return Registry(path=path, partitions_start_date=str(start), models=models,
-                    success_marker=marker, drift_psi_threshold=float(psi))
+                    success_marker=marker, drift_psi_threshold=float(psi),
+                    max_attempts=attempts)
 
 
 def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:

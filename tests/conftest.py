@@ -61,10 +61,11 @@ class Pipeline:
     def definitions(self) -> dg.Definitions:
         return build_definitions(self.registry_path, self.resources)
 
-    def run_job(self, job: str, partition_key: str, raise_on_error: bool = True):
+    def run_job(self, job: str, partition_key: str, raise_on_error: bool = True,
+                instance: dg.DagsterInstance | None = None, tags: dict | None = None):
         return self.definitions().resolve_job_def(job).execute_in_process(
-            partition_key=partition_key, instance=dg.DagsterInstance.ephemeral(),
-            run_config=QUIET, raise_on_error=raise_on_error,
+            partition_key=partition_key, instance=instance or dg.DagsterInstance.ephemeral(),
+            run_config=QUIET, raise_on_error=raise_on_error, tags=tags,
         )
 
 
@@ -109,7 +110,8 @@ def pipeline(tmp_path, trained_template) -> Pipeline:
     return make_pipeline(tmp_path, write_test_registry(tmp_path / "models.toml"))
 
 
-def run_checks_only(pipeline: Pipeline, partition_key: str):
+def run_checks_only(pipeline: Pipeline, partition_key: str,
+                    instance: dg.DagsterInstance | None = None):
     """Run the predictions checks alone on one partition, as the UI's "Execute checks".
 
     A check-only asset job has no partitions definition in Dagster 1.13, so the
@@ -122,6 +124,7 @@ def run_checks_only(pipeline: Pipeline, partition_key: str):
         asset_check_selection=checks
     )
     return job.execute_in_process(
-        tags={"dagster/partition": partition_key}, instance=dg.DagsterInstance.ephemeral(),
+        tags={"dagster/partition": partition_key},
+        instance=instance or dg.DagsterInstance.ephemeral(),
         run_config=QUIET, raise_on_error=False,
     )

@@ -1,0 +1,160 @@
+"""Sensors: score new data as it lands, and re-request partitions whose check failed.
+
+``new_data_sensor_<dataset>`` lists ``data/<dataset>/`` (paginated), looks at the
+objects modified since its cursor, and for every date whose success marker
+exists requests ``predictions`` for each model that scores the dataset. The run
+key carries a signature of the day's files (keys, sizes, times), so a tick
+repeated after a crash asks for nothing new, while a late or replaced file
+changes the signature and asks again; the asset then scores only what changed.
+
+``predictions_retry_sensor`` reads failed ``predictions_complete`` evaluations
+and re-requests those partitions while the job store counts fewer attempts than
+the registry's ``max_attempts`` (a failing check after a completed job would
+otherwise loop forever); past that it leaves the failure visible in the UI, where
+the check's metadata lists the attempt history. A person can still materialize
+the partition by hand.
+"""
+
+import hashlib
+import json
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from batch_assets.checks import COMPLETE_CHECK
+from batch_assets.partitions import prediction_partition_key
+from batch_assets.predictions import ASSET_NAME as PREDICTIONS
+from batch_assets.registry import Registry
+from resources.job_store import JobStore
+from resources.storage import ObjectInfo, ObjectStorage
+
+# objects modified this long before the cursor are looked at again: S3 listing is
+# not a snapshot, and an object written while we listed may carry an older time
+CURSOR_OVERLAP = timedelta(minutes=5)
+MAX_REMEMBERED_DAYS = 400
+
+
+def _day_of(key: str, prefix: str) -> str | None:
+    rest = key[len(prefix):]
+    folder = rest.split("/", 1)[0]
+    if not folder.startswith("dt=") or "/" not in rest:
+        return None
+    day = folder[3:]
+    try:
+        datetime.strptime(day, "%Y-%m-%d")
+    except ValueError:
+        return None
+    return day
+
+
+def day_signature(objects: list[ObjectInfo]) -> str:
+    digest = hashlib.sha256()
+    for item in sorted(objects, key=lambda o: o.key):
+        digest.update(f"{item.key}|{item.size}|{item.last_modified.isoformat()}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def build_new_data_sensor(registry: Registry, dataset: str, models: list[str]
+                          ) -> dg.SensorDefinition:
+    prefix = f"data/{dataset}/"
+
+    @dg.sensor(
+        name=f"new_data_sensor_{dataset.replace('-', '_').replace('.', '_')}",
+        asset_selection=[PREDICTIONS],
+        minimum_interval_seconds=60,
+        description=f"Requests predictions of {', '.join(models)} for each newly complete "
+        f"day under {prefix} (complete = {registry.success_marker} present).",
+    )
+    def new_data_sensor(context: dg.SensorEvaluationContext, storage: ObjectStorage):
+        state = json.loads(context.cursor) if context.cursor else {"since": None, "days": {}}
+        since = datetime.fromisoformat(state["since"]) if state["since"] else None
+        objects = storage.list_objects(prefix)
+        by_day: dict[str, list[ObjectInfo]] = defaultdict(list)
+        for item in objects:
+            day = _day_of(item.key, prefix)
+            if day:
+                by_day[day].append(item)
+        touched = {
+            day for day, items in by_day.items()
+            if since is None or any(i.last_modified > since - CURSOR_OVERLAP for i in items)
+        }
+        requests = []
+        for day in sorted(touched):
+            items = by_day[day]
+            if not any(i.key.endswith("/" + registry.success_marker) for i in items):
+                continue  # not delivered yet: the marker's arrival will touch the day again
+            data_files = [i for i in items if i.key.endswith(".parquet")]
+            signature = day_signature(data_files)
+            if state["days"].get(day) == signature:
+                continue
+            state["days"][day] = signature
+            for model in models:
+                requests.append(dg.RunRequest(
+                    run_key=f"{dataset}/{day}/{model}/{signature}",
+                    partition_key=str(prediction_partition_key(day, model)),
+                    asset_selection=[dg.AssetKey(PREDICTIONS)],
+                    tags={"batch/dataset": dataset, "batch/data_signature": signature},
+                ))
+        if objects:
+            newest = max(i.last_modified for i in objects)
+            state["since"] = max(newest, since or newest).astimezone(UTC).isoformat()
+        for day in sorted(state["days"])[:-MAX_REMEMBERED_DAYS]:
+            del state["days"][day]
+        cursor = json.dumps(state, sort_keys=True)
+        if not requests:
+            return dg.SensorResult(skip_reason=dg.SkipReason(
+                f"no newly complete day under {prefix} ({len(objects)} objects listed)"),
+                cursor=cursor)
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+    return new_data_sensor
+
+
+def build_retry_sensor(registry: Registry) -> dg.SensorDefinition:
+    check_key = dg.AssetCheckKey(dg.AssetKey(PREDICTIONS), COMPLETE_CHECK)
+
+    @dg.sensor(
+        name="predictions_retry_sensor",
+        asset_selection=[PREDICTIONS],
+        minimum_interval_seconds=60,
+        description="Re-requests predictions partitions whose completeness check failed, "
+        f"up to {registry.max_attempts} attempts per partition (counted in the job store).",
+    )
+    def predictions_retry_sensor(context: dg.SensorEvaluationContext, job_store: JobStore):
+        from dagster._core.storage.asset_check_execution_record import (
+            AssetCheckExecutionRecordStatus,
+        )
+
+        last_seen = int(context.cursor or 0)
+        history = context.instance.event_log_storage.get_asset_check_execution_history(
+            check_key, limit=1000)
+        newest: dict[str, object] = {}
+        for record in history:  # newest first
+            if record.partition and record.partition not in newest:
+                newest[record.partition] = record
+        requests, capped = [], []
+        for partition, record in newest.items():
+            if record.id <= last_seen or record.status != AssetCheckExecutionRecordStatus.FAILED:
+                continue
+            if len(job_store.attempts(PREDICTIONS, partition)) >= registry.max_attempts:
+                capped.append(partition)
+                continue
+            requests.append(dg.RunRequest(
+                run_key=f"retry/{partition}/{record.id}",
+                partition_key=partition,
+                asset_selection=[dg.AssetKey(PREDICTIONS)],
+                tags={"batch/retry_of_check_execution": str(record.id)},
+            ))
+        for partition in capped:
+            context.log.warning(
+                f"predictions[{partition}] failed its completeness check after "
+                f"{registry.max_attempts} attempts: not retried automatically")
+        cursor = str(max([last_seen, *(r.id for r in history)]))
+        if not requests:
+            return dg.SensorResult(skip_reason=dg.SkipReason(
+                f"no failed completeness checks to retry ({len(capped)} at the attempt cap)"),
+                cursor=cursor)
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+    return predictions_retry_sensor
