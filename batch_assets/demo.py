@@ -30,6 +30,17 @@ from batch_assets.registry import (
     load_registry,
 )
 
+# The demo's (and `make dev`'s) Dagster instance. Locally one processing job uses
+# every core, so the processing pool runs one job at a time; backfill runs queue.
+LOCAL_INSTANCE_CONFIG = """\
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+    granularity: op
+"""
+
 # Dagster's console logger at INFO: job progress without every engine event.
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
@@ -132,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     dagster_home = Path(os.environ["DAGSTER_HOME"])
     dagster_home.mkdir(parents=True, exist_ok=True)
     if not (dagster_home / "dagster.yaml").exists():
-        (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        (dagster_home / "dagster.yaml").write_text(LOCAL_INSTANCE_CONFIG)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     try:
         summary = run_demo(args.data_dir, args.registry, models=models or None)
