@@ -135,6 +135,9 @@ def build_definitions(
         assets=[trained_model, predictions],
         asset_checks=checks,
         sensors=sensors,
+        # Steps only submit and watch processing jobs (the compute runs there), so
+        # they run in the run's own process: no step subprocess to start per step.
+        executor=dg.in_process_executor,
         jobs=[
             dg.define_asset_job("train_models", selection=[TRAINED_MODEL]),
             dg.define_asset_job("score_predictions", selection=[PREDICTIONS]),

@@ -31,14 +31,16 @@ from batch_assets.registry import (
 )
 
 # The demo's (and `make dev`'s) Dagster instance. Locally one processing job uses
-# every core, so the processing pool runs one job at a time; backfill runs queue.
+# every core, so the processing pool runs one job at a time. With run granularity
+# a queued run (of a backfill, say) starts only when the pool has a free slot,
+# instead of starting a process that then waits.
 LOCAL_INSTANCE_CONFIG = """\
 telemetry:
   enabled: false
 concurrency:
   pools:
     default_limit: 1
-    granularity: op
+    granularity: run
 """
 
 # Dagster's console logger at INFO: job progress without every engine event.
