@@ -31,16 +31,16 @@ from batch_assets.registry import (
 )
 
 # The demo's (and `make dev`'s) Dagster instance. Locally one processing job uses
-# every core, so the processing pool runs one job at a time. With run granularity
-# a queued run (of a backfill, say) starts only when the pool has a free slot,
-# instead of starting a process that then waits.
+# every core, so the processing pool runs one job at a time; at most one more run
+# (of a backfill, say) is launched to wait for the slot, the rest stay queued.
 LOCAL_INSTANCE_CONFIG = """\
 telemetry:
   enabled: false
 concurrency:
   pools:
     default_limit: 1
-    granularity: run
+    granularity: op
+    op_granularity_run_buffer: 1
 """
 
 # Dagster's console logger at INFO: job progress without every engine event.

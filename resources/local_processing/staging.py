@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from resources.buckets import Bucket
 from resources.local_processing.manifest_file import parse_manifest
 from resources.s3_uri import parse_s3_uri
-from resources.storage import ObjectStorage
 
 
-def resolve_input_objects(storage: ObjectStorage, s3_input: dict) -> list[tuple[str, str]]:
+def resolve_input_objects(storage: Bucket, s3_input: dict) -> list[tuple[str, str]]:
     """Objects an ``S3Input`` names, with each one's path relative to its LocalPath."""
     bucket, key = parse_s3_uri(s3_input["S3Uri"])
     _require_bucket(storage, bucket, s3_input["S3Uri"])
@@ -30,9 +30,9 @@ def resolve_input_objects(storage: ObjectStorage, s3_input: dict) -> list[tuple[
     return [(o.key, o.key[len(directory) :]) for o in storage.list_objects(key)]
 
 
-def _require_bucket(storage: ObjectStorage, bucket: str, uri: str) -> None:
-    if bucket != storage.bucket:
+def _require_bucket(storage: Bucket, bucket: str, uri: str) -> None:
+    if bucket != storage.name:
         raise ValueError(
             f"{uri} is in bucket {bucket!r}, but the local runner's storage is bucket "
-            f"{storage.bucket!r}"
+            f"{storage.name!r}"
         )

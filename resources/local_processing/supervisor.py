@@ -21,11 +21,11 @@ import sys
 import time
 from pathlib import Path
 
+from resources.buckets import Bucket, bucket_from_spec
 from resources.local_processing.job_files import JobPaths
 from resources.local_processing.staging import resolve_input_objects
 from resources.s3_uri import parse_s3_uri
 from resources.sharding import shard_objects
-from resources.storage import ObjectStorage, storage_from_spec
 
 log = logging.getLogger("local_processing.supervisor")
 
@@ -44,7 +44,7 @@ class Supervisor:
     def __init__(self, paths: JobPaths) -> None:
         self.paths = paths
         self.request = json.loads(paths.request.read_text())
-        self.storage: ObjectStorage = storage_from_spec(json.loads(paths.storage.read_text()))
+        self.storage: Bucket = bucket_from_spec(json.loads(paths.storage.read_text()))
         self.status = paths.read_status()
         cluster = self.request["ProcessingResources"]["ClusterConfig"]
         self.hosts = [f"algo-{i + 1}" for i in range(cluster["InstanceCount"])]
