@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 
 def read_outputs(prediction_dir: Path) -> pa.Table:
@@ -39,3 +42,21 @@ def corrupt_data_page(path: Path, row_group: int = 0, column: int = 1) -> None:
     with open(path, "r+b") as handle:
         handle.seek(offset)
         handle.write(bytes(range(7, 71)))
+
+
+@contextmanager
+def interrupted_after(seconds: float):
+    """Raise KeyboardInterrupt in the main thread after ``seconds``, as Ctrl-C (or
+    Dagster's run termination) would; the body must expect it."""
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import signal
 import subprocess
 import sys
 
 import pytest
 
 from resources.processing import SageMakerProcessing
+from tests.helpers import interrupted_after
 from tests.test_local_runner import pid_alive, request, wait_for
 
 
@@ -20,19 +20,9 @@ def test_interrupt_while_waiting_stops_the_job(tmp_path, storage_with_data):
     client = processing.client(storage_with_data)
     client.create_processing_job(**request("interrupted", "sleep", 2))
     statuses = []
-
-    def interrupt(_signum, _frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, 4.0)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            processing.wait(client, "interrupted", logging.getLogger("test"),
-                            lambda status, _d: statuses.append(status))
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    with interrupted_after(4.0):
+        processing.wait(client, "interrupted", logging.getLogger("test"),
+                        lambda status, _d: statuses.append(status))
     described = wait_for(client, "interrupted", {"Stopped", "Completed", "Failed"}, timeout=30)
     assert described["ProcessingJobStatus"] == "Stopped"
     assert statuses == ["InProgress", "Stopping"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 
 import boto3
 import pytest
@@ -20,6 +19,7 @@ from resources.processing_request import (
 )
 from tests.aws import REGION
 from tests.fake_sagemaker import ScriptedSageMaker
+from tests.helpers import interrupted_after
 
 LOG = logging.getLogger("test")
 
@@ -130,19 +130,9 @@ def test_instance_quota_wait_is_bounded():
 def test_interrupted_wait_stops_the_job():
     fake = ScriptedSageMaker(["InProgress"])
     seen = []
-
-    def interrupt(_signum, _frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, 0.3)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            SageMakerProcessing(poll_interval_seconds=0.01).wait(
-                fake, "long-a1", LOG, lambda s, _d: seen.append(s))
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    with interrupted_after(0.3):
+        SageMakerProcessing(poll_interval_seconds=0.01).wait(
+            fake, "long-a1", LOG, lambda s, _d: seen.append(s))
     assert fake.stopped == ["long-a1"]
     assert seen == ["InProgress", "Stopping"]
 
