@@ -30,18 +30,9 @@ from batch_assets.registry import (
     load_registry,
 )
 
-# The demo's (and `make dev`'s) Dagster instance. Locally one processing job uses
-# every core, so the processing pool runs one job at a time; at most one more run
-# (of a backfill, say) is launched to wait for the slot, the rest stay queued.
-LOCAL_INSTANCE_CONFIG = """\
-telemetry:
-  enabled: false
-concurrency:
-  pools:
-    default_limit: 1
-    granularity: op
-    op_granularity_run_buffer: 1
-"""
+# The demo's (and `make dev`'s) Dagster instance settings: one processing job at a
+# time locally, since a job uses every core.
+LOCAL_INSTANCE_CONFIG = Path(__file__).with_name("local_instance.yaml")
 
 # Dagster's console logger at INFO: job progress without every engine event.
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -145,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     dagster_home = Path(os.environ["DAGSTER_HOME"])
     dagster_home.mkdir(parents=True, exist_ok=True)
     if not (dagster_home / "dagster.yaml").exists():
-        (dagster_home / "dagster.yaml").write_text(LOCAL_INSTANCE_CONFIG)
+        (dagster_home / "dagster.yaml").write_text(LOCAL_INSTANCE_CONFIG.read_text())
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     try:
         summary = run_demo(args.data_dir, args.registry, models=models or None)

@@ -57,7 +57,7 @@ def test_thirty_day_two_model_backfill_completes(tmp_path, trained_template):
     registry.write_text(registry.read_text().replace('"2026-11-01"', '"2026-10-01"'))
     home = tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(LOCAL_INSTANCE_CONFIG)
+    (home / "dagster.yaml").write_text(LOCAL_INSTANCE_CONFIG.read_text())
     (tmp_path / "workspace.yaml").write_text(
         "load_from:\n  - python_module:\n      module_name: batch_assets.definitions\n"
         "      working_directory: .\n")
