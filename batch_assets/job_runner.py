@@ -110,6 +110,13 @@ class PartitionJobRunner:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ValidationException":
                 raise
+            owner = self.context.instance.get_run_by_id(record.run_id)
+            if owner is not None and not owner.is_finished:
+                raise dg.Failure(
+                    f"run {record.run_id} is submitting job {record.job_name} for this "
+                    "partition right now; this run leaves the partition to it",
+                    allow_retries=False,
+                ) from exc
             self._record(record.job_name, FAILED,
                          "never submitted: the run that recorded it ended before submitting")
             return None

@@ -252,3 +252,15 @@ def test_model_below_quality_threshold_never_becomes_current(pipeline):
     assert meta["is_current"] is False
     assert read_current_model(pipeline.storage, "churn_logreg") == before
     assert meta["model_version"] != before.version
+
+
+def test_attempt_left_pending_by_a_dead_run_is_closed_and_replaced(pipeline):
+    """A run that crashed between recording an attempt and submitting its job leaves a
+    Pending record; the next run marks it Failed (never submitted) and carries on."""
+    key = str(prediction_partition_key(DAY, "churn_xgb"))
+    pipeline.job_store.create_attempt("predictions", key, lambda a: f"orphan-a{a}",
+                                      "run-that-died", "local")
+    meta = _materialization(pipeline.run_job("score_predictions", key))
+    first, second = pipeline.job_store.attempts("predictions", key)
+    assert first.status == "Failed" and "never submitted" in first.failure_reason
+    assert second.status == "Completed" and meta["attempt"] == 2
