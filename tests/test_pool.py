@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from resources.job_store import SQLiteJobStore
@@ -28,6 +29,9 @@ def test_pool_limit_holds_across_concurrent_runs(tmp_path, trained_template):
     (home / "dagster.yaml").write_text(
         "concurrency:\n  pools:\n    default_limit: 1\n    granularity: op\n"
         "telemetry:\n  enabled: false\n")
+    # create the instance's SQLite storage once: four processes creating it at the same
+    # moment race on its schema migration
+    dg.DagsterInstance.from_config(str(home)).dispose()
     registry = write_test_registry(tmp_path / "models.toml")
     env = {**os.environ, "DAGSTER_HOME": str(home), "BATCH_MODEL_REGISTRY": str(registry),
            "PYTHONWARNINGS": "ignore"}
