@@ -55,6 +55,13 @@ def day_signature(objects: list[ObjectInfo]) -> str:
     return digest.hexdigest()[:16]
 
 
+def _result(requests: list[dg.RunRequest], cursor: str, skip_message: str) -> dg.SensorResult:
+    """The tick's run requests, or why it asks for nothing; the cursor either way."""
+    if requests:
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+    return dg.SensorResult(skip_reason=dg.SkipReason(skip_message), cursor=cursor)
+
+
 def build_new_data_sensor(registry: Registry, dataset: str, models: list[str]
                           ) -> dg.SensorDefinition:
     prefix = f"data/{dataset}/"
@@ -101,12 +108,8 @@ def build_new_data_sensor(registry: Registry, dataset: str, models: list[str]
             state["since"] = max(newest, since or newest).astimezone(UTC).isoformat()
         for day in sorted(state["days"])[:-MAX_REMEMBERED_DAYS]:
             del state["days"][day]
-        cursor = json.dumps(state, sort_keys=True)
-        if not requests:
-            return dg.SensorResult(skip_reason=dg.SkipReason(
-                f"no newly complete day under {prefix} ({len(objects)} objects listed)"),
-                cursor=cursor)
-        return dg.SensorResult(run_requests=requests, cursor=cursor)
+        return _result(requests, json.dumps(state, sort_keys=True),
+                       f"no newly complete day under {prefix} ({len(objects)} objects listed)")
 
     return new_data_sensor
 
@@ -150,11 +153,8 @@ def build_retry_sensor(registry: Registry) -> dg.SensorDefinition:
             context.log.warning(
                 f"predictions[{partition}] failed its completeness check after "
                 f"{registry.max_attempts} attempts: not retried automatically")
-        cursor = str(max([last_seen, *(r.id for r in history)]))
-        if not requests:
-            return dg.SensorResult(skip_reason=dg.SkipReason(
-                f"no failed completeness checks to retry ({len(capped)} at the attempt cap)"),
-                cursor=cursor)
-        return dg.SensorResult(run_requests=requests, cursor=cursor)
+        return _result(requests, str(max([last_seen, *(r.id for r in history)])),
+                       f"no failed completeness checks to retry ({len(capped)} at the attempt "
+                       "cap)")
 
     return predictions_retry_sensor
