@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from container.errors import JobInputError
+
 OPT_ML = "/opt/ml"
 ROOT_ENV_VAR = "BATCH_OPT_ML_ROOT"
 NUM_CPUS_ENV_VAR = "BATCH_NUM_CPUS"
@@ -85,8 +87,6 @@ class ProcessingEnvironment:
         self, inputs: tuple[str, ...], outputs: tuple[str, ...]
     ) -> tuple[dict[str, Path], dict[str, Path]]:
         """Local paths of the named inputs and outputs; a missing one is a clear error."""
-        from container.errors import JobInputError
-
         found_inputs, found_outputs = self.inputs(), self.outputs()
         for kind, names, found in (("input", inputs, found_inputs),
                                    ("output", outputs, found_outputs)):
