@@ -31,16 +31,24 @@ class UnknownModelError(KeyError):
         return str(self.args[0])
 
 
+PREDICTORS = ("auto", "framework")
+
+
 @dataclass(frozen=True)
 class InferenceSettings:
+    """The scoring engine's knobs for one model; ``None`` means the engine's default
+    (derived from the instance's cores; ``auto`` predictor)."""
+
     batch_rows: int | None = None
     workers: int | None = None
     threads_per_worker: int | None = None
+    predictor: str | None = None
 
     def container_arguments(self) -> list[str]:
         arguments = []
         for flag, value in (("--batch-rows", self.batch_rows), ("--workers", self.workers),
-                            ("--threads-per-worker", self.threads_per_worker)):
+                            ("--threads-per-worker", self.threads_per_worker),
+                            ("--predictor", self.predictor)):
             if value is not None:
                 arguments += [flag, str(value)]
         return arguments
@@ -215,10 +223,14 @@ def _columns(value, field_name: str, fail, allow_empty: bool = False) -> tuple[s
 def _inference(value, fail) -> InferenceSettings:
     if not isinstance(value, dict):
         raise fail("inference must be a table")
-    unknown = set(value) - {"batch_rows", "workers", "threads_per_worker"}
+    unknown = set(value) - {"batch_rows", "workers", "threads_per_worker", "predictor"}
     if unknown:
         raise fail(f"inference: unknown setting(s) {', '.join(sorted(unknown))}")
     for name, setting in value.items():
-        if not isinstance(setting, int) or setting < 1:
+        if name == "predictor":
+            if setting not in PREDICTORS:
+                raise fail(f"inference.predictor must be one of {', '.join(PREDICTORS)}, "
+                           f"not {setting!r}")
+        elif isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
             raise fail(f"inference.{name} must be a whole number of at least 1")
     return InferenceSettings(**value)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 
+from container.adapters import PREDICTORS
 from container.contract import ProcessingEnvironment
 from container.errors import BAD_INPUT_PREFIX, JobInputError
 from container.infer import DEFAULT_BATCH_ROWS, InferOptions, run_infer
@@ -32,9 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--batch-rows", type=_positive_int, default=DEFAULT_BATCH_ROWS,
                        help="rows per record batch (bounds memory per worker)")
     infer.add_argument("--workers", type=_positive_int, default=None,
-                       help="worker processes (default: one per core, at most one per file)")
+                       help="worker threads (default: one per core, at most one per row group)")
     infer.add_argument("--threads-per-worker", type=_positive_int, default=None,
-                       help="native threads per worker (default: cores / workers)")
+                       help="native threads per predict call (default: cores / workers)")
+    infer.add_argument("--predictor", choices=PREDICTORS, default="auto",
+                       help="auto: the fastest predictor that matches the framework within "
+                            "1e-6 on the first batch; framework: the model's own library")
     return parser
 
 
@@ -47,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             run_train(env)
         else:
-            options = InferOptions(args.batch_rows, args.workers, args.threads_per_worker)
+            options = InferOptions(args.batch_rows, args.workers, args.threads_per_worker,
+                                   args.predictor)
             run_infer(env, options)
     except JobInputError as exc:
         env.write_failure_message(BAD_INPUT_PREFIX + str(exc))
@@ -60,5 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def exit_now(code: int) -> None:
+    """Flush everything, then end the process without interpreter teardown.
+
+    Every output is already renamed into place and every manifest written when
+    ``main`` returns; what remains is library teardown (oneDAL's and XGBoost's
+    thread pools), measured at 0.6 s per job here, paid on every instance.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -6,23 +6,95 @@ the orchestration code do not change.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
 from container.errors import JobInputError
+from container.linear_fold import fold_linear_pipeline
 from container.model_bundle import ModelMetadata
+from container.onedal_trees import CACHE_FILE, onedal_predictor
+
+log = logging.getLogger("container.adapters")
+
+
+PREDICTORS = ("auto", "framework")
+AGREEMENT_TOLERANCE = 1e-6
 
 
 class ModelAdapter(Protocol):
+    """A loaded model. ``predict`` is ``predict_prepared(prepare(batch))``; the two
+    halves are separate so a benchmark can time the model alone on prepared data."""
+
     metadata: ModelMetadata
+    predictor_name: str  # what scores the rows, for logs and manifests
+
+    def prepare(self, batch: pa.RecordBatch) -> Any:
+        """The batch's features in the form the active predictor takes."""
+        ...
+
+    def predict_prepared(self, features: Any) -> np.ndarray:
+        """One float per row (probability of class 1 for classifiers)."""
+        ...
 
     def predict(self, batch: pa.RecordBatch) -> np.ndarray:
-        """Score one record batch; returns one float per row (probability of class 1
-        for classifiers)."""
         ...
+
+    def verify_fast_path(self, batch: pa.RecordBatch) -> float | None:
+        """Score ``batch`` with the fast predictor and the framework's own; keep the
+        fast one only if they agree within ``AGREEMENT_TOLERANCE``. Returns the
+        largest difference (``None`` when there is no fast predictor)."""
+        ...
+
+
+class _TwoPathAdapter:
+    """A framework predictor, and optionally a faster one proven to agree with it."""
+
+    metadata: ModelMetadata
+    framework_name: str
+    fast_name: str
+    _fast: Callable[[np.ndarray], np.ndarray] | None = None
+
+    @property
+    def predictor_name(self) -> str:
+        return self.fast_name if self._fast is not None else self.framework_name
+
+    def _framework_prepare(self, batch: pa.RecordBatch) -> Any:
+        raise NotImplementedError
+
+    def _framework_predict(self, features: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def prepare(self, batch: pa.RecordBatch) -> Any:
+        if self._fast is not None:
+            return feature_matrix(batch, self.metadata.features)
+        return self._framework_prepare(batch)
+
+    def predict_prepared(self, features: Any) -> np.ndarray:
+        if self._fast is not None:
+            return self._fast(features)
+        return self._framework_predict(features)
+
+    def predict(self, batch: pa.RecordBatch) -> np.ndarray:
+        return self.predict_prepared(self.prepare(batch))
+
+    def verify_fast_path(self, batch: pa.RecordBatch) -> float | None:
+        if self._fast is None:
+            return None
+        fast = self._fast(feature_matrix(batch, self.metadata.features))
+        reference = self._framework_predict(self._framework_prepare(batch))
+        difference = np.abs(np.asarray(fast, np.float64) - np.asarray(reference, np.float64))
+        both_nan = np.isnan(fast) & np.isnan(reference)
+        worst = float(np.max(np.where(both_nan, 0.0, difference), initial=0.0))
+        if np.isnan(worst) or worst > AGREEMENT_TOLERANCE:
+            log.warning("%s disagrees with %s by %s on the first batch: using %s",
+                        self.fast_name, self.framework_name, worst, self.framework_name)
+            self._fast = None
+        return worst
 
 
 def feature_matrix(batch: pa.RecordBatch, features: list[str]) -> np.ndarray:
@@ -34,10 +106,15 @@ def feature_matrix(batch: pa.RecordBatch, features: list[str]) -> np.ndarray:
     return np.column_stack(columns) if columns else np.empty((batch.num_rows, 0), np.float32)
 
 
-class XGBoostAdapter:
-    """XGBoost Booster scored with ``inplace_predict`` (thread-safe, releases the GIL)."""
+class XGBoostAdapter(_TwoPathAdapter):
+    """An XGBoost Booster: ``inplace_predict`` (thread-safe, releases the GIL), or
+    oneDAL where installed and the objective converts (``container.onedal_trees``)."""
 
-    def __init__(self, metadata: ModelMetadata, bundle_dir: Path, threads: int) -> None:
+    framework_name = "xgboost inplace_predict"
+    fast_name = "oneDAL"
+
+    def __init__(self, metadata: ModelMetadata, bundle_dir: Path, threads: int,
+                 predictor: str) -> None:
         import xgboost as xgb
 
         self.metadata = metadata
@@ -50,20 +127,30 @@ class XGBoostAdapter:
                 f"model: {exc}"
             ) from exc
         self.booster.set_param({"nthread": threads})
+        if predictor == "auto":
+            self._fast = onedal_predictor(self.booster, bundle_dir / CACHE_FILE, threads)
 
-    def predict(self, batch: pa.RecordBatch) -> np.ndarray:
-        matrix = feature_matrix(batch, self.metadata.features)
-        return np.asarray(self.booster.inplace_predict(matrix, missing=np.nan))
+    def _framework_prepare(self, batch: pa.RecordBatch) -> np.ndarray:
+        return feature_matrix(batch, self.metadata.features)
+
+    def _framework_predict(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(self.booster.inplace_predict(features, missing=np.nan))
 
 
-class SklearnAdapter:
+class SklearnAdapter(_TwoPathAdapter):
     """A fitted scikit-learn estimator or pipeline stored with joblib.
 
-    It receives a pandas DataFrame with the declared feature columns, so pipelines
-    with column transformers (one-hot encoding, imputation) work unchanged.
+    The framework path gives it a pandas DataFrame with the declared feature
+    columns, so pipelines with column transformers (one-hot encoding, imputation)
+    work unchanged. Binary logistic pipelines that fold into one affine map
+    (``container.linear_fold``) are scored as that map on a float32 matrix.
     """
 
-    def __init__(self, metadata: ModelMetadata, bundle_dir: Path, threads: int) -> None:
+    framework_name = "scikit-learn predict_proba"
+    fast_name = "folded linear map"
+
+    def __init__(self, metadata: ModelMetadata, bundle_dir: Path, threads: int,
+                 predictor: str) -> None:
         import joblib
 
         self.metadata = metadata
@@ -75,18 +162,26 @@ class SklearnAdapter:
                 f"scikit-learn model: {type(exc).__name__}: {exc}"
             ) from exc
         self._proba = hasattr(self.estimator, "predict_proba")
+        if predictor == "auto":
+            folded = fold_linear_pipeline(self.estimator, metadata.features)
+            self._fast = folded.predict_proba if folded is not None else None
 
-    def predict(self, batch: pa.RecordBatch) -> np.ndarray:
-        frame = batch.select(self.metadata.features).to_pandas()
+    def _framework_prepare(self, batch: pa.RecordBatch) -> Any:
+        return batch.select(self.metadata.features).to_pandas()
+
+    def _framework_predict(self, features: Any) -> np.ndarray:
         if self._proba:
-            return np.asarray(self.estimator.predict_proba(frame)[:, 1])
-        return np.asarray(self.estimator.predict(frame), dtype=np.float64)
+            return np.asarray(self.estimator.predict_proba(features)[:, 1])
+        return np.asarray(self.estimator.predict(features), dtype=np.float64)
 
 
-def load_adapter(metadata: ModelMetadata, bundle_dir: Path, threads: int = 1) -> ModelAdapter:
+def load_adapter(metadata: ModelMetadata, bundle_dir: Path, threads: int = 1,
+                 predictor: str = "auto") -> ModelAdapter:
     """Load the bundle's artifact with the adapter of its framework."""
+    if predictor not in PREDICTORS:
+        raise ValueError(f"predictor must be one of {PREDICTORS}, not {predictor!r}")
     if metadata.framework == "xgboost":
-        return XGBoostAdapter(metadata, bundle_dir, threads)
+        return XGBoostAdapter(metadata, bundle_dir, threads, predictor)
     if metadata.framework == "sklearn":
-        return SklearnAdapter(metadata, bundle_dir, threads)
+        return SklearnAdapter(metadata, bundle_dir, threads, predictor)
     raise JobInputError(f"no adapter for framework {metadata.framework!r}")

@@ -109,6 +109,30 @@ class ProcessingEnvironment:
         self.message_path.write_bytes(data)
 
 
+def write_standalone_config(
+    root: Path, inputs: tuple[str, ...], outputs: tuple[str, ...], host: str = "algo-1"
+) -> None:
+    """Write the ``config/`` files SageMaker gives a single instance, with each channel
+    at ``/opt/ml/processing/{input,output}/<name>``.
+
+    For running the container by hand (tests, benchmarks) without the local runner.
+    """
+    (root / "config").mkdir(parents=True, exist_ok=True)
+    (root / "config/processingjobconfig.json").write_text(json.dumps({
+        "ProcessingInputs": [
+            {"InputName": name, "S3Input": {"LocalPath": f"{OPT_ML}/processing/input/{name}"}}
+            for name in inputs
+        ],
+        "ProcessingOutputConfig": {"Outputs": [
+            {"OutputName": name,
+             "S3Output": {"LocalPath": f"{OPT_ML}/processing/output/{name}"}}
+            for name in outputs
+        ]},
+    }))
+    (root / "config/resourceconfig.json").write_text(
+        json.dumps({"current_host": host, "hosts": [host]}))
+
+
 def available_cpus() -> int:
     """CPUs this instance may use: explicit override, then cgroup quota, then affinity.
 

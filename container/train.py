@@ -22,6 +22,7 @@ from container.atomic import publish
 from container.contract import ProcessingEnvironment, available_cpus
 from container.errors import JobInputError
 from container.model_bundle import FRAMEWORKS, ModelMetadata
+from container.onedal_trees import CACHE_FILE, save_converted
 from container.schema_check import check_columns, read_input_schema
 
 log = logging.getLogger("container.train")
@@ -191,6 +192,8 @@ def save_bundle(estimator, spec: TrainingSpec, metrics: dict, rows: int, out_dir
     if spec.framework == "xgboost":
         artifact = "model.ubj"
         estimator.get_booster().save_model(str(scratch / artifact))
+        if save_converted(estimator.get_booster(), scratch / CACHE_FILE):
+            publish(scratch / CACHE_FILE, out_dir / CACHE_FILE)
     else:
         import joblib
 

@@ -13,7 +13,7 @@ import pytest
 
 from batch_assets.model_pointer import read_current_model
 from container.__main__ import main
-from container.contract import available_cpus
+from container.contract import available_cpus, write_standalone_config
 from container.parallelism import plan_parallelism
 from resources.storage import LocalBucketStorage
 from tests.conftest import SMALL_DATA
@@ -31,26 +31,8 @@ def make_instance(root: Path, bucket: Path, model: str, files: list[str]) -> Pat
     for name in files:
         shutil.copy(bucket / f"data/customers/dt={DAY}" / name, data / name)
     shutil.copytree(bucket / current.prefix, root / "processing/input/model")
-    write_job_config(root, inputs=("data", "model"), outputs=("predictions",))
+    write_standalone_config(root, inputs=("data", "model"), outputs=("predictions",))
     return root
-
-
-def write_job_config(root: Path, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> None:
-    """The /opt/ml/config files SageMaker writes for one instance (algo-1)."""
-    (root / "config").mkdir()
-    (root / "config/processingjobconfig.json").write_text(json.dumps({
-        "ProcessingInputs": [
-            {"InputName": name, "S3Input": {"LocalPath": f"/opt/ml/processing/input/{name}"}}
-            for name in inputs
-        ],
-        "ProcessingOutputConfig": {"Outputs": [
-            {"OutputName": name,
-             "S3Output": {"LocalPath": f"/opt/ml/processing/output/{name}"}}
-            for name in outputs
-        ]},
-    }))
-    (root / "config/resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
 
 
 @pytest.fixture
@@ -173,7 +155,7 @@ def test_train_reports_missing_label(tmp_path, monkeypatch, trained_template):
     (root / "processing/input/config/spec.json").write_text(json.dumps({
         "name": "m", "version": "v1", "framework": "xgboost", "features": ["f00", "f01"],
         "key_columns": ["customer_id"], "label": "label"}))
-    write_job_config(root, inputs=("train", "config"), outputs=("model",))
+    write_standalone_config(root, inputs=("train", "config"), outputs=("model",))
     monkeypatch.setenv("BATCH_OPT_ML_ROOT", str(root))
     assert main(["train"]) == 2
     message = (root / "output/message").read_text()

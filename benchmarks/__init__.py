@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of the inference engine (``python -m benchmarks``)."""

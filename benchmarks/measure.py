@@ -1,0 +1,86 @@
+"""Run one engine as a child process tree; time it and sample the tree's memory.
+
+Peak RSS is the largest sum of resident set sizes over the child and all its
+descendants, sampled every ``SAMPLE_SECONDS``: a process pool's workers count,
+which ``getrusage``'s per-process maximum would miss.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+SAMPLE_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class Measurement:
+    wall_seconds: float
+    peak_rss_bytes: int
+    reported: dict  # the JSON line the engine printed last, if any
+
+
+class EngineFailed(RuntimeError):
+    pass
+
+
+def tree_rss(process: psutil.Process) -> int:
+    total = 0
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    for member in members:
+        try:
+            total += member.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def run_measured(command: list[str], env: dict[str, str], cwd: Path, log_path: Path
+                 ) -> Measurement:
+    """Run ``command``; raise ``EngineFailed`` with its log tail if it fails."""
+    peak = 0
+    with log_path.open("w") as log:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                 stderr=log, text=True)
+        watched = psutil.Process(child.pid)
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, tree_rss(watched))
+                done.wait(SAMPLE_SECONDS)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        stdout, _ = child.communicate()
+        wall = time.perf_counter() - started
+        done.set()
+        sampler.join()
+    log_path.with_suffix(".out").write_text(stdout)
+    if child.returncode != 0:
+        tail = log_path.read_text()[-2000:]
+        raise EngineFailed(f"{' '.join(command[:4])} exited {child.returncode}:\n{tail}")
+    return Measurement(wall, peak, _last_json_line(stdout))
+
+
+def _last_json_line(stdout: str) -> dict:
+    for line in reversed(stdout.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    return {}
+
+
+def python() -> str:
+    return sys.executable

@@ -1,0 +1,22 @@
+"""The frameworks' own models, loaded the way their users load them (the reference)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def load_framework_model(model_dir: Path):
+    """The bundle's model as its framework's estimator (``predict_proba`` on a
+    DataFrame), plus the bundle's metadata."""
+    metadata = json.loads((model_dir / "model.json").read_text())
+    artifact = model_dir / metadata["artifact"]
+    if metadata["framework"] == "xgboost":
+        import xgboost as xgb
+
+        model = xgb.XGBClassifier()
+        model.load_model(str(artifact))
+        return model, metadata
+    import joblib
+
+    return joblib.load(artifact), metadata

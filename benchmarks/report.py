@@ -1,0 +1,131 @@
+"""The benchmark's table, its targets, and its bar chart."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from benchmarks.engines import ENGINE, LIMIT, RAY, SEED
+
+# The issue's targets: (workload, compared with, minimum throughput ratio).
+THROUGHPUT_TARGETS = [("W1", SEED, 1.8), ("W2", SEED, 3.0), ("W1", RAY, 1.15),
+                      ("W2", RAY, 4.0)]
+LIMIT_TARGET = ("W1", 1.15)  # engine time at most this multiple of the limit's
+RSS_TARGET = ("W3", 1.5e9)  # bytes
+
+
+@dataclass
+class Row:
+    workload: str
+    description: str
+    engine: str
+    rows: int
+    seconds: float | None
+    runs: list[float]
+    peak_rss_bytes: int | None
+    input_bytes: int
+    details: dict = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def rows_per_second(self) -> float | None:
+        return self.rows / self.seconds if self.seconds else None
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "rows_per_second": self.rows_per_second}
+
+
+def _find(rows: list[Row], workload: str, engine: str) -> Row | None:
+    for row in rows:
+        if row.workload == workload and row.engine == engine and row.seconds:
+            return row
+    return None
+
+
+def speedup(rows: list[Row], workload: str, engine: str, baseline: str) -> float | None:
+    """How many times ``engine``'s throughput is ``baseline``'s on ``workload``."""
+    ours, theirs = _find(rows, workload, engine), _find(rows, workload, baseline)
+    if ours is None or theirs is None:
+        return None
+    return theirs.seconds / ours.seconds
+
+
+def render_table(rows: list[Row]) -> str:
+    header = ["workload", "engine", "rows/s", "x seed", "time / limit", "peak RSS",
+              "runs (s)"]
+    lines = [header]
+    for row in rows:
+        if row.error:
+            lines.append([f"{row.workload} {row.description}", row.engine, "FAILED", "", "",
+                          "", row.error[:60]])
+            continue
+        vs_seed = speedup(rows, row.workload, row.engine, SEED)
+        limit = _find(rows, row.workload, LIMIT)
+        lines.append([
+            f"{row.workload} {row.description}", row.engine,
+            f"{row.rows_per_second:,.0f}",
+            f"{vs_seed:.2f}" if vs_seed else "-",
+            f"{row.seconds / limit.seconds:.2f}" if limit else "-",
+            f"{row.peak_rss_bytes / 2**20:,.0f} MiB" if row.peak_rss_bytes else "-",
+            " ".join(f"{s:.1f}" for s in row.runs),
+        ])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    rendered = [" | ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+                for line in lines]
+    rendered.insert(1, "-+-".join("-" * width for width in widths))
+    return "\n".join(rendered)
+
+
+def target_checks(rows: list[Row]) -> list[str]:
+    """One line per target of the issue: the measured figure and whether it is met."""
+    lines = []
+    for workload, baseline, minimum in THROUGHPUT_TARGETS:
+        ratio = speedup(rows, workload, ENGINE, baseline)
+        if ratio is not None:
+            lines.append(f"{workload}: engine {ratio:.2f}x {baseline} "
+                         f"(target >= {minimum}x): {'met' if ratio >= minimum else 'MISSED'}")
+    workload, maximum = LIMIT_TARGET
+    ours, limit = _find(rows, workload, ENGINE), _find(rows, workload, LIMIT)
+    if ours and limit:
+        ratio = ours.seconds / limit.seconds
+        lines.append(f"{workload}: engine time {ratio:.2f}x the machine limit "
+                     f"(target <= {maximum}x): {'met' if ratio <= maximum else 'MISSED'}")
+    workload, ceiling = RSS_TARGET
+    ours = _find(rows, workload, ENGINE)
+    if ours and ours.peak_rss_bytes:
+        lines.append(f"{workload}: engine peak RSS {ours.peak_rss_bytes / 1e9:.2f} GB for a "
+                     f"{ours.input_bytes / 1e9:.2f} GB file (target < {ceiling / 1e9} GB): "
+                     f"{'met' if ours.peak_rss_bytes < ceiling else 'MISSED'}")
+    return lines
+
+
+def write_chart(rows: list[Row], path: Path, mode: str) -> Path:
+    """Grouped bars: throughput per engine, one group per workload."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = list(dict.fromkeys(row.workload for row in rows))
+    engines = list(dict.fromkeys(row.engine for row in rows))
+    width = 0.8 / max(len(engines), 1)
+    figure, axis = plt.subplots(figsize=(10, 5))
+    for index, engine in enumerate(engines):
+        xs, heights = [], []
+        for position, workload in enumerate(workloads):
+            row = _find(rows, workload, engine)
+            if row is not None:
+                xs.append(position + index * width)
+                heights.append(row.rows_per_second / 1e3)
+        bars = axis.bar(xs, heights, width, label=engine)
+        axis.bar_label(bars, fmt="%.0f", fontsize=7)
+    descriptions = {row.workload: row.description for row in rows}
+    axis.set_xticks([p + width * (len(engines) - 1) / 2 for p in range(len(workloads))],
+                    [f"{w}\n{descriptions[w]}" for w in workloads])
+    axis.set_ylabel("thousand rows / s (higher is better)")
+    axis.set_title(f"Batch scoring throughput, {mode} mode (median of runs)")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

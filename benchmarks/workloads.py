@@ -1,0 +1,202 @@
+"""The benchmark's workloads: deterministic data and models, built once and cached.
+
+Every workload is a folder of Parquet input files plus a model bundle in the
+container's format (``model.json`` + artifact), so each engine under test scores
+exactly the same bytes with exactly the same model. Data and models are generated
+from fixed seeds; a folder whose ``spec.json`` matches the requested spec is reused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from container.model_bundle import ModelMetadata
+from container.onedal_trees import CACHE_FILE, save_converted
+
+KEY_COLUMN = "id"
+FEATURE_COUNT = 40
+FEATURES = [f"x{i:02d}" for i in range(FEATURE_COUNT)]
+MISSING_FRACTION = 0.01
+TRAINING_ROWS = 200_000
+WRITE_CHUNK_ROWS = 250_000
+ROW_GROUP_ROWS = 1_048_576  # pyarrow's default maximum row group size
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """One workload: how many files of how many rows, scored by which model."""
+
+    name: str
+    description: str
+    files: int
+    rows_per_file: int
+    model: str  # "xgboost" (200 trees, depth 8) or "linear" (StandardScaler + LogReg)
+    trees: int = 200
+    depth: int = 8
+
+    @property
+    def rows(self) -> int:
+        return self.files * self.rows_per_file
+
+    @property
+    def data_key(self) -> str:
+        """Workloads with the same files share one data folder (W1 and W2 do)."""
+        return f"data-{self.files}x{self.rows_per_file}"
+
+    @property
+    def model_key(self) -> str:
+        if self.model == "xgboost":
+            return f"model-xgboost-{self.trees}x{self.depth}"
+        return "model-linear"
+
+
+@dataclass(frozen=True)
+class Workload:
+    spec: WorkloadSpec
+    data_dir: Path
+    model_dir: Path
+
+    @property
+    def input_files(self) -> list[Path]:
+        return sorted(self.data_dir.glob("*.parquet"))
+
+    @property
+    def input_bytes(self) -> int:
+        return sum(path.stat().st_size for path in self.input_files)
+
+
+def rows_for_bytes(target_bytes: int) -> int:
+    """Rows of one file whose size is at least ``target_bytes`` (float32 features
+    of random values barely compress: about 4 bytes per feature plus 8 per id)."""
+    return math.ceil(target_bytes / (4 * FEATURE_COUNT + 8) * 1.02)
+
+
+def workload_specs(mode: str) -> list[WorkloadSpec]:
+    """The workloads of a mode: ``full`` is the issue's sizes, ``short`` a scaled copy
+    that keeps the shape (files >= cores, same model cost per row)."""
+    if mode == "full":
+        w1 = (16, 250_000)
+        w3_rows = rows_for_bytes(4 * 1024**3)
+    elif mode == "short":
+        w1 = (8, 100_000)
+        w3_rows = rows_for_bytes(1024**3)
+    elif mode == "tiny":  # tests: seconds, not minutes
+        w1 = (3, 4_000)
+        w3_rows = 30_000
+    else:
+        raise ValueError(f"unknown benchmark mode {mode!r}: use full, short or tiny")
+    trees, depth = (200, 8) if mode != "tiny" else (20, 4)
+    return [
+        WorkloadSpec("W1", "trees: XGBoost 200x8", w1[0], w1[1], "xgboost", trees, depth),
+        WorkloadSpec("W2", "linear: StandardScaler+LogReg", w1[0], w1[1], "linear"),
+        WorkloadSpec("W3", "big file: one file, linear model", 1, w3_rows, "linear"),
+    ]
+
+
+def prepare(spec: WorkloadSpec, root: Path) -> Workload:
+    """Build (or reuse) the workload's data and model under ``root``."""
+    data_dir = root / spec.data_key
+    model_dir = root / spec.model_key
+    _ensure(data_dir, {"files": spec.files, "rows_per_file": spec.rows_per_file},
+            lambda folder: _write_files(folder, spec.files, spec.rows_per_file))
+    _ensure(model_dir, {"model": spec.model, "trees": spec.trees, "depth": spec.depth},
+            lambda folder: _train(folder, spec))
+    return Workload(spec, data_dir, model_dir)
+
+
+def _ensure(folder: Path, spec: dict, build) -> None:
+    marker = folder / "_spec.json"
+    if marker.is_file() and json.loads(marker.read_text()) == spec:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    build(partial)
+    (partial / "_spec.json").write_text(json.dumps(spec))
+    partial.rename(folder)
+
+
+def feature_block(rng: np.random.Generator, rows: int) -> np.ndarray:
+    """Standard-normal float32 features with a few missing values (NaN)."""
+    block = rng.standard_normal((rows, FEATURE_COUNT), dtype=np.float32)
+    block[rng.random((rows, FEATURE_COUNT)) < MISSING_FRACTION] = np.nan
+    return block
+
+
+def labels_for(block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A label with linear and interaction signal, so both models learn something."""
+    x = np.nan_to_num(block)
+    logit = x[:, :8].sum(axis=1) * 0.6 + x[:, 8] * x[:, 9] - np.abs(x[:, 10]) + 0.5
+    return (rng.random(len(x)) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+
+
+def _table(ids: np.ndarray, block: np.ndarray) -> pa.Table:
+    columns = {KEY_COLUMN: pa.array(ids, pa.int64())}
+    columns.update({name: pa.array(block[:, i]) for i, name in enumerate(FEATURES)})
+    return pa.table(columns)
+
+
+def _write_files(folder: Path, files: int, rows_per_file: int) -> None:
+    """Input files as a data producer would write them: snappy, default row groups."""
+    rng = np.random.default_rng(20261128)
+    next_id = 0
+    for index in range(files):
+        path = folder / f"part-{index:05d}.parquet"
+        with pq.ParquetWriter(path, _table(np.zeros(0, np.int64),
+                                           np.zeros((0, FEATURE_COUNT), np.float32)).schema,
+                              use_dictionary=False) as writer:
+            remaining = rows_per_file
+            while remaining:
+                rows = min(WRITE_CHUNK_ROWS, remaining)
+                ids = np.arange(next_id, next_id + rows, dtype=np.int64)
+                writer.write_table(_table(ids, feature_block(rng, rows)),
+                                   row_group_size=ROW_GROUP_ROWS)
+                next_id += rows
+                remaining -= rows
+
+
+def _train(folder: Path, spec: WorkloadSpec) -> None:
+    """Fit the workload's model on its own sample and write a container bundle."""
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    block = feature_block(rng, TRAINING_ROWS)
+    frame = pd.DataFrame(block, columns=FEATURES)
+    label = labels_for(block, rng)
+    if spec.model == "xgboost":
+        import xgboost as xgb
+
+        model = xgb.XGBClassifier(n_estimators=spec.trees, max_depth=spec.depth,
+                                  learning_rate=0.1, tree_method="hist", random_state=0)
+        model.fit(frame, label)
+        artifact, framework = "model.ubj", "xgboost"
+        model.get_booster().save_model(str(folder / artifact))
+        save_converted(model.get_booster(), folder / CACHE_FILE)  # as training does
+    elif spec.model == "linear":
+        import joblib
+        from sklearn.impute import SimpleImputer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        model = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression())
+        model.fit(frame, label)
+        artifact, framework = "model.joblib", "sklearn"
+        joblib.dump(model, folder / artifact)
+    else:
+        raise ValueError(f"unknown workload model {spec.model!r}")
+    metadata = ModelMetadata(
+        name=f"bench_{spec.model}", version="bench", framework=framework,
+        features=FEATURES, key_columns=[KEY_COLUMN], artifact=artifact,
+        training_rows=TRAINING_ROWS,
+    )
+    metadata.write(folder)

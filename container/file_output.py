@@ -1,0 +1,95 @@
+"""One input file's output: keys + prediction written to scratch, renamed into the
+output folder when complete, then the file's manifest.
+
+A killed instance therefore leaves only whole outputs, each with its manifest,
+and a rerun redoes exactly the files without one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from container.atomic import publish, write_json_atomically
+from container.errors import JobInputError
+from container.prediction_stats import PredictionStats
+
+MANIFEST_DIR = "_manifests"
+PREDICTION_COLUMN = "prediction"
+
+
+def manifest_relative_path(relative_input: str) -> str:
+    """Where a given input file's manifest goes, relative to the output folder."""
+    return f"{MANIFEST_DIR}/{Path(relative_input).with_suffix('.json').as_posix()}"
+
+
+def output_relative_path(relative_input: str) -> str:
+    return Path(relative_input).with_suffix(".parquet").as_posix()
+
+
+def output_schema(key_fields: list[pa.Field]) -> pa.Schema:
+    return pa.schema([*key_fields, pa.field(PREDICTION_COLUMN, pa.float64())])
+
+
+class FileOutput:
+    """Writes one input file's predictions, batch by batch, in input order.
+
+    Dictionary encoding is off: predictions are high-entropy floats, for which a
+    dictionary only costs time (measured: several times slower writes).
+    """
+
+    def __init__(self, relative_input: str, source: Path, rows_in: int,
+                 schema: pa.Schema, output_root: Path, scratch: Path) -> None:
+        self.relative_input = relative_input
+        self.source = source
+        self.rows_in = rows_in
+        self.output_root = output_root
+        self.scratch = scratch
+        self.started = time.time()
+        self.stats = PredictionStats()
+        self.rows_out = 0
+        scratch.mkdir(parents=True, exist_ok=True)
+        self.temp_path = scratch / f"{relative_input.replace('/', '__')}.{os.getpid()}.tmp"
+        self._writer = pq.ParquetWriter(self.temp_path, schema, use_dictionary=False)
+
+    def write(self, table: pa.Table, predictions: np.ndarray) -> None:
+        """Append the next rows (one input row group's worth: one output row group)."""
+        self.stats.add(predictions)
+        self._writer.write_table(table)
+        self.rows_out += table.num_rows
+
+    def discard(self) -> None:
+        """Drop a partial output (a failure elsewhere, or this file's own)."""
+        self._writer.close()
+        self.temp_path.unlink(missing_ok=True)
+
+    def publish(self, manifest_fields: dict) -> dict:
+        """Close, check the row count, rename into place, then write the manifest."""
+        self._writer.close()
+        if self.rows_out != self.rows_in:
+            self.temp_path.unlink(missing_ok=True)
+            raise JobInputError(
+                f"input file {self.relative_input}: footer says {self.rows_in} rows but "
+                f"{self.rows_out} were read"
+            )
+        output_relative = output_relative_path(self.relative_input)
+        publish(self.temp_path, self.output_root / output_relative)
+        manifest = {
+            "input": self.relative_input,
+            "input_bytes": self.source.stat().st_size,
+            "output": output_relative,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "predictions": self.stats.as_dict(),
+            "started_at": self.started,
+            "finished_at": time.time(),
+            **manifest_fields,
+        }
+        write_json_atomically(manifest, self.output_root /
+                              manifest_relative_path(self.relative_input), self.scratch)
+        return manifest

@@ -1,0 +1,191 @@
+"""The scoring pipeline: row groups scored on a thread pool, written in input order.
+
+Why threads and row groups:
+
+- Parquet decoding (pyarrow), XGBoost's ``inplace_predict`` and NumPy's kernels
+  all release the GIL, so one process with one thread per core keeps every core
+  busy without a process pool's start-up, per-process model copy and pickling.
+- The unit of work is one row group of one file, not one file, so a shard of a
+  single big file is scored by every core, and a shard of many small files is
+  balanced across them.
+- Each worker reads its row group in record batches of ``batch_rows``; memory is
+  bounded by the number of workers times a row group's compressed size plus a
+  batch, never by the file size.
+- Results are consumed strictly in input order, so each output file's rows keep
+  the input's order and an output is complete the moment its last row group is
+  written. At most ``2 x workers`` results wait ahead of the writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from container.adapters import ModelAdapter
+from container.errors import JobInputError
+from container.file_output import FileOutput, output_schema
+
+log = logging.getLogger("container.scoring")
+
+UNITS_AHEAD_PER_WORKER = 2
+
+
+@dataclass(frozen=True)
+class InputFile:
+    source: Path
+    relative: str  # path relative to the data input folder, e.g. "part-00001.parquet"
+
+
+@dataclass(frozen=True)
+class OpenedFile:
+    """What the footer says, read once before scoring."""
+
+    file: InputFile
+    rows: int
+    row_groups: int
+    schema: pa.Schema  # keys + prediction, as written
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    table: pa.Table
+    predictions: np.ndarray
+
+
+def _unreadable(relative: str, exc: BaseException) -> JobInputError:
+    return JobInputError(
+        f"input file {relative} could not be read ({type(exc).__name__}: {exc}). "
+        "The file is probably corrupt: re-deliver it."
+    )
+
+
+def open_input(file: InputFile, key_columns: list[str]) -> OpenedFile:
+    try:
+        parquet_file = pq.ParquetFile(file.source)
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(file.relative, exc) from exc
+    key_fields = [parquet_file.schema_arrow.field(key) for key in key_columns]
+    return OpenedFile(file, parquet_file.metadata.num_rows,
+                      parquet_file.metadata.num_row_groups, output_schema(key_fields))
+
+
+def first_batch(files: list[OpenedFile], columns: list[str],
+                rows: int = 4_096) -> pa.RecordBatch:
+    """The first rows of the first non-empty file: where a fast predictor is checked
+    against the framework before it scores anything."""
+    for opened in files:
+        if opened.rows:
+            try:
+                parquet_file = pq.ParquetFile(opened.file.source)
+                return next(parquet_file.iter_batches(batch_size=rows, columns=columns))
+            except (pa.ArrowException, OSError) as exc:
+                raise _unreadable(opened.file.relative, exc) from exc
+    return pa.RecordBatch.from_pylist([])
+
+
+def score_row_group(model: ModelAdapter, opened: OpenedFile, row_group: int,
+                    batch_rows: int) -> UnitResult:
+    """Read one row group batch by batch, predict each batch, return keys + prediction."""
+    metadata = model.metadata
+    batches: list[pa.RecordBatch] = []
+    predictions: list[np.ndarray] = []
+    try:
+        parquet_file = pq.ParquetFile(opened.file.source, page_checksum_verification=True)
+        for batch in parquet_file.iter_batches(batch_size=batch_rows, row_groups=[row_group],
+                                               columns=metadata.input_columns,
+                                               use_threads=False):
+            scored = np.asarray(model.predict(batch), dtype=np.float64)
+            if len(scored) != batch.num_rows:
+                raise JobInputError(
+                    f"model {metadata.name!r} returned {len(scored)} predictions for "
+                    f"{batch.num_rows} rows of input file {opened.file.relative}"
+                )
+            columns = [batch.column(key) for key in metadata.key_columns]
+            columns.append(pa.array(scored, type=pa.float64()))
+            batches.append(pa.RecordBatch.from_arrays(columns, schema=opened.schema))
+            predictions.append(scored)
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(opened.file.relative, exc) from exc
+    return UnitResult(
+        pa.Table.from_batches(batches, schema=opened.schema),
+        np.concatenate(predictions) if predictions else np.empty(0, np.float64),
+    )
+
+
+class ScoringPipeline:
+    """Scores a list of files with ``workers`` threads and publishes each file's
+    output and manifest as soon as it is complete."""
+
+    def __init__(self, model: ModelAdapter, workers: int, batch_rows: int,
+                 output_root: Path, scratch: Path, manifest_fields: dict) -> None:
+        self.model = model
+        self.workers = workers
+        self.batch_rows = batch_rows
+        self.output_root = output_root
+        self.scratch = scratch
+        self.manifest_fields = manifest_fields
+
+    def run(self, files: list[OpenedFile],
+            on_file_done: Callable[[dict], None] = lambda manifest: None) -> list[dict]:
+        """Score every file; on the first failure cancel what has not started, let
+        running row groups end, drop the unfinished output, and raise that failure."""
+        manifests: list[dict] = []
+        units = ((opened, group) for opened in files for group in range(opened.row_groups))
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="score") as pool:
+            in_flight: deque[Future[UnitResult]] = deque()
+            try:
+                for opened in files:
+                    manifests.append(self._score_file(opened, pool, units, in_flight))
+                    on_file_done(manifests[-1])
+            finally:
+                for future in in_flight:
+                    future.cancel()
+        return manifests
+
+    def _score_file(self, opened: OpenedFile, pool: ThreadPoolExecutor,
+                    units: Iterator[tuple[OpenedFile, int]],
+                    in_flight: deque[Future[UnitResult]]) -> dict:
+        output = FileOutput(opened.file.relative, opened.file.source, opened.rows,
+                            opened.schema, self.output_root, self.scratch)
+        try:
+            for _ in range(opened.row_groups):
+                self._top_up(pool, units, in_flight)
+                result = in_flight.popleft().result()
+                output.write(result.table, result.predictions)
+        except BaseException:
+            output.discard()
+            raise
+        return output.publish(self.manifest_fields)
+
+    def _top_up(self, pool: ThreadPoolExecutor, units: Iterator[tuple[OpenedFile, int]],
+                in_flight: deque[Future[UnitResult]]) -> None:
+        while len(in_flight) < self.workers * UNITS_AHEAD_PER_WORKER:
+            unit = next(units, None)
+            if unit is None:
+                return
+            in_flight.append(pool.submit(score_row_group, self.model, unit[0], unit[1],
+                                         self.batch_rows))
+
+
+def log_progress(host: str, files_total: int, rows_total: int, started: float
+                 ) -> Callable[[dict], None]:
+    """A callback that logs files, rows and throughput after each published file."""
+    done = {"files": 0, "rows": 0}
+
+    def record(manifest: dict) -> None:
+        done["files"] += 1
+        done["rows"] += manifest["rows_out"]
+        elapsed = max(time.monotonic() - started, 1e-9)
+        log.info("%s: %d/%d files, %d/%d rows, %.0f rows/s", host, done["files"],
+                 files_total, done["rows"], rows_total, done["rows"] / elapsed)
+
+    return record
