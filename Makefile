@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.data/dagster_home
 
-.PHONY: setup demo test test-slow lint dev clean
+BENCH_STAMP := $(VENV)/.bench-installed
+
+.PHONY: setup demo test test-slow bench bench-full lint dev clean
 
 setup: $(STAMP)
 
@@ -28,6 +30,17 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+# Benchmarks (README "Performance"): short mode in under 3 minutes, full mode ~25 minutes.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks --mode short
+
+bench-full: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks --mode full
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
