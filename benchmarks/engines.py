@@ -16,7 +16,7 @@ from container.contract import ROOT_ENV_VAR, write_standalone_config
 SEED = "seed"
 SEED_ALL_COLUMNS = "seed (all columns)"
 ENGINE = "engine"
-ENGINE_FRAMEWORK = "engine, framework predictor"
+ENGINE_FRAMEWORK = "engine (framework predictor)"
 RAY = "ray data"
 LIMIT = "machine limit"
 
@@ -66,18 +66,24 @@ def _seed(all_columns: bool) -> Callable[[Workload, Path], Invocation]:
     return start
 
 
+def lay_out_instance(root: Path, data_dir: Path, model_dir: Path) -> Path:
+    """An /opt/ml tree under ``root`` whose data and model channels are the given
+    folders (linked, not copied); returns the predictions output folder."""
+    inputs = root / "processing/input"
+    inputs.mkdir(parents=True)
+    (inputs / "data").symlink_to(data_dir, target_is_directory=True)
+    (inputs / "model").symlink_to(model_dir, target_is_directory=True)
+    write_standalone_config(root, inputs=("data", "model"), outputs=("predictions",))
+    return root / "processing/output/predictions"
+
+
 def _engine(predictor: str) -> Callable[[Workload, Path], Invocation]:
     """The container's ``infer`` on one instance whose channels are the workload."""
     def start(workload: Workload, run_dir: Path) -> Invocation:
         root = run_dir / "opt_ml"
-        inputs = root / "processing/input"
-        inputs.mkdir(parents=True)
-        (inputs / "data").symlink_to(workload.data_dir, target_is_directory=True)
-        (inputs / "model").symlink_to(workload.model_dir, target_is_directory=True)
-        write_standalone_config(root, inputs=("data", "model"), outputs=("predictions",))
+        output = lay_out_instance(root, workload.data_dir, workload.model_dir)
         return Invocation([python(), "-m", "container", "infer", "--predictor", predictor],
-                          _env(**{ROOT_ENV_VAR: str(root)}),
-                          root / "processing/output/predictions")
+                          _env(**{ROOT_ENV_VAR: str(root)}), output)
     return start
 
 

@@ -100,7 +100,7 @@ def target_checks(rows: list[Row]) -> list[str]:
 
 
 def write_chart(rows: list[Row], path: Path, mode: str) -> Path:
-    """Grouped bars: throughput per engine, one group per workload."""
+    """Grouped bars, one group per workload: throughput above, peak memory below."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,22 +109,28 @@ def write_chart(rows: list[Row], path: Path, mode: str) -> Path:
     workloads = list(dict.fromkeys(row.workload for row in rows))
     engines = list(dict.fromkeys(row.engine for row in rows))
     width = 0.8 / max(len(engines), 1)
-    figure, axis = plt.subplots(figsize=(10, 5))
-    for index, engine in enumerate(engines):
-        xs, heights = [], []
-        for position, workload in enumerate(workloads):
-            row = _find(rows, workload, engine)
-            if row is not None:
-                xs.append(position + index * width)
-                heights.append(row.rows_per_second / 1e3)
-        bars = axis.bar(xs, heights, width, label=engine)
-        axis.bar_label(bars, fmt="%.0f", fontsize=7)
+    figure, (speed_axis, memory_axis) = plt.subplots(2, 1, figsize=(11, 8), sharex=True)
+    panels = ((speed_axis, lambda row: row.rows_per_second / 1e3, "%.0f",
+               "thousand rows / s (higher is better)"),
+              (memory_axis, lambda row: row.peak_rss_bytes / 2**30, "%.1f",
+               "peak RSS of the process tree, GiB"))
+    for axis, value, fmt, label in panels:
+        for index, engine in enumerate(engines):
+            xs, heights = [], []
+            for position, workload in enumerate(workloads):
+                row = _find(rows, workload, engine)
+                if row is not None and row.peak_rss_bytes:
+                    xs.append(position + index * width)
+                    heights.append(value(row))
+            bars = axis.bar(xs, heights, width, label=engine)
+            axis.bar_label(bars, fmt=fmt, fontsize=7)
+        axis.set_ylabel(label)
     descriptions = {row.workload: row.description for row in rows}
-    axis.set_xticks([p + width * (len(engines) - 1) / 2 for p in range(len(workloads))],
-                    [f"{w}\n{descriptions[w]}" for w in workloads])
-    axis.set_ylabel("thousand rows / s (higher is better)")
-    axis.set_title(f"Batch scoring throughput, {mode} mode (median of runs)")
-    axis.legend()
+    memory_axis.set_xticks([p + width * (len(engines) - 1) / 2
+                            for p in range(len(workloads))],
+                           [f"{w}\n{descriptions[w]}" for w in workloads])
+    speed_axis.set_title(f"Batch scoring, {mode} mode (median of runs; same machine, same run)")
+    speed_axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

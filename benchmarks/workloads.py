@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from container.linear_fold import FOLD_FILE, save_fold
 from container.model_bundle import ModelMetadata
 from container.onedal_trees import CACHE_FILE, save_converted
 
@@ -192,6 +193,8 @@ def _train(folder: Path, spec: WorkloadSpec) -> None:
         model.fit(frame, label)
         artifact, framework = "model.joblib", "sklearn"
         joblib.dump(model, folder / artifact)
+        save_fold(model, FEATURES, folder / artifact, folder / FOLD_FILE,  # as training does
+                  frame.iloc[:20_000])
     else:
         raise ValueError(f"unknown workload model {spec.model!r}")
     metadata = ModelMetadata(

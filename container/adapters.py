@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from container.errors import JobInputError
-from container.linear_fold import fold_linear_pipeline
+from container.linear_fold import FOLD_FILE, fold_linear_pipeline, load_fold
 from container.model_bundle import ModelMetadata
 from container.onedal_trees import CACHE_FILE, onedal_predictor
 
@@ -44,10 +44,10 @@ class ModelAdapter(Protocol):
     def predict(self, batch: pa.RecordBatch) -> np.ndarray:
         ...
 
-    def verify_fast_path(self, batch: pa.RecordBatch) -> float | None:
+    def verify_fast_path(self, batch: pa.RecordBatch) -> str:
         """Score ``batch`` with the fast predictor and the framework's own; keep the
-        fast one only if they agree within ``AGREEMENT_TOLERANCE``. Returns the
-        largest difference (``None`` when there is no fast predictor)."""
+        fast one only if they agree within ``AGREEMENT_TOLERANCE``. Returns what was
+        found, for the log."""
         ...
 
 
@@ -57,7 +57,9 @@ class _TwoPathAdapter:
     metadata: ModelMetadata
     framework_name: str
     fast_name: str
+    fast_dtype: type = np.float32  # the matrix the fast predictor takes
     _fast: Callable[[np.ndarray], np.ndarray] | None = None
+    _fast_verified_in_training = False  # stored fold bound to this exact artifact
 
     @property
     def predictor_name(self) -> str:
@@ -71,7 +73,7 @@ class _TwoPathAdapter:
 
     def prepare(self, batch: pa.RecordBatch) -> Any:
         if self._fast is not None:
-            return feature_matrix(batch, self.metadata.features)
+            return feature_matrix(batch, self.metadata.features, self.fast_dtype)
         return self._framework_prepare(batch)
 
     def predict_prepared(self, features: Any) -> np.ndarray:
@@ -82,10 +84,12 @@ class _TwoPathAdapter:
     def predict(self, batch: pa.RecordBatch) -> np.ndarray:
         return self.predict_prepared(self.prepare(batch))
 
-    def verify_fast_path(self, batch: pa.RecordBatch) -> float | None:
+    def verify_fast_path(self, batch: pa.RecordBatch) -> str:
         if self._fast is None:
-            return None
-        fast = self._fast(feature_matrix(batch, self.metadata.features))
+            return "no faster predictor for this model"
+        if self._fast_verified_in_training:
+            return "checked against the framework when trained"
+        fast = self._fast(feature_matrix(batch, self.metadata.features, self.fast_dtype))
         reference = self._framework_predict(self._framework_prepare(batch))
         difference = np.abs(np.asarray(fast, np.float64) - np.asarray(reference, np.float64))
         both_nan = np.isnan(fast) & np.isnan(reference)
@@ -94,16 +98,18 @@ class _TwoPathAdapter:
             log.warning("%s disagrees with %s by %s on the first batch: using %s",
                         self.fast_name, self.framework_name, worst, self.framework_name)
             self._fast = None
-        return worst
+        return f"max difference from the framework on the first batch {worst:.1e}"
 
 
-def feature_matrix(batch: pa.RecordBatch, features: list[str]) -> np.ndarray:
-    """Dense float32 matrix in the model's feature order; nulls become NaN."""
+def feature_matrix(batch: pa.RecordBatch, features: list[str],
+                   dtype: type = np.float32) -> np.ndarray:
+    """Dense row-major matrix in the model's feature order; nulls become NaN."""
+    arrow_type = pa.from_numpy_dtype(dtype)
     columns = [
-        batch.column(name).cast(pa.float32()).to_numpy(zero_copy_only=False)
+        batch.column(name).cast(arrow_type).to_numpy(zero_copy_only=False)
         for name in features
     ]
-    return np.column_stack(columns) if columns else np.empty((batch.num_rows, 0), np.float32)
+    return np.column_stack(columns) if columns else np.empty((batch.num_rows, 0), dtype)
 
 
 class XGBoostAdapter(_TwoPathAdapter):
@@ -143,34 +149,50 @@ class SklearnAdapter(_TwoPathAdapter):
     The framework path gives it a pandas DataFrame with the declared feature
     columns, so pipelines with column transformers (one-hot encoding, imputation)
     work unchanged. Binary logistic pipelines that fold into one affine map
-    (``container.linear_fold``) are scored as that map on a float32 matrix.
+    (``container.linear_fold``) are scored as that map, in float64; a fold stored
+    by training for exactly this artifact is used without loading scikit-learn.
     """
 
     framework_name = "scikit-learn predict_proba"
     fast_name = "folded linear map"
+    fast_dtype = np.float64  # float32 would round float64 inputs
 
     def __init__(self, metadata: ModelMetadata, bundle_dir: Path, threads: int,
                  predictor: str) -> None:
-        import joblib
-
         self.metadata = metadata
-        try:
-            self.estimator = joblib.load(bundle_dir / metadata.artifact)
-        except Exception as exc:  # joblib raises many types for a bad pickle
-            raise JobInputError(
-                f"model artifact {bundle_dir / metadata.artifact} is not a readable "
-                f"scikit-learn model: {type(exc).__name__}: {exc}"
-            ) from exc
-        self._proba = hasattr(self.estimator, "predict_proba")
+        self.artifact = bundle_dir / metadata.artifact
+        self._estimator: Any = None
+        if predictor == "auto":
+            stored = load_fold(bundle_dir / FOLD_FILE, self.artifact)
+            if stored is not None:
+                self._fast, self._fast_verified_in_training = stored.predict_proba, True
+                return
         if predictor == "auto":
             folded = fold_linear_pipeline(self.estimator, metadata.features)
             self._fast = folded.predict_proba if folded is not None else None
+        else:
+            self.estimator  # noqa: B018  # load now: a bad artifact fails the job here
+
+    @property
+    def estimator(self) -> Any:
+        """The unpickled estimator, loaded on first use (a stored fold needs none)."""
+        if self._estimator is None:
+            import joblib
+
+            try:
+                self._estimator = joblib.load(self.artifact)
+            except Exception as exc:  # joblib raises many types for a bad pickle
+                raise JobInputError(
+                    f"model artifact {self.artifact} is not a readable scikit-learn "
+                    f"model: {type(exc).__name__}: {exc}"
+                ) from exc
+        return self._estimator
 
     def _framework_prepare(self, batch: pa.RecordBatch) -> Any:
         return batch.select(self.metadata.features).to_pandas()
 
     def _framework_predict(self, features: Any) -> np.ndarray:
-        if self._proba:
+        if hasattr(self.estimator, "predict_proba"):
             return np.asarray(self.estimator.predict_proba(features)[:, 1])
         return np.asarray(self.estimator.predict(features), dtype=np.float64)
 

@@ -82,12 +82,12 @@ def run_infer(env: ProcessingEnvironment, options: InferOptions) -> list[dict]:
     plan = plan_parallelism(available_cpus(), sum(o.row_groups for o in opened),
                             options.workers, options.threads_per_worker)
     model = load_adapter(metadata, bundle_dir, plan.threads_per_worker, options.predictor)
-    difference = model.verify_fast_path(first_batch(opened, metadata.input_columns))
+    sample = first_batch(opened, metadata.input_columns)
+    checked = model.verify_fast_path(sample) if sample is not None else "no rows to check"
     log.info(
         "%s: %d files, %d rows, model %s version %s, %d worker threads x %d native threads, "
-        "predictor %s%s", host, len(files), total_rows, metadata.name, metadata.version,
-        plan.workers, plan.threads_per_worker, model.predictor_name,
-        "" if difference is None else f" (max difference from the framework {difference:.1e})",
+        "predictor %s (%s)", host, len(files), total_rows, metadata.name, metadata.version,
+        plan.workers, plan.threads_per_worker, model.predictor_name, checked,
     )
     pipeline = ScoringPipeline(
         model, plan.workers, options.batch_rows, outputs[PREDICTIONS_OUTPUT],

@@ -1,4 +1,4 @@
-"""How to split an instance's cores between worker processes and native threads."""
+"""How to split an instance's cores between scoring threads and native threads per call."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ def plan_parallelism(
 ) -> Parallelism:
     """Workers x threads never exceed ``cpus`` (no oversubscription).
 
-    By default one worker per unit of work up to the core count; with fewer files
-    than cores, each worker's model gets the spare cores as native threads, so
-    every core stays busy either way.
+    By default one worker per unit of work (a row group) up to the core count; with
+    fewer units than cores, each worker's predict call gets the spare cores as
+    native threads, so every core stays busy either way.
     """
     if cpus < 1:
         raise ValueError(f"cpus must be at least 1, got {cpus}")

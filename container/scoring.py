@@ -79,9 +79,9 @@ def open_input(file: InputFile, key_columns: list[str]) -> OpenedFile:
 
 
 def first_batch(files: list[OpenedFile], columns: list[str],
-                rows: int = 4_096) -> pa.RecordBatch:
-    """The first rows of the first non-empty file: where a fast predictor is checked
-    against the framework before it scores anything."""
+                rows: int = 4_096) -> pa.RecordBatch | None:
+    """The first rows of the first non-empty file (``None`` if all are empty): where
+    a fast predictor is checked against the framework before it scores anything."""
     for opened in files:
         if opened.rows:
             try:
@@ -89,7 +89,7 @@ def first_batch(files: list[OpenedFile], columns: list[str],
                 return next(parquet_file.iter_batches(batch_size=rows, columns=columns))
             except (pa.ArrowException, OSError) as exc:
                 raise _unreadable(opened.file.relative, exc) from exc
-    return pa.RecordBatch.from_pylist([])
+    return None
 
 
 def score_row_group(model: ModelAdapter, opened: OpenedFile, row_group: int,

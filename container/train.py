@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from container.atomic import publish
 from container.contract import ProcessingEnvironment, available_cpus
 from container.errors import JobInputError
+from container.linear_fold import FOLD_FILE, save_fold
 from container.model_bundle import FRAMEWORKS, ModelMetadata
 from container.onedal_trees import CACHE_FILE, save_converted
 from container.schema_check import check_columns, read_input_schema
@@ -121,7 +122,8 @@ def _split(rows: int, spec: TrainingSpec) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_model(table: pa.Table, spec: TrainingSpec, threads: int):
-    """Fit the framework's estimator; returns (estimator, holdout metrics)."""
+    """Fit the framework's estimator; returns (estimator, holdout metrics, holdout
+    rows: the real rows a faster predictor is checked on before it is stored)."""
     from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
     labels = _labels(table, spec)
@@ -140,7 +142,7 @@ def fit_model(table: pa.Table, spec: TrainingSpec, threads: int):
         "accuracy": float(accuracy_score(truth, probabilities >= 0.5)),
         "holdout_rows": len(holdout_idx),
     }
-    return estimator, metrics
+    return estimator, metrics, holdout_frame
 
 
 def _fit_xgboost(frame, labels, train_idx, spec: TrainingSpec, threads: int):
@@ -186,7 +188,7 @@ def _fit_sklearn(frame, labels, train_idx, spec: TrainingSpec):
 
 
 def save_bundle(estimator, spec: TrainingSpec, metrics: dict, rows: int, out_dir: Path,
-                scratch: Path) -> ModelMetadata:
+                scratch: Path, holdout=None) -> ModelMetadata:
     """Write the artifact, then ``model.json`` last (both via scratch + rename)."""
     scratch.mkdir(parents=True, exist_ok=True)
     if spec.framework == "xgboost":
@@ -199,6 +201,9 @@ def save_bundle(estimator, spec: TrainingSpec, metrics: dict, rows: int, out_dir
 
         artifact = "model.joblib"
         joblib.dump(estimator, scratch / artifact)
+        if save_fold(estimator, spec.features, scratch / artifact, scratch / FOLD_FILE,
+                     holdout):
+            publish(scratch / FOLD_FILE, out_dir / FOLD_FILE)
     publish(scratch / artifact, out_dir / artifact)
     metadata = spec.metadata(artifact, metrics, rows)
     metadata.write(scratch)
@@ -212,10 +217,10 @@ def run_train(env: ProcessingEnvironment) -> ModelMetadata:
     started = time.monotonic()
     table = read_training_table(inputs[TRAIN_INPUT], spec)
     log.info("training %s (%s) on %d rows", spec.name, spec.framework, table.num_rows)
-    estimator, metrics = fit_model(table, spec, available_cpus())
+    estimator, metrics, holdout = fit_model(table, spec, available_cpus())
     metadata = save_bundle(
         estimator, spec, metrics, table.num_rows, outputs[MODEL_OUTPUT],
-        env.scratch_dir,
+        env.scratch_dir, holdout,
     )
     log.info("trained %s version %s in %.1fs: %s", spec.name, spec.version,
              time.monotonic() - started, metrics)

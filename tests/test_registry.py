@@ -38,7 +38,24 @@ BROKEN = [
     ('dataset = "customers"', 'dataset = "customers"\ncolour = "red"', "unknown field(s) colour"),
     ('partitions_start_date = "2026-11-01"', 'partitions_start_date = "Nov 1"', "YYYY-MM-DD"),
     ('name = "churn_logreg"', 'name = "churn_xgb"', "appears twice"),
+    ("[models.hyperparameters]\nn_estimators",
+     '[models.inference]\npredictor = "fastest"\n\n[models.hyperparameters]\nn_estimators',
+     "inference.predictor must be one of auto, framework, not 'fastest'"),
+    ("[models.hyperparameters]\nn_estimators",
+     "[models.inference]\nworkers = true\n\n[models.hyperparameters]\nn_estimators",
+     "inference.workers must be a whole number of at least 1"),
 ]
+
+
+def test_inference_settings_become_container_arguments(tmp_path):
+    text = DEFAULT_REGISTRY_PATH.read_text().replace(
+        "[models.hyperparameters]\nn_estimators",
+        '[models.inference]\nbatch_rows = 1000\npredictor = "framework"\n\n'
+        "[models.hyperparameters]\nn_estimators", 1)
+    path = tmp_path / "models.toml"
+    path.write_text(text)
+    settings = load_registry(path).get("churn_xgb").inference
+    assert settings.container_arguments() == ["--batch-rows", "1000", "--predictor", "framework"]
 
 
 @pytest.mark.parametrize(("old", "new", "message"), BROKEN)
