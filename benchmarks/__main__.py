@@ -85,7 +85,7 @@ def run_workload(workload: Workload, engines: list[Engine], repeats: int,
     """Interleave the engines' repeats; verify each engine's first output."""
     seconds: dict[str, list[float]] = {engine.name: [] for engine in engines}
     peaks: dict[str, list[int]] = {engine.name: [] for engine in engines}
-    parts: dict[str, dict] = {}
+    parts: dict[str, list[dict]] = {engine.name: [] for engine in engines}
     errors: dict[str, str] = {}
     for repeat in range(repeats):
         for engine in engines:
@@ -105,7 +105,7 @@ def run_workload(workload: Workload, engines: list[Engine], repeats: int,
             elapsed = engine.score_seconds(measured)
             seconds[engine.name].append(elapsed)
             peaks[engine.name].append(measured.peak_rss_bytes)
-            parts[engine.name] = measured.reported
+            parts[engine.name].append(engine.details(measured))
             print(f"  {workload.spec.name} {engine.name:<22} run {repeat + 1}/{repeats}: "
                   f"{elapsed:6.1f} s, peak RSS {measured.peak_rss_bytes / 2**20:,.0f} MiB",
                   flush=True)
@@ -115,10 +115,18 @@ def run_workload(workload: Workload, engines: list[Engine], repeats: int,
             seconds=statistics.median(seconds[engine.name]) if seconds[engine.name] else None,
             runs=seconds[engine.name],
             peak_rss_bytes=max(peaks[engine.name]) if peaks[engine.name] else None,
-            input_bytes=workload.input_bytes, details=parts.get(engine.name, {}),
+            input_bytes=workload.input_bytes, details=median_details(parts[engine.name]),
             error=errors.get(engine.name))
         for engine in engines
     ]
+
+
+def median_details(runs: list[dict]) -> dict:
+    """Each number an engine reported, as the median over its runs."""
+    keys = {key for run in runs for key, value in run.items()
+            if isinstance(value, int | float)}
+    return {key: statistics.median(run[key] for run in runs if key in run)
+            for key in sorted(keys)}
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,11 @@ ENGINE = "engine"
 ENGINE_FRAMEWORK = "engine (framework predictor)"
 RAY = "ray data"
 LIMIT = "machine limit"
+
+
+# The engine's summary line (container.infer): "scored N rows in X s (...) after Y s ..."
+SCORED_LINE = re.compile(r"scored \d+ rows in (?P<scoring>[\d.]+) s .* after "
+                         r"(?P<startup>[\d.]+) s of start-up")
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,16 @@ class Engine:
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True)
         return self.start(workload, run_dir)
+
+    def details(self, measured: Measurement) -> dict:
+        """What the engine said about its own run (the engine: its start-up and
+        scoring phases, from its last log line)."""
+        details = dict(measured.reported)
+        found = SCORED_LINE.search(measured.stdout)
+        if found:
+            details["scoring_seconds"] = float(found["scoring"])
+            details["startup_seconds"] = float(found["startup"])
+        return details
 
     def score_seconds(self, measured: Measurement) -> float:
         """The seconds a throughput is computed from: the whole process tree's wall

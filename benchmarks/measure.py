@@ -29,6 +29,7 @@ class Measurement:
     wall_seconds: float
     peak_rss_bytes: int
     reported: dict  # the JSON line the engine printed last, if any
+    stdout: str
 
 
 class EngineFailed(RuntimeError):
@@ -82,7 +83,7 @@ def run_measured(command: list[str], env: dict[str, str], cwd: Path, log_path: P
     if child.returncode != 0:
         tail = log_path.read_text()[-2000:]
         raise EngineFailed(f"{' '.join(command[:4])} exited {child.returncode}:\n{tail}")
-    return Measurement(wall, peak, _last_json_line(stdout))
+    return Measurement(wall, peak, _last_json_line(stdout), stdout)
 
 
 def _last_json_line(stdout: str) -> dict:

@@ -90,6 +90,10 @@ def target_checks(rows: list[Row]) -> list[str]:
         ratio = ours.seconds / limit.seconds
         lines.append(f"{workload}: engine time {ratio:.2f}x the machine limit "
                      f"(target <= {maximum}x): {'met' if ratio <= maximum else 'MISSED'}")
+        scoring = ours.details.get("scoring_seconds")
+        if scoring:
+            lines.append(f"{workload}: of which start-up {ours.details['startup_seconds']:.1f} s;"
+                         f" the scoring phase alone is {scoring / limit.seconds:.2f}x the limit")
     workload, ceiling = RSS_TARGET
     ours = _find(rows, workload, ENGINE)
     if ours and ours.peak_rss_bytes:

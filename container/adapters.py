@@ -57,7 +57,6 @@ class _TwoPathAdapter:
     metadata: ModelMetadata
     framework_name: str
     fast_name: str
-    fast_dtype: type = np.float32  # the matrix the fast predictor takes
     _fast: Callable[[np.ndarray], np.ndarray] | None = None
     _fast_verified_in_training = False  # stored fold bound to this exact artifact
 
@@ -71,9 +70,13 @@ class _TwoPathAdapter:
     def _framework_predict(self, features: Any) -> np.ndarray:
         raise NotImplementedError
 
+    def _fast_prepare(self, batch: pa.RecordBatch) -> Any:
+        """The batch as the fast predictor takes it (default: a float32 matrix)."""
+        return feature_matrix(batch, self.metadata.features)
+
     def prepare(self, batch: pa.RecordBatch) -> Any:
         if self._fast is not None:
-            return feature_matrix(batch, self.metadata.features, self.fast_dtype)
+            return self._fast_prepare(batch)
         return self._framework_prepare(batch)
 
     def predict_prepared(self, features: Any) -> np.ndarray:
@@ -89,7 +92,7 @@ class _TwoPathAdapter:
             return "no faster predictor for this model"
         if self._fast_verified_in_training:
             return "checked against the framework when trained"
-        fast = self._fast(feature_matrix(batch, self.metadata.features, self.fast_dtype))
+        fast = self._fast(self._fast_prepare(batch))
         reference = self._framework_predict(self._framework_prepare(batch))
         difference = np.abs(np.asarray(fast, np.float64) - np.asarray(reference, np.float64))
         both_nan = np.isnan(fast) & np.isnan(reference)
@@ -101,15 +104,19 @@ class _TwoPathAdapter:
         return f"max difference from the framework on the first batch {worst:.1e}"
 
 
-def feature_matrix(batch: pa.RecordBatch, features: list[str],
-                   dtype: type = np.float32) -> np.ndarray:
-    """Dense row-major matrix in the model's feature order; nulls become NaN."""
-    arrow_type = pa.from_numpy_dtype(dtype)
+def feature_matrix(batch: pa.RecordBatch, features: list[str]) -> np.ndarray:
+    """Dense float32 row-major matrix in the model's feature order; nulls become NaN."""
     columns = [
-        batch.column(name).cast(arrow_type).to_numpy(zero_copy_only=False)
+        batch.column(name).cast(pa.float32()).to_numpy(zero_copy_only=False)
         for name in features
     ]
-    return np.column_stack(columns) if columns else np.empty((batch.num_rows, 0), dtype)
+    return np.column_stack(columns) if columns else np.empty((batch.num_rows, 0), np.float32)
+
+
+def feature_columns(batch: pa.RecordBatch, features: list[str]) -> list[np.ndarray]:
+    """One NumPy array per feature, as stored (no copy where Arrow allows); nulls
+    become NaN."""
+    return [batch.column(name).to_numpy(zero_copy_only=False) for name in features]
 
 
 class XGBoostAdapter(_TwoPathAdapter):
@@ -149,13 +156,13 @@ class SklearnAdapter(_TwoPathAdapter):
     The framework path gives it a pandas DataFrame with the declared feature
     columns, so pipelines with column transformers (one-hot encoding, imputation)
     work unchanged. Binary logistic pipelines that fold into one affine map
-    (``container.linear_fold``) are scored as that map, in float64; a fold stored
+    (``container.linear_fold``) are scored as that map, column by column in float64
+    (no row-major copy, no rounding of float64 inputs); a fold stored
     by training for exactly this artifact is used without loading scikit-learn.
     """
 
     framework_name = "scikit-learn predict_proba"
     fast_name = "folded linear map"
-    fast_dtype = np.float64  # float32 would round float64 inputs
 
     def __init__(self, metadata: ModelMetadata, bundle_dir: Path, threads: int,
                  predictor: str) -> None:
@@ -165,11 +172,11 @@ class SklearnAdapter(_TwoPathAdapter):
         if predictor == "auto":
             stored = load_fold(bundle_dir / FOLD_FILE, self.artifact)
             if stored is not None:
-                self._fast, self._fast_verified_in_training = stored.predict_proba, True
+                self._fast, self._fast_verified_in_training = stored.predict_columns, True
                 return
         if predictor == "auto":
             folded = fold_linear_pipeline(self.estimator, metadata.features)
-            self._fast = folded.predict_proba if folded is not None else None
+            self._fast = folded.predict_columns if folded is not None else None
         else:
             self.estimator  # noqa: B018  # load now: a bad artifact fails the job here
 
@@ -187,6 +194,9 @@ class SklearnAdapter(_TwoPathAdapter):
                     f"model: {type(exc).__name__}: {exc}"
                 ) from exc
         return self._estimator
+
+    def _fast_prepare(self, batch: pa.RecordBatch) -> list[np.ndarray]:
+        return feature_columns(batch, self.metadata.features)
 
     def _framework_prepare(self, batch: pa.RecordBatch) -> Any:
         return batch.select(self.metadata.features).to_pandas()
