@@ -26,7 +26,6 @@ KEY_COLUMN = "id"
 FEATURE_COUNT = 40
 FEATURES = [f"x{i:02d}" for i in range(FEATURE_COUNT)]
 MISSING_FRACTION = 0.01
-TRAINING_ROWS = 200_000
 WRITE_CHUNK_ROWS = 250_000
 ROW_GROUP_ROWS = 1_048_576  # pyarrow's default maximum row group size
 
@@ -42,6 +41,7 @@ class WorkloadSpec:
     model: str  # "xgboost" (200 trees, depth 8) or "linear" (StandardScaler + LogReg)
     trees: int = 200
     depth: int = 8
+    training_rows: int = 200_000
 
     @property
     def rows(self) -> int:
@@ -55,8 +55,8 @@ class WorkloadSpec:
     @property
     def model_key(self) -> str:
         if self.model == "xgboost":
-            return f"model-xgboost-{self.trees}x{self.depth}"
-        return "model-linear"
+            return f"model-xgboost-{self.trees}x{self.depth}-{self.training_rows}"
+        return f"model-linear-{self.training_rows}"
 
 
 @dataclass(frozen=True)
@@ -84,21 +84,21 @@ def workload_specs(mode: str) -> list[WorkloadSpec]:
     """The workloads of a mode: ``full`` is the issue's sizes, ``short`` a scaled copy
     that keeps the shape (files >= cores, same model cost per row)."""
     if mode == "full":
-        w1 = (16, 250_000)
-        w3_rows = rows_for_bytes(4 * 1024**3)
+        w1, w3_rows, training_rows = (16, 250_000), rows_for_bytes(4 * 1024**3), 200_000
     elif mode == "short":
-        w1 = (8, 100_000)
-        w3_rows = rows_for_bytes(1024**3)
+        w1, w3_rows, training_rows = (8, 75_000), rows_for_bytes(512 * 1024**2), 50_000
     elif mode == "tiny":  # tests: seconds, not minutes
-        w1 = (3, 4_000)
-        w3_rows = 30_000
+        w1, w3_rows, training_rows = (3, 4_000), 30_000, 10_000
     else:
         raise ValueError(f"unknown benchmark mode {mode!r}: use full, short or tiny")
     trees, depth = (200, 8) if mode != "tiny" else (20, 4)
     return [
-        WorkloadSpec("W1", "trees: XGBoost 200x8", w1[0], w1[1], "xgboost", trees, depth),
-        WorkloadSpec("W2", "linear: StandardScaler+LogReg", w1[0], w1[1], "linear"),
-        WorkloadSpec("W3", "big file: one file, linear model", 1, w3_rows, "linear"),
+        WorkloadSpec("W1", "trees: XGBoost 200x8", w1[0], w1[1], "xgboost", trees, depth,
+                     training_rows),
+        WorkloadSpec("W2", "linear: StandardScaler+LogReg", w1[0], w1[1], "linear",
+                     training_rows=training_rows),
+        WorkloadSpec("W3", "big file: one file, linear model", 1, w3_rows, "linear",
+                     training_rows=training_rows),
     ]
 
 
@@ -108,7 +108,8 @@ def prepare(spec: WorkloadSpec, root: Path) -> Workload:
     model_dir = root / spec.model_key
     _ensure(data_dir, {"files": spec.files, "rows_per_file": spec.rows_per_file},
             lambda folder: _write_files(folder, spec.files, spec.rows_per_file))
-    _ensure(model_dir, {"model": spec.model, "trees": spec.trees, "depth": spec.depth},
+    _ensure(model_dir, {"model": spec.model, "trees": spec.trees, "depth": spec.depth,
+                        "training_rows": spec.training_rows},
             lambda folder: _train(folder, spec))
     return Workload(spec, data_dir, model_dir)
 
@@ -170,7 +171,7 @@ def _train(folder: Path, spec: WorkloadSpec) -> None:
     import pandas as pd
 
     rng = np.random.default_rng(7)
-    block = feature_block(rng, TRAINING_ROWS)
+    block = feature_block(rng, spec.training_rows)
     frame = pd.DataFrame(block, columns=FEATURES)
     label = labels_for(block, rng)
     if spec.model == "xgboost":
@@ -200,6 +201,6 @@ def _train(folder: Path, spec: WorkloadSpec) -> None:
     metadata = ModelMetadata(
         name=f"bench_{spec.model}", version="bench", framework=framework,
         features=FEATURES, key_columns=[KEY_COLUMN], artifact=artifact,
-        training_rows=TRAINING_ROWS,
+        training_rows=spec.training_rows,
     )
     metadata.write(folder)
