@@ -7,6 +7,7 @@ harness measures real runs, rejects wrong output, and writes its table and chart
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,12 @@ def scored_w1(tmp_path_factory):
     return workload, out
 
 
+def copy_output(good: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    shutil.copytree(good, out)
+    return out
+
+
 def rewrite_first_file(out: Path, change) -> None:
     path = sorted(out.glob("*.parquet"))[0]
     pq.write_table(change(pq.read_table(path)), path)
@@ -75,10 +82,7 @@ def test_verification_accepts_the_frameworks_output(scored_w1):
 
 def test_verification_rejects_a_prediction_off_by_more_than_1e_6(scored_w1, tmp_path):
     workload, good = scored_w1
-    out = tmp_path / "out"
-    out.mkdir()
-    for path in good.glob("*.parquet"):
-        (out / path.name).write_bytes(path.read_bytes())
+    out = copy_output(good, tmp_path)
 
     def nudge(table: pa.Table) -> pa.Table:
         shifted = pc.add(table.column("prediction"), 1e-5)
@@ -91,10 +95,7 @@ def test_verification_rejects_a_prediction_off_by_more_than_1e_6(scored_w1, tmp_
 
 def test_verification_rejects_missing_and_duplicated_rows(scored_w1, tmp_path):
     workload, good = scored_w1
-    out = tmp_path / "out"
-    out.mkdir()
-    for path in good.glob("*.parquet"):
-        (out / path.name).write_bytes(path.read_bytes())
+    out = copy_output(good, tmp_path)
     rewrite_first_file(out, lambda table: table.slice(0, table.num_rows - 1))
     with pytest.raises(AssertionError, match="output rows"):
         verify_output(workload, out)
