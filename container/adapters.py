@@ -1,7 +1,9 @@
-"""One small interface over model frameworks: load, feature names, predict a batch.
+"""One small interface over model frameworks: load a bundle, predict a batch.
 
-Adding a framework means adding one adapter class here; the inference engine and
-the orchestration code do not change.
+Each adapter has the framework's own predictor and, where one exists, a faster
+predictor that must agree with it within 1e-6 (checked when trained or on the
+job's first batch). Adding a framework means adding one adapter class here; the
+inference engine and the orchestration code do not change.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class _TwoPathAdapter:
     metadata: ModelMetadata
     framework_name: str
     fast_name: str
-    _fast: Callable[[np.ndarray], np.ndarray] | None = None
+    _fast: Callable[[Any], np.ndarray] | None = None  # takes what _fast_prepare gives
     _fast_verified_in_training = False  # stored fold bound to this exact artifact
 
     @property
