@@ -11,6 +11,8 @@ taken from the engine under test.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +24,7 @@ import psutil
 
 SAMPLE_SECONDS = 0.1
 REFRESH_SECONDS = 1.0
+RUN_TIMEOUT_SECONDS = 900  # no engine run here takes a minute; a hung one fails
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ def run_measured(command: list[str], env: dict[str, str], cwd: Path, log_path: P
     with log_path.open("w") as log:
         started = time.perf_counter()
         child = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                                 stderr=log, text=True)
+                                 stderr=log, text=True, start_new_session=True)
         watched = psutil.Process(child.pid)
         done = threading.Event()
 
@@ -75,10 +78,17 @@ def run_measured(command: list[str], env: dict[str, str], cwd: Path, log_path: P
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        stdout, _ = child.communicate()
-        wall = time.perf_counter() - started
-        done.set()
-        sampler.join()
+        try:
+            stdout, _ = child.communicate(timeout=RUN_TIMEOUT_SECONDS)
+            wall = time.perf_counter() - started
+        except subprocess.TimeoutExpired as exc:
+            os.killpg(child.pid, signal.SIGKILL)  # the whole tree: Ray's workers too
+            child.communicate()
+            raise EngineFailed(f"{' '.join(command[:4])} did not finish in "
+                               f"{RUN_TIMEOUT_SECONDS} s; killed") from exc
+        finally:
+            done.set()
+            sampler.join()
     log_path.with_suffix(".out").write_text(stdout)
     if child.returncode != 0:
         tail = log_path.read_text()[-2000:]
