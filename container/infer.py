@@ -30,9 +30,9 @@ from container.parallelism import plan_parallelism
 from container.schema_check import check_input_file
 from container.scoring import (
     InputFile,
+    Progress,
     ScoringPipeline,
     first_batch,
-    log_progress,
     open_input,
 )
 
@@ -101,7 +101,7 @@ def run_infer(env: ProcessingEnvironment, options: InferOptions) -> list[dict]:
     )
     started = time.monotonic()
     with threadpool_limits(plan.threads_per_worker):  # BLAS under scikit-learn models
-        manifests = pipeline.run(opened, log_progress(host, len(files), total_rows, started))
+        manifests = pipeline.run(opened, Progress(host, len(files), total_rows, started))
     elapsed = time.monotonic() - started
     log.info("%s: scored %d rows in %.2f s (%.0f rows/s) after %.2f s of start-up", host,
              total_rows, elapsed, total_rows / max(elapsed, 1e-9),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,8 +134,7 @@ class ScoringPipeline:
         self.scratch = scratch
         self.manifest_fields = manifest_fields
 
-    def run(self, files: list[OpenedFile],
-            on_file_done: Callable[[dict], None] = lambda manifest: None) -> list[dict]:
+    def run(self, files: list[OpenedFile], progress: Progress | None = None) -> list[dict]:
         """Score every file; on the first failure cancel what has not started, let
         running row groups end, drop the unfinished output, and raise that failure."""
         manifests: list[dict] = []
@@ -144,8 +143,10 @@ class ScoringPipeline:
             in_flight: deque[Future[UnitResult]] = deque()
             try:
                 for opened in files:
-                    manifests.append(self._score_file(opened, pool, units, in_flight))
-                    on_file_done(manifests[-1])
+                    manifests.append(self._score_file(opened, pool, units, in_flight,
+                                                      progress))
+                    if progress is not None:
+                        progress.file_done(manifests[-1])
             finally:
                 for future in in_flight:
                     future.cancel()
@@ -153,7 +154,7 @@ class ScoringPipeline:
 
     def _score_file(self, opened: OpenedFile, pool: ThreadPoolExecutor,
                     units: Iterator[tuple[OpenedFile, int]],
-                    in_flight: deque[Future[UnitResult]]) -> dict:
+                    in_flight: deque[Future[UnitResult]], progress: Progress | None) -> dict:
         output = FileOutput(opened.file.relative, opened.file.source, opened.rows,
                             opened.schema, self.output_root, self.scratch)
         try:
@@ -161,6 +162,8 @@ class ScoringPipeline:
                 self._top_up(pool, units, in_flight)
                 result = in_flight.popleft().result()
                 output.write(result.table, result.predictions)
+                if progress is not None:
+                    progress.rows_written(result.table.num_rows)
         except BaseException:
             output.discard()
             raise
@@ -176,16 +179,30 @@ class ScoringPipeline:
                                          self.batch_rows))
 
 
-def log_progress(host: str, files_total: int, rows_total: int, started: float
-                 ) -> Callable[[dict], None]:
-    """A callback that logs files, rows and throughput after each published file."""
-    done = {"files": 0, "rows": 0}
+class Progress:
+    """Logs files, rows and throughput: after each published file, and at least
+    every ``interval`` seconds while a big file is still being written."""
 
-    def record(manifest: dict) -> None:
-        done["files"] += 1
-        done["rows"] += manifest["rows_out"]
-        elapsed = max(time.monotonic() - started, 1e-9)
-        log.info("%s: %d/%d files, %d/%d rows, %.0f rows/s", host, done["files"],
-                 files_total, done["rows"], rows_total, done["rows"] / elapsed)
+    def __init__(self, host: str, files_total: int, rows_total: int, started: float,
+                 interval: float = 15.0) -> None:
+        self.host, self.files_total, self.rows_total = host, files_total, rows_total
+        self.started, self.interval = started, interval
+        self.files = 0
+        self.rows = 0
+        self.logged_at = started
 
-    return record
+    def rows_written(self, rows: int) -> None:
+        self.rows += rows
+        if time.monotonic() - self.logged_at >= self.interval:
+            self._log()
+
+    def file_done(self, manifest: dict) -> None:
+        self.files += 1
+        self._log()
+
+    def _log(self) -> None:
+        now = time.monotonic()
+        self.logged_at = now
+        log.info("%s: %d/%d files, %d/%d rows, %.0f rows/s", self.host, self.files,
+                 self.files_total, self.rows, self.rows_total,
+                 self.rows / max(now - self.started, 1e-9))

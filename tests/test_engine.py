@@ -215,3 +215,22 @@ def test_a_fold_of_another_artifact_is_not_used(tmp_path, monkeypatch, workloads
     scored = read_outputs(output).column("prediction").to_numpy()
     assert np.max(np.abs(scored - expected)) < 1e-6
     assert np.max(np.abs(scored - stale)) > 0.01
+
+
+def test_progress_is_logged_while_a_big_file_is_written(caplog):
+    """One long file must not look stalled: rows are reported before it is done."""
+    import time
+
+    from container.scoring import Progress
+
+    progress = Progress("algo-1", files_total=1, rows_total=300, started=time.monotonic(),
+                        interval=0.0)
+    with caplog.at_level("INFO", logger="container.scoring"):
+        progress.rows_written(100)
+        progress.rows_written(100)
+        progress.rows_written(100)
+        progress.file_done({"rows_out": 300})
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(": ")[1].split(" rows")[0] for line in lines] == [
+        "0/1 files, 100/300", "0/1 files, 200/300", "0/1 files, 300/300",
+        "1/1 files, 300/300"]
