@@ -131,6 +131,10 @@ def _metadata(storage, processing, runner, instances, model, day, version,
         "rows_per_second": round(rows_now / seconds, 1) if seconds else 0.0,
         "output_location": dg.MetadataValue.path(storage.uri(predictions_prefix(model, day))),
         "nothing_to_do": outcome is None,
+        # which predictor scored the files (oneDAL, folded linear map, framework),
+        # as each file's manifest records it
+        "predictors": ", ".join(sorted({m.get("predictor", "unrecorded")
+                                        for m in after.done.values()})) or "none",
     }
     if outcome is not None:
         links = processing.job_links(outcome.record.job_name, runner.client)

@@ -10,6 +10,7 @@ import pytest
 from batch_assets.definitions import defs
 from batch_assets.model_pointer import read_current_model
 from batch_assets.partitions import prediction_partition_key
+from container.onedal_trees import onedal_available
 from tests.conftest import SMALL_DATA, run_checks_only
 from tests.helpers import corrupt_data_page, framework_predictions, read_outputs
 
@@ -52,6 +53,9 @@ def test_partition_end_to_end_matches_framework(pipeline, model):
     assert meta["files_scored_now"] == SMALL_DATA.files_per_day
     assert meta["rows"] == SMALL_DATA.files_per_day * SMALL_DATA.rows_per_file
     assert meta["rows_per_second"] > 0
+    assert meta["predictors"] == {"churn_xgb": "oneDAL" if onedal_available() else
+                                  "xgboost inplace_predict",
+                                  "churn_logreg": "scikit-learn predict_proba"}[model]
     assert meta["model_version"] == current.version
     assert meta["job_name"] == f"pred-{model.replace('_', '-')}-{DAY.replace('-', '')}-a1"
     assert meta["output_location"].endswith(f"predictions/{model}/dt={DAY}/")
