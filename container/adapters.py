@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from container.errors import JobInputError
-from container.linear_fold import FOLD_FILE, fold_linear_pipeline, load_fold
+from container.linear_fold import FOLD_FILE, FoldedLinear, fold_linear_pipeline, load_fold
 from container.model_bundle import ModelMetadata
 from container.onedal_trees import CACHE_FILE, onedal_predictor
 
@@ -115,12 +115,6 @@ def feature_matrix(batch: pa.RecordBatch, features: list[str]) -> np.ndarray:
     return np.column_stack(columns) if columns else np.empty((batch.num_rows, 0), np.float32)
 
 
-def feature_columns(batch: pa.RecordBatch, features: list[str]) -> list[np.ndarray]:
-    """One NumPy array per feature, as stored (no copy where Arrow allows); nulls
-    become NaN."""
-    return [batch.column(name).to_numpy(zero_copy_only=False) for name in features]
-
-
 class XGBoostAdapter(_TwoPathAdapter):
     """An XGBoost Booster: ``inplace_predict`` (thread-safe, releases the GIL), or
     oneDAL where installed and the objective converts (``container.onedal_trees``)."""
@@ -171,14 +165,16 @@ class SklearnAdapter(_TwoPathAdapter):
         self.metadata = metadata
         self.artifact = bundle_dir / metadata.artifact
         self._estimator: Any = None
+        self._fold: FoldedLinear | None = None
         if predictor == "auto":
             stored = load_fold(bundle_dir / FOLD_FILE, self.artifact)
             if stored is not None:
-                self._fast, self._fast_verified_in_training = stored.predict_columns, True
+                self._fold, self._fast_verified_in_training = stored, True
+                self._fast = stored.predict_columns
                 return
         if predictor == "auto":
-            folded = fold_linear_pipeline(self.estimator, metadata.features)
-            self._fast = folded.predict_columns if folded is not None else None
+            self._fold = fold_linear_pipeline(self.estimator, metadata.features)
+            self._fast = self._fold.predict_columns if self._fold is not None else None
         else:
             self.estimator  # noqa: B018  # load now: a bad artifact fails the job here
 
@@ -197,8 +193,8 @@ class SklearnAdapter(_TwoPathAdapter):
                 ) from exc
         return self._estimator
 
-    def _fast_prepare(self, batch: pa.RecordBatch) -> list[np.ndarray]:
-        return feature_columns(batch, self.metadata.features)
+    def _fast_prepare(self, batch: pa.RecordBatch) -> list[Any]:
+        return self._fold.columns_of(batch, self.metadata.features)
 
     def _framework_prepare(self, batch: pa.RecordBatch) -> Any:
         return batch.select(self.metadata.features).to_pandas()

@@ -55,7 +55,7 @@ def test_partition_end_to_end_matches_framework(pipeline, model):
     assert meta["rows_per_second"] > 0
     assert meta["predictors"] == {"churn_xgb": "oneDAL" if onedal_available() else
                                   "xgboost inplace_predict",
-                                  "churn_logreg": "scikit-learn predict_proba"}[model]
+                                  "churn_logreg": "folded linear map"}[model]
     assert meta["model_version"] == current.version
     assert meta["job_name"] == f"pred-{model.replace('_', '-')}-{DAY.replace('-', '')}-a1"
     assert meta["output_location"].endswith(f"predictions/{model}/dt={DAY}/")

@@ -49,7 +49,8 @@ def test_plain_logistic_regression_fitted_on_arrays(data):
     scaled = make_pipeline(StandardScaler(), LogisticRegression()).fit(complete.to_numpy(),
                                                                          labels)
     folded = fold_linear_pipeline(scaled, FEATURES)
-    assert folded is not None and folded.fill is None
+    assert folded is not None
+    assert all(term.fill is None for term in folded.terms.values())
     expected = scaled.predict_proba(complete.to_numpy())[:, 1]
     assert np.max(np.abs(folded.predict_proba(complete.to_numpy()) - expected)) < 1e-6
 
@@ -62,13 +63,60 @@ def test_unfoldable_shapes_are_left_to_the_estimator(data):
                                    LogisticRegression()).fit(frame, labels),
         "multiclass": make_pipeline(StandardScaler(), LogisticRegression()).fit(
             complete, three_classes),
-        "column transformer": make_pipeline(
+        "numeric categories": make_pipeline(
             ColumnTransformer([("scaled", StandardScaler(), FEATURES[:3]),
-                               ("coded", OneHotEncoder(), ["d"])]),
+                               ("coded", OneHotEncoder(handle_unknown="ignore"), ["d"])]),
             LogisticRegression()).fit(complete.round(), labels),
+        "dropped first category": make_pipeline(
+            ColumnTransformer([("scaled", StandardScaler(), FEATURES[:3]),
+                               ("coded", OneHotEncoder(drop="first"), ["e"])]),
+            LogisticRegression()).fit(with_text(complete), labels),
+        "unknown categories are errors": make_pipeline(
+            ColumnTransformer([("scaled", StandardScaler(), FEATURES[:3]),
+                               ("coded", OneHotEncoder(), ["e"])]),
+            LogisticRegression()).fit(with_text(complete), labels),
     }
     for name, estimator in refused.items():
-        assert fold_linear_pipeline(estimator, FEATURES) is None, name
+        features = list(estimator.feature_names_in_)
+        assert fold_linear_pipeline(estimator, features) is None, name
+
+
+def with_text(frame: pd.DataFrame, missing: bool = False) -> pd.DataFrame:
+    """``frame`` plus a categorical text column ``e`` derived from ``a``."""
+    rng = np.random.default_rng(4)
+    text = np.where(frame["a"] > 0.5, "high", np.where(frame["a"] < -0.5, "low", "mid"))
+    column = pd.Series(text, dtype=object)
+    if missing:
+        column[rng.random(len(frame)) < 0.05] = None
+    return frame.assign(e=column.to_numpy())
+
+
+def test_column_transformer_with_one_hot_categories_folds_exactly(data):
+    """The shape the registry's scikit-learn models are trained with: median imputer
+    + scaler on numbers, constant imputer + one-hot on text; scored on rows with
+    missing numbers, missing categories and a category unseen in training."""
+    import pyarrow as pa
+
+    _, frame, labels = data
+    training = with_text(frame, missing=True)
+    features = [*FEATURES, "e"]
+    estimator = make_pipeline(
+        ColumnTransformer([
+            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+             FEATURES),
+            ("categorical", make_pipeline(
+                SimpleImputer(strategy="constant", fill_value="missing"),
+                OneHotEncoder(handle_unknown="ignore")), ["e"]),
+        ]),
+        LogisticRegression(max_iter=1000)).fit(training, labels)
+    folded = fold_linear_pipeline(estimator, features)
+    assert folded is not None
+    scoring = training.copy()
+    scoring.loc[scoring.index[:50], "e"] = "never seen"
+    table = pa.Table.from_pandas(scoring[features], preserve_index=False)
+    expected = estimator.predict_proba(table.to_pandas())[:, 1]
+    got = folded.predict_columns(folded.columns_of(table, features))
+    assert np.max(np.abs(got - expected)) < 1e-6
 
 
 def test_features_in_another_order_are_not_folded(data):
