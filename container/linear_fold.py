@@ -49,7 +49,8 @@ UNSEEN_CATEGORY = "\x00unseen category"
 class NumericTerm:
     weight: float
     fill: float | None  # what replaces NaN (an imputer), or None
-    center: float = 0.0  # the training mean, where the checks' probe values are drawn
+    center: float = 0.0  # training mean and spread: where the checks draw probe values
+    spread: float = 1.0
 
     def contribution(self, column: Any) -> np.ndarray:
         values = np.asarray(column, dtype=np.float64)
@@ -112,7 +113,7 @@ class FoldedLinear:
         for position, term in sorted(self.terms.items()):
             if isinstance(term, NumericTerm):
                 terms.append({"position": position, "weight": term.weight, "fill": term.fill,
-                              "center": term.center})
+                              "center": term.center, "spread": term.spread})
             else:
                 terms.append({"position": position, "categories": term.categories,
                               "weights": term.weights.tolist(),
@@ -131,7 +132,7 @@ class FoldedLinear:
                 fill = item["fill"]
                 terms[int(item["position"])] = NumericTerm(
                     float(item["weight"]), None if fill is None else float(fill),
-                    float(item.get("center", 0.0)))
+                    float(item.get("center", 0.0)), float(item.get("spread", 1.0)))
         return cls(float(record["intercept"]), terms)
 
 
@@ -275,7 +276,7 @@ def _fold_numeric(steps: list[Any], positions: list[int], coefficients: np.ndarr
         fill if fill is not None else np.zeros(width))
     terms = {position: NumericTerm(float(own[i] / scale[i]),
                                    None if fill is None else float(fill[i]),
-                                   float(centers[i]))
+                                   float(centers[i]), float(scale[i]))
              for i, position in enumerate(positions)}
     return terms, width, -float(np.sum(own * shift / scale))
 
@@ -354,10 +355,8 @@ def _agrees(fold: FoldedLinear, estimator: Any, features: list[str],
             columns[name] = pa.array([None if rng.random() < 0.1 else v for v in values],
                                      pa.string())
         else:
-            spread = 3.0 / abs(term.weight) if term is not None and term.weight else 3.0
-            center = term.center if term is not None else 0.0
-            values = (rng.standard_normal(PROBE_ROWS) * min(spread, 1e6) + center
-                      ).astype(np.float32)
+            center, spread = (term.center, term.spread) if term is not None else (0.0, 1.0)
+            values = (rng.standard_normal(PROBE_ROWS) * 3 * spread + center).astype(np.float32)
             if term is not None and term.fill is not None:
                 values[rng.random(PROBE_ROWS) < 0.1] = np.nan
             columns[name] = pa.array(values)

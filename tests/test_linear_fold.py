@@ -123,3 +123,23 @@ def test_features_in_another_order_are_not_folded(data):
     complete, _, labels = data
     estimator = make_pipeline(StandardScaler(), LogisticRegression()).fit(complete, labels)
     assert fold_linear_pipeline(estimator, FEATURES[::-1]) is None
+
+
+def test_many_weak_features_still_fold():
+    """120 features of which most barely matter (tiny weights): the fold's check
+    must probe at the data's scale. Probing at 3 / weight (an earlier version) fed
+    values so large that float32 rounding inside the scikit-learn pipeline summed
+    to 1.5e-6 here, and a correct fold was refused."""
+    rng = np.random.default_rng(11)
+    values = rng.standard_normal((20_000, 120)).astype(np.float32)
+    values[rng.random(values.shape) < 0.01] = np.nan
+    names = [f"x{i:03d}" for i in range(120)]
+    signal = np.nan_to_num(values[:, :8]).sum(axis=1)
+    labels = (rng.random(20_000) < 1 / (1 + np.exp(-signal))).astype(int)
+    frame = pd.DataFrame(values, columns=names)
+    estimator = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression())
+    estimator.fit(frame, labels)
+    folded = fold_linear_pipeline(estimator, names)
+    assert folded is not None
+    expected = estimator.predict_proba(frame)[:, 1]
+    assert np.max(np.abs(folded.predict_proba(values) - expected)) < 1e-6
