@@ -92,6 +92,14 @@ def test_row_groups_of_one_file_are_scored_in_parallel_and_kept_in_order(
     assert np.max(np.abs(scored.column("prediction").to_numpy() - expected)) < 1e-6
 
 
+def assert_matches_framework(output: Path, workload, bundle: Path | None = None) -> None:
+    """Every scored row within 1e-6 of the framework model in ``bundle`` (default:
+    the workload's own)."""
+    _, expected = expected_predictions(workload.data_dir, bundle or workload.model_dir)
+    scored = read_outputs(output).column("prediction").to_numpy()
+    assert np.max(np.abs(scored - expected)) < 1e-6
+
+
 def copy_bundle(workload, tmp_path: Path) -> Path:
     bundle = tmp_path / "bundle"
     shutil.copytree(workload.model_dir, bundle)
@@ -117,9 +125,7 @@ def test_a_cache_of_another_model_is_caught_on_the_first_batch(tmp_path, monkeyp
     assert save_converted(other, bundle / CACHE_FILE)
     output = score(tmp_path, monkeypatch, workload.data_dir, bundle)
     assert manifest_predictors(output) == {"xgboost inplace_predict"}
-    _, expected = expected_predictions(workload.data_dir, workload.model_dir)
-    assert np.max(np.abs(read_outputs(output).column("prediction").to_numpy()
-                         - expected)) < 1e-6
+    assert_matches_framework(output, workload)
 
 
 @needs_onedal
@@ -139,9 +145,7 @@ def test_an_unusable_cache_is_converted_again(tmp_path, monkeypatch, workloads, 
         path.unlink()
     output = score(tmp_path, monkeypatch, workload.data_dir, bundle)
     assert manifest_predictors(output) == {"oneDAL"}
-    _, expected = expected_predictions(workload.data_dir, workload.model_dir)
-    assert np.max(np.abs(read_outputs(output).column("prediction").to_numpy()
-                         - expected)) < 1e-6
+    assert_matches_framework(output, workload)
 
 
 @needs_onedal
