@@ -27,7 +27,6 @@ from container.file_output import (  # re-exported: the orchestration reads thes
 )
 from container.model_bundle import read_metadata
 from container.parallelism import plan_parallelism
-from container.schema_check import check_input_file
 from container.scoring import (
     InputFile,
     Progress,
@@ -78,8 +77,8 @@ def run_infer(env: ProcessingEnvironment, options: InferOptions) -> list[dict]:
         load_adapter(metadata, bundle_dir)  # a bad artifact still fails the job
         log.info("%s: no input files in this shard; nothing to do", host)
         return []
-    total_rows = sum(check_input_file(f.source, f.relative, metadata) for f in files)
-    opened = [open_input(f, metadata.key_columns) for f in files]
+    opened = [open_input(f, metadata) for f in files]  # every schema before any compute
+    total_rows = sum(o.rows for o in opened)
     plan = plan_parallelism(available_cpus(), sum(o.row_groups for o in opened),
                             options.workers, options.threads_per_worker)
     model = load_adapter(metadata, bundle_dir, plan.threads_per_worker, options.predictor)

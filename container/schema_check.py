@@ -84,10 +84,3 @@ def check_columns(
                 f"{model.name!r} declares it {kind}. Fix the column type in the data or "
                 "the feature's kind in the registry."
             )
-
-
-def check_input_file(path: Path, label: str, model: ModelMetadata) -> int:
-    """Check one file's schema; returns its row count from the footer."""
-    schema = read_input_schema(path, label)
-    check_columns(schema, label, model)
-    return pq.ParquetFile(path).metadata.num_rows

@@ -33,6 +33,8 @@ import pyarrow.parquet as pq
 from container.adapters import ModelAdapter
 from container.errors import JobInputError
 from container.file_output import FileOutput, output_schema
+from container.model_bundle import ModelMetadata
+from container.schema_check import check_columns
 
 log = logging.getLogger("container.scoring")
 
@@ -68,12 +70,19 @@ def _unreadable(relative: str, exc: BaseException) -> JobInputError:
     )
 
 
-def open_input(file: InputFile, key_columns: list[str]) -> OpenedFile:
+def open_input(file: InputFile, model: ModelMetadata) -> OpenedFile:
+    """Read the file's footer once: check its schema against the model (errors name
+    the file and column) and note its rows and row groups."""
     try:
         parquet_file = pq.ParquetFile(file.source)
     except (pa.ArrowException, OSError) as exc:
-        raise _unreadable(file.relative, exc) from exc
-    key_fields = [parquet_file.schema_arrow.field(key) for key in key_columns]
+        raise JobInputError(
+            f"input file {file.relative} is not a readable Parquet file ({exc}). "
+            "Re-deliver the file or remove it from the input prefix."
+        ) from exc
+    schema = parquet_file.schema_arrow
+    check_columns(schema, file.relative, model)
+    key_fields = [schema.field(key) for key in model.key_columns]
     return OpenedFile(file, parquet_file.metadata.num_rows,
                       parquet_file.metadata.num_row_groups, output_schema(key_fields))
 
