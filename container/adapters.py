@@ -9,7 +9,6 @@ inference engine and the orchestration code do not change.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,7 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from container.errors import JobInputError
-from container.linear_fold import FOLD_FILE, FoldedLinear, fold_linear_pipeline, load_fold
+from container.features import feature_matrix
+from container.linear_fold import FOLD_FILE, fold_linear_pipeline, load_fold
 from container.model_bundle import ModelMetadata
 from container.onedal_trees import CACHE_FILE, onedal_predictor
 
@@ -53,13 +53,21 @@ class ModelAdapter(Protocol):
         ...
 
 
+class FastPredictor(Protocol):
+    """A faster way to score a model (oneDAL trees, a folded linear map)."""
+
+    def prepare(self, batch: pa.RecordBatch, features: list[str]) -> Any: ...
+
+    def predict(self, features: Any) -> np.ndarray: ...
+
+
 class _TwoPathAdapter:
     """A framework predictor, and optionally a faster one proven to agree with it."""
 
     metadata: ModelMetadata
     framework_name: str
     fast_name: str
-    _fast: Callable[[Any], np.ndarray] | None = None  # takes what _fast_prepare gives
+    _fast: FastPredictor | None = None
     _fast_verified_in_training = False  # stored fold bound to this exact artifact
 
     @property
@@ -72,18 +80,14 @@ class _TwoPathAdapter:
     def _framework_predict(self, features: Any) -> np.ndarray:
         raise NotImplementedError
 
-    def _fast_prepare(self, batch: pa.RecordBatch) -> Any:
-        """The batch as the fast predictor takes it (default: a float32 matrix)."""
-        return feature_matrix(batch, self.metadata.features)
-
     def prepare(self, batch: pa.RecordBatch) -> Any:
         if self._fast is not None:
-            return self._fast_prepare(batch)
+            return self._fast.prepare(batch, self.metadata.features)
         return self._framework_prepare(batch)
 
     def predict_prepared(self, features: Any) -> np.ndarray:
         if self._fast is not None:
-            return self._fast(features)
+            return self._fast.predict(features)
         return self._framework_predict(features)
 
     def predict(self, batch: pa.RecordBatch) -> np.ndarray:
@@ -94,7 +98,7 @@ class _TwoPathAdapter:
             return "no faster predictor for this model"
         if self._fast_verified_in_training:
             return "checked against the framework when trained"
-        fast = self._fast(self._fast_prepare(batch))
+        fast = self._fast.predict(self._fast.prepare(batch, self.metadata.features))
         reference = self._framework_predict(self._framework_prepare(batch))
         difference = np.abs(np.asarray(fast, np.float64) - np.asarray(reference, np.float64))
         both_nan = np.isnan(fast) & np.isnan(reference)
@@ -104,15 +108,6 @@ class _TwoPathAdapter:
                         self.fast_name, self.framework_name, worst, self.framework_name)
             self._fast = None
         return f"max difference from the framework on the first batch {worst:.1e}"
-
-
-def feature_matrix(batch: pa.RecordBatch, features: list[str]) -> np.ndarray:
-    """Dense float32 row-major matrix in the model's feature order; nulls become NaN."""
-    columns = [
-        batch.column(name).cast(pa.float32()).to_numpy(zero_copy_only=False)
-        for name in features
-    ]
-    return np.column_stack(columns) if columns else np.empty((batch.num_rows, 0), np.float32)
 
 
 class XGBoostAdapter(_TwoPathAdapter):
@@ -165,18 +160,13 @@ class SklearnAdapter(_TwoPathAdapter):
         self.metadata = metadata
         self.artifact = bundle_dir / metadata.artifact
         self._estimator: Any = None
-        self._fold: FoldedLinear | None = None
-        if predictor == "auto":
-            stored = load_fold(bundle_dir / FOLD_FILE, self.artifact)
-            if stored is not None:
-                self._fold, self._fast_verified_in_training = stored, True
-                self._fast = stored.predict_columns
-                return
-        if predictor == "auto":
-            self._fold = fold_linear_pipeline(self.estimator, metadata.features)
-            self._fast = self._fold.predict_columns if self._fold is not None else None
-        else:
+        if predictor == "framework":
             self.estimator  # noqa: B018  # load now: a bad artifact fails the job here
+            return
+        self._fast = load_fold(bundle_dir / FOLD_FILE, self.artifact)
+        self._fast_verified_in_training = self._fast is not None
+        if self._fast is None:
+            self._fast = fold_linear_pipeline(self.estimator, metadata.features)
 
     @property
     def estimator(self) -> Any:
@@ -192,9 +182,6 @@ class SklearnAdapter(_TwoPathAdapter):
                     f"model: {type(exc).__name__}: {exc}"
                 ) from exc
         return self._estimator
-
-    def _fast_prepare(self, batch: pa.RecordBatch) -> list[Any]:
-        return self._fold.columns_of(batch, self.metadata.features)
 
     def _framework_prepare(self, batch: pa.RecordBatch) -> Any:
         return batch.select(self.metadata.features).to_pandas()

@@ -11,7 +11,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -57,9 +56,9 @@ class FileOutput:
         self.temp_path = scratch / f"{relative_input.replace('/', '__')}.{os.getpid()}.tmp"
         self._writer = pq.ParquetWriter(self.temp_path, schema, use_dictionary=False)
 
-    def write(self, table: pa.Table, predictions: np.ndarray) -> None:
+    def write(self, table: pa.Table) -> None:
         """Append the next rows (one input row group's worth: one output row group)."""
-        self.stats.add(predictions)
+        self.stats.add(table.column(PREDICTION_COLUMN).to_numpy())
         self._writer.write_table(table)
         self.rows_out += table.num_rows
 

@@ -85,16 +85,16 @@ class FoldedLinear:
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         """Probability of class 1 for a numeric row-major matrix."""
-        return self.predict_columns(list(np.asarray(matrix).T))
+        return self.predict(list(np.asarray(matrix).T))
 
-    def columns_of(self, batch: pa.RecordBatch | pa.Table, features: list[str]) -> list[Any]:
-        """The batch's features as ``predict_columns`` takes them: categorical ones
-        stay Arrow arrays, numeric ones become NumPy (no copy where Arrow allows)."""
+    def prepare(self, batch: pa.RecordBatch | pa.Table, features: list[str]) -> list[Any]:
+        """The batch's features as ``predict`` takes them: categorical ones stay
+        Arrow arrays, numeric ones become NumPy (no copy where Arrow allows)."""
         return [batch.column(name) if isinstance(self.terms.get(position), CategoryTerm)
                 else batch.column(name).to_numpy(zero_copy_only=False)
                 for position, name in enumerate(features)]
 
-    def predict_columns(self, columns: list[Any]) -> np.ndarray:
+    def predict(self, columns: list[Any]) -> np.ndarray:
         """Probability of class 1 from one array per feature, in feature order
         (NumPy for numeric features; Arrow or NumPy for categorical ones).
 
@@ -336,7 +336,7 @@ def _difference(fold: FoldedLinear, estimator: Any, table: pa.Table,
     """Largest |fold - estimator| on ``table``, each given the batch the way the
     engine gives it (Arrow columns to the fold, a pandas frame to the estimator)."""
     expected = estimator.predict_proba(table.to_pandas())[:, 1]
-    got = fold.predict_columns(fold.columns_of(table, features))
+    got = fold.predict(fold.prepare(table, features))
     return float(np.max(np.abs(got - expected)))
 
 

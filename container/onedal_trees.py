@@ -22,11 +22,13 @@ import importlib.util
 import json
 import logging
 import pickle
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+
+from container.features import feature_matrix
 
 log = logging.getLogger("container.onedal_trees")
 
@@ -89,20 +91,26 @@ def _load_cached(path: Path) -> Any | None:
     return cached["model"]
 
 
-def onedal_predictor(booster: Any, cache: Path, threads: int
-                     ) -> Callable[[np.ndarray], np.ndarray] | None:
-    """A predict function on oneDAL for ``booster`` (from the cache when it is
-    usable), or ``None`` when daal4py is missing or the booster does not convert."""
+class OneDalTrees:
+    """A converted booster: float32 row-major features in, probability of class 1 out."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def prepare(self, batch: pa.RecordBatch, features: list[str]) -> np.ndarray:
+        return feature_matrix(batch, features)
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(matrix)[:, 1], dtype=np.float64)
+
+
+def onedal_predictor(booster: Any, cache: Path, threads: int) -> OneDalTrees | None:
+    """oneDAL scoring for ``booster`` (from the cache when it is usable), or ``None``
+    when daal4py is missing or the booster does not convert."""
     if not onedal_available():
         return None
     import daal4py
 
     daal4py.daalinit(threads)  # oneDAL's own thread pool: never more than we were given
     model = _load_cached(cache) or _convert(booster)
-    if model is None:
-        return None
-
-    def predict(matrix: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict_proba(matrix)[:, 1], dtype=np.float64)
-
-    return predict
+    return OneDalTrees(model) if model is not None else None

@@ -20,9 +20,14 @@ _MAX_LISTED_COLUMNS = 20
 
 def read_input_schema(path: Path, label: str) -> pa.Schema:
     """The file's Arrow schema; a corrupt or non-Parquet file raises an error naming it."""
+    return open_parquet(path, label).schema_arrow
+
+
+def open_parquet(path: Path, label: str) -> pq.ParquetFile:
+    """The file opened (its footer read); an error naming it if it is not Parquet."""
     try:
-        return pq.read_schema(path)
-    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
         raise JobInputError(
             f"input file {label} is not a readable Parquet file ({exc}). "
             "Re-deliver the file or remove it from the input prefix."

@@ -34,7 +34,7 @@ from container.adapters import ModelAdapter
 from container.errors import JobInputError
 from container.file_output import FileOutput, output_schema
 from container.model_bundle import ModelMetadata
-from container.schema_check import check_columns
+from container.schema_check import check_columns, open_parquet
 
 log = logging.getLogger("container.scoring")
 
@@ -57,12 +57,6 @@ class OpenedFile:
     schema: pa.Schema  # keys + prediction, as written
 
 
-@dataclass(frozen=True)
-class UnitResult:
-    table: pa.Table
-    predictions: np.ndarray
-
-
 def _unreadable(relative: str, exc: BaseException) -> JobInputError:
     return JobInputError(
         f"input file {relative} could not be read ({type(exc).__name__}: {exc}). "
@@ -73,13 +67,7 @@ def _unreadable(relative: str, exc: BaseException) -> JobInputError:
 def open_input(file: InputFile, model: ModelMetadata) -> OpenedFile:
     """Read the file's footer once: check its schema against the model (errors name
     the file and column) and note its rows and row groups."""
-    try:
-        parquet_file = pq.ParquetFile(file.source)
-    except (pa.ArrowException, OSError) as exc:
-        raise JobInputError(
-            f"input file {file.relative} is not a readable Parquet file ({exc}). "
-            "Re-deliver the file or remove it from the input prefix."
-        ) from exc
+    parquet_file = open_parquet(file.source, file.relative)
     schema = parquet_file.schema_arrow
     check_columns(schema, file.relative, model)
     key_fields = [schema.field(key) for key in model.key_columns]
@@ -102,11 +90,10 @@ def first_batch(files: list[OpenedFile], columns: list[str],
 
 
 def score_row_group(model: ModelAdapter, opened: OpenedFile, row_group: int,
-                    batch_rows: int) -> UnitResult:
+                    batch_rows: int) -> pa.Table:
     """Read one row group batch by batch, predict each batch, return keys + prediction."""
     metadata = model.metadata
     batches: list[pa.RecordBatch] = []
-    predictions: list[np.ndarray] = []
     try:
         parquet_file = pq.ParquetFile(opened.file.source, page_checksum_verification=True)
         for batch in parquet_file.iter_batches(batch_size=batch_rows, row_groups=[row_group],
@@ -121,13 +108,9 @@ def score_row_group(model: ModelAdapter, opened: OpenedFile, row_group: int,
             columns = [batch.column(key) for key in metadata.key_columns]
             columns.append(pa.array(scored, type=pa.float64()))
             batches.append(pa.RecordBatch.from_arrays(columns, schema=opened.schema))
-            predictions.append(scored)
     except (pa.ArrowException, OSError) as exc:
         raise _unreadable(opened.file.relative, exc) from exc
-    return UnitResult(
-        pa.Table.from_batches(batches, schema=opened.schema),
-        np.concatenate(predictions) if predictions else np.empty(0, np.float64),
-    )
+    return pa.Table.from_batches(batches, schema=opened.schema)
 
 
 class ScoringPipeline:
@@ -149,13 +132,13 @@ class ScoringPipeline:
         manifests: list[dict] = []
         units = ((opened, group) for opened in files for group in range(opened.row_groups))
         with ThreadPoolExecutor(self.workers, thread_name_prefix="score") as pool:
-            in_flight: deque[Future[UnitResult]] = deque()
+            in_flight: deque[Future[pa.Table]] = deque()
             try:
                 for opened in files:
                     manifests.append(self._score_file(opened, pool, units, in_flight,
                                                       progress))
                     if progress is not None:
-                        progress.file_done(manifests[-1])
+                        progress.file_done()
             finally:
                 for future in in_flight:
                     future.cancel()
@@ -163,23 +146,23 @@ class ScoringPipeline:
 
     def _score_file(self, opened: OpenedFile, pool: ThreadPoolExecutor,
                     units: Iterator[tuple[OpenedFile, int]],
-                    in_flight: deque[Future[UnitResult]], progress: Progress | None) -> dict:
+                    in_flight: deque[Future[pa.Table]], progress: Progress | None) -> dict:
         output = FileOutput(opened.file.relative, opened.file.source, opened.rows,
                             opened.schema, self.output_root, self.scratch)
         try:
             for _ in range(opened.row_groups):
                 self._top_up(pool, units, in_flight)
-                result = in_flight.popleft().result()
-                output.write(result.table, result.predictions)
+                scored = in_flight.popleft().result()
+                output.write(scored)
                 if progress is not None:
-                    progress.rows_written(result.table.num_rows)
+                    progress.rows_written(scored.num_rows)
         except BaseException:
             output.discard()
             raise
         return output.publish(self.manifest_fields)
 
     def _top_up(self, pool: ThreadPoolExecutor, units: Iterator[tuple[OpenedFile, int]],
-                in_flight: deque[Future[UnitResult]]) -> None:
+                in_flight: deque[Future[pa.Table]]) -> None:
         while len(in_flight) < self.workers * UNITS_AHEAD_PER_WORKER:
             unit = next(units, None)
             if unit is None:
@@ -205,7 +188,7 @@ class Progress:
         if time.monotonic() - self.logged_at >= self.interval:
             self._log()
 
-    def file_done(self, manifest: dict) -> None:
+    def file_done(self) -> None:
         self.files += 1
         self._log()
 

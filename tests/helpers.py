@@ -19,19 +19,10 @@ def read_outputs(prediction_dir: Path) -> pa.Table:
 
 def framework_predictions(bundle_dir: Path, frame) -> np.ndarray:
     """The framework's own predict_proba[:, 1] on ``frame`` (the reference)."""
-    import json
+    from benchmarks.models import load_framework_model
 
-    metadata = json.loads((bundle_dir / "model.json").read_text())
-    features = metadata["features"]
-    if metadata["framework"] == "xgboost":
-        import xgboost as xgb
-
-        model = xgb.XGBClassifier()
-        model.load_model(str(bundle_dir / metadata["artifact"]))
-        return model.predict_proba(frame[features])[:, 1]
-    import joblib
-
-    return joblib.load(bundle_dir / metadata["artifact"]).predict_proba(frame[features])[:, 1]
+    model, metadata = load_framework_model(bundle_dir)
+    return model.predict_proba(frame[metadata["features"]])[:, 1]
 
 
 def corrupt_data_page(path: Path, row_group: int = 0, column: int = 1) -> None:

@@ -233,7 +233,7 @@ def test_progress_is_logged_while_a_big_file_is_written(caplog):
         progress.rows_written(100)
         progress.rows_written(100)
         progress.rows_written(100)
-        progress.file_done({"rows_out": 300})
+        progress.file_done()
     lines = [r.getMessage() for r in caplog.records]
     assert [line.split(": ")[1].split(" rows")[0] for line in lines] == [
         "0/1 files, 100/300", "0/1 files, 200/300", "0/1 files, 300/300",

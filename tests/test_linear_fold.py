@@ -115,7 +115,7 @@ def test_column_transformer_with_one_hot_categories_folds_exactly(data):
     scoring.loc[scoring.index[:50], "e"] = "never seen"
     table = pa.Table.from_pandas(scoring[features], preserve_index=False)
     expected = estimator.predict_proba(table.to_pandas())[:, 1]
-    got = folded.predict_columns(folded.columns_of(table, features))
+    got = folded.predict(folded.prepare(table, features))
     assert np.max(np.abs(got - expected)) < 1e-6
 
 
