@@ -18,6 +18,8 @@ QUALITY_METRICS = ("roc_auc", "accuracy")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _DATASET = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}")
 _COLUMN = re.compile(r"[^\s/]{1,200}")
+# SageMaker instance types are ml.<family>.<size>: ml.m5.xlarge, ml.g4dn.xlarge, ml.m6i.metal.
+_INSTANCE_TYPE = re.compile(r"ml\.[a-z][a-z0-9-]*\.[a-z0-9]+")
 
 
 class RegistryError(ValueError):
@@ -187,6 +189,12 @@ def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
                    "encode them upstream for xgboost")
     if set(keys) & set(features):
         raise fail("a column cannot be both a key column and a feature")
+    label = _label(entry["label"], keys, features, fail)
+    instance_type = _instance_type(entry["instance_type"], "instance_type", fail)
+    training_instance_type = entry.get("training_instance_type")
+    if training_instance_type is not None:
+        training_instance_type = _instance_type(training_instance_type,
+                                                "training_instance_type", fail)
     count = entry["instance_count"]
     if not isinstance(count, int) or not 1 <= count <= 100:
         raise fail(f"instance_count must be a whole number in 1..100, got {count!r}")
@@ -200,11 +208,11 @@ def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
         raise fail("hyperparameters must be a table")
     return ModelSpec(
         name=entry["name"], framework=entry["framework"], dataset=entry["dataset"],
-        training_data=training, label=str(entry["label"]), key_columns=keys,
-        features=features, instance_type=str(entry["instance_type"]), instance_count=count,
+        training_data=training, label=label, key_columns=keys,
+        features=features, instance_type=instance_type, instance_count=count,
         quality_metric=entry["quality_metric"], quality_threshold=float(threshold),
         categorical_features=categorical,
-        training_instance_type=entry.get("training_instance_type"),
+        training_instance_type=training_instance_type,
         hyperparameters=dict(hyperparameters),
         inference=_inference(entry.get("inference", {}), fail),
     )
@@ -218,6 +226,32 @@ def _columns(value, field_name: str, fail, allow_empty: bool = False) -> tuple[s
     if len(set(value)) != len(value):
         raise fail(f"{field_name} lists a column twice")
     return tuple(value)
+
+
+def _label(value, keys: tuple[str, ...], features: tuple[str, ...], fail) -> str:
+    """The label is one training column: a list or a key/feature column would otherwise only
+    fail inside the training job, minutes later and far from the registry."""
+    if not isinstance(value, str) or not _COLUMN.fullmatch(value):
+        raise fail(f"label must be one column name (a string without spaces or '/'), "
+                   f"got {value!r}; e.g. label = \"label\"")
+    if value in keys:
+        raise fail(f"label {value!r} is also a key column; the label must be its own column")
+    if value in features:
+        raise fail(f"label {value!r} is also a feature; remove it from features")
+    return value
+
+
+def _instance_type(value, field_name: str, fail) -> str:
+    """SageMaker rejects a malformed instance type only when the job is submitted; catch it
+    when the registry is read instead."""
+    if isinstance(value, str) and _INSTANCE_TYPE.fullmatch(value):
+        return value
+    hint = "e.g. 'ml.m5.xlarge'"
+    if (isinstance(value, str) and not value.startswith("ml.")
+            and _INSTANCE_TYPE.fullmatch(f"ml.{value}")):
+        hint = f"did you mean 'ml.{value}'?"
+    raise fail(f"{field_name} {value!r} is not a SageMaker instance type of the form "
+               f"ml.<family>.<size>; {hint}")
 
 
 def _inference(value, fail) -> InferenceSettings:

@@ -44,7 +44,42 @@ BROKEN = [
     ("[models.hyperparameters]\nn_estimators",
      "[models.inference]\nworkers = true\n\n[models.hyperparameters]\nn_estimators",
      "inference.workers must be a whole number of at least 1"),
+    ('label = "label"', 'label = ["label"]',
+     "model #1 ('churn_xgb'): label must be one column name (a string without spaces or '/'), "
+     "got ['label']"),
+    ('label = "label"', 'label = "the label"', "label must be one column name"),
+    ('label = "label"', 'label = "customer_id"', "label 'customer_id' is also a key column"),
+    ('label = "label"', 'label = "f00"', "label 'f00' is also a feature"),
+    ('instance_type = "ml.m5.xlarge"', 'instance_type = "m5.xlarge"',
+     "model #1 ('churn_xgb'): instance_type 'm5.xlarge' is not a SageMaker instance type of "
+     "the form ml.<family>.<size>; did you mean 'ml.m5.xlarge'?"),
+    ('instance_type = "ml.m5.xlarge"', 'instance_type = "ml.m5"',
+     "instance_type 'ml.m5' is not a SageMaker instance type of the form ml.<family>.<size>; "
+     "e.g. 'ml.m5.xlarge'"),
+    ('instance_type = "ml.m5.xlarge"', 'instance_type = "ML.M5.XLARGE"', "e.g. 'ml.m5.xlarge'"),
+    ('instance_type = "ml.m5.xlarge"', "instance_type = 4", "instance_type 4 is not"),
+    ('instance_type = "ml.m5.xlarge"',
+     'instance_type = "ml.m5.xlarge"\ntraining_instance_type = "c5.2xlarge"',
+     "model #1 ('churn_xgb'): training_instance_type 'c5.2xlarge' is not a SageMaker instance "
+     "type of the form ml.<family>.<size>; did you mean 'ml.c5.2xlarge'?"),
+    ('instance_type = "ml.m5.large"',
+     'instance_type = "ml.m5.large"\ntraining_instance_type = ["ml.m5.large"]',
+     "model #2 ('churn_logreg'): training_instance_type ['ml.m5.large'] is not"),
 ]
+
+
+@pytest.mark.parametrize("instance_type", ["ml.m5.xlarge", "ml.c5.2xlarge", "ml.m5d.large",
+                                           "ml.g4dn.xlarge", "ml.r7i.48xlarge", "ml.t3.medium",
+                                           "ml.m6i.metal"])
+def test_sagemaker_instance_types_are_accepted(tmp_path, instance_type):
+    text = DEFAULT_REGISTRY_PATH.read_text().replace(
+        'instance_type = "ml.m5.xlarge"',
+        f'instance_type = "{instance_type}"\ntraining_instance_type = "{instance_type}"', 1)
+    path = tmp_path / "models.toml"
+    path.write_text(text)
+    spec = load_registry(path).get("churn_xgb")
+    assert spec.instance_type == spec.training_instance_type == instance_type
+    assert spec.label == "label"
 
 
 def test_inference_settings_become_container_arguments(tmp_path):
