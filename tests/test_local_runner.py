@@ -22,6 +22,7 @@ from resources.processing_request import (
 from resources.storage import LocalBucketStorage
 
 PROGRAM = str(Path(__file__).with_name("instance_program.py"))
+WORKER_PROGRAM = str(Path(__file__).with_name("instance_with_worker.py"))
 
 
 @pytest.fixture
@@ -158,6 +159,57 @@ def test_killed_supervisor_marks_job_failed_and_takes_instances_down(client, tmp
     while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
         time.sleep(0.1)
     assert not any(pid_alive(p) for p in pids), "instances outlived their supervisor"
+    assert not (tmp_path / "jobs/orphan/instances").exists()
+
+
+def instance_and_worker_pids(job_dir: Path, count: int, timeout: float = 30.0) -> list[int]:
+    """(instance, worker) pids WORKER_PROGRAM recorded, once all ``count`` have started."""
+    deadline = time.monotonic() + timeout
+    pid_files: list[Path] = []
+    while time.monotonic() < deadline and len(pid_files) < count:
+        pid_files = list(job_dir.glob("instances/*/opt_ml/processing/output/out/*.pids"))
+        time.sleep(0.1)
+    assert len(pid_files) == count, f"only {len(pid_files)} of {count} instances started"
+    return [int(pid) for p in pid_files for pid in p.read_text().split()]
+
+
+def process_group(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
+
+
+@pytest.mark.parametrize("keep_instance_dirs", [False, True])
+def test_dead_supervisor_leaves_no_instance_process_or_folder(storage, tmp_path,
+                                                              keep_instance_dirs):
+    client = LocalProcessingClient(storage, tmp_path / "jobs", stop_grace_seconds=2.0,
+                                   keep_instance_dirs=keep_instance_dirs)
+    job = request("leaky", "sleep", 2)
+    job["AppSpecification"]["ContainerEntrypoint"] = ["python3", WORKER_PROGRAM]
+    client.create_processing_job(**job)
+    job_dir = tmp_path / "jobs" / "leaky"
+    pids = instance_and_worker_pids(job_dir, 2)
+    assert len(pids) == 4 and all(pid_alive(p) for p in pids)
+    instances, workers = pids[0::2], pids[1::2]
+    assert [process_group(w) for w in workers] == instances  # workers share the group
+    status = json.loads((job_dir / "status.json").read_text())
+    os.kill(status["supervisor_pid"], signal.SIGKILL)
+    try:
+        described = wait_for(client, "leaky", {"Failed", "Completed", "Stopped"}, timeout=15)
+
+        assert described["ProcessingJobStatus"] == "Failed"
+        assert described["FailureReason"] == (
+            f"local runner supervisor (pid {status['supervisor_pid']}) died; see "
+            f"{job_dir / 'supervisor.log'}")
+        # the describe that noticed the death cleaned up before answering: no waiting here
+        assert [p for p in pids if pid_alive(p)] == [], "instance processes outlived the job"
+        assert (job_dir / "instances").exists() == keep_instance_dirs
+        assert sorted(p.name for p in (job_dir / "logs").iterdir()) == ["algo-1.log",
+                                                                        "algo-2.log"]
+        again = client.describe_processing_job(ProcessingJobName="leaky")
+        assert again["FailureReason"] == described["FailureReason"]
+    finally:  # a failing run must not leave its sleeping workers behind
+        for pid in pids:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_max_runtime_is_enforced(client):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,10 +26,11 @@ from botocore.exceptions import ClientError, ParamValidationError
 from botocore.validate import ParamValidator
 
 from resources.local_processing.job_files import JobPaths, JobStatus
-from resources.local_processing.supervisor import local_job_arn
+from resources.local_processing.supervisor import ROOT_ENV_VAR, local_job_arn
 from resources.storage import ObjectStorage
 
 TERMINAL = {"Completed", "Failed", "Stopped"}
+KILL_TIMEOUT_SECONDS = 10.0
 _children: dict[str, subprocess.Popen] = {}  # supervisors started here, reaped in describe
 
 
@@ -105,7 +107,7 @@ class LocalProcessingClient:
                 status.failure_reason = (
                     f"local runner supervisor (pid {status.supervisor_pid}) died; see "
                     f"{paths.supervisor_log}"
-                )
+                ) + _clean_up_after_dead_supervisor(paths, status)
                 status.end_time = status.last_modified_time = time.time()
                 paths.write_status(status)
         return self._describe(ProcessingJobName, paths, status)
@@ -181,3 +183,60 @@ def _is_running(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state != "Z"
+
+
+def _clean_up_after_dead_supervisor(paths: JobPaths, status: JobStatus) -> str:
+    """Do the dead supervisor's last duty: no instance process may outlive the job, and its
+    ``instances/`` folder (each instance's /opt/ml with staged inputs) is removed unless the
+    job keeps it. Returns text to append to the failure reason ("" when all went well)."""
+    instances_dir = paths.root / "instances"
+    survivors = _kill_instance_processes(instances_dir, status)
+    if survivors:
+        return (f"; instance process(es) {', '.join(map(str, survivors))} did not die after "
+                f"SIGKILL, so {instances_dir} was kept; kill them and delete it by hand")
+    try:
+        keep = json.loads(paths.settings.read_text())["keep_instance_dirs"]
+    except (OSError, ValueError, KeyError):
+        keep = False
+    if not keep:
+        shutil.rmtree(instances_dir, ignore_errors=True)
+    return ""
+
+
+def _kill_instance_processes(instances_dir: Path, status: JobStatus) -> list[int]:
+    """SIGKILL the job's instance processes and wait for them; returns pids still alive.
+
+    Instances get SIGKILL with their supervisor (PR_SET_PDEATHSIG), but their own workers
+    do not. An instance process is found by the /opt/ml root the supervisor put in its
+    environment (inherited by its workers), so a recycled pid is never signalled; each
+    recorded instance pid leads its own process group, which is killed whole.
+    """
+    groups = {info["pid"] for info in status.instances.values() if info.get("pid")}
+    deadline = time.monotonic() + KILL_TIMEOUT_SECONDS
+    while True:
+        found = _processes_under(instances_dir)
+        if not found or time.monotonic() > deadline:
+            return sorted(found)
+        for pid, group in found.items():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if group in groups:
+                    os.killpg(group, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def _processes_under(instances_dir: Path) -> dict[int, int]:
+    """Live (non-zombie) processes whose /opt/ml root lies in ``instances_dir``: pid -> pgid."""
+    prefix = f"{ROOT_ENV_VAR}={instances_dir}/".encode()
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited meanwhile, or not ours to read
+        if fields[0] != "Z" and any(v.startswith(prefix) for v in environ.split(b"\0")):
+            found[int(entry.name)] = int(fields[2])
+    return found
