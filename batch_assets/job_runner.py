@@ -3,17 +3,27 @@
 The steps every processing-backed asset shares: finish (adopt) an attempt that
 is still in flight for the partition, or record a new attempt, submit it, wait,
 and keep the job store in step with what the backend reports.
+
+Crashes on the Dagster side are expected, not exceptional. While a step works it
+owns its records: its process is registered in the job store and renews a
+heartbeat. The next run of the partition therefore knows whether an in-flight
+attempt's owner still lives: a job that reached the backend is adopted (waited
+for, taken over when its owner died), never started twice; a job that never
+reached it is left to a live owner and closed as Failed when the owner is dead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import dagster as dg
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
-from container.errors import BAD_INPUT_PREFIX
+from batch_assets.failures import classify_exception, classify_job_failure
+from batch_assets.owner_liveness import job_owner_verdict
 from resources.job_store import (
     FAILED,
     IN_PROGRESS,
@@ -24,9 +34,13 @@ from resources.job_store import (
     JobRecord,
     JobStore,
 )
+from resources.liveness import Heartbeat, this_process
 from resources.processing import SageMakerProcessing
 from resources.processing_request import processing_job_name
 from resources.storage import ObjectStorage
+
+# how often a run waiting for another live run's submission says so in its log
+_WAITING_LOG_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -64,14 +78,15 @@ class JobOutcome:
 
     @property
     def retryable(self) -> bool:
-        """False when the container reported bad input: rerunning cannot fix the data."""
-        return BAD_INPUT_PREFIX not in self.failure_reason
+        """False for failures a rerun cannot fix (bad input, permissions, ...)."""
+        return classify_job_failure(self.failure_reason).retryable
 
     def failure_summary(self, kind: str, links: dict[str, str]) -> str:
-        """'<kind> job <name> Failed: <reason> (see <console URL or job folder>)'."""
+        """'<kind> job <name> Failed: <reason> (see <where>). [<class>] <what to do>'."""
         where = links.get("console_url") or links.get("job_dir")
         see = f" (see {where})" if where else ""
-        return f"{kind} job {self.record.job_name} {self.status}: {self.failure_reason}{see}"
+        return (f"{kind} job {self.record.job_name} {self.status}: {self.failure_reason}{see}. "
+                f"{classify_job_failure(self.failure_reason).describe()}")
 
 
 def link_metadata(links: dict[str, str]) -> dict:
@@ -84,6 +99,9 @@ def link_metadata(links: dict[str, str]) -> dict:
 
 
 class PartitionJobRunner:
+    """Adopts or runs the processing job of one partition; use it as a context manager
+    so the run's process is registered and its heartbeat renewed while the step works."""
+
     def __init__(
         self,
         context: dg.AssetExecutionContext,
@@ -98,69 +116,126 @@ class PartitionJobRunner:
         self.partition_key = partition_key
         self.job_store = job_store
         self.processing = processing
+        self.run_id = context.run.run_id
         self.client = processing.client(storage)
 
+    def __enter__(self) -> PartitionJobRunner:
+        self.job_store.register_owner(self.run_id, this_process())
+        self._heartbeat = Heartbeat(lambda: self.job_store.heartbeat(self.run_id),
+                                    self.job_store.heartbeat_seconds, self.run_id)
+        self._heartbeat.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._heartbeat.__exit__(*exc)
+
     def finish_in_flight(self) -> JobOutcome | None:
-        """Wait for an attempt another run left in flight, instead of starting a twin."""
-        record = self.job_store.in_flight(self.asset_name, self.partition_key)
-        if record is None:
-            return None
-        try:
-            self.client.describe_processing_job(ProcessingJobName=record.job_name)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ValidationException":
-                raise
-            owner = self.context.instance.get_run_by_id(record.run_id)
-            if owner is not None and not owner.is_finished:
-                raise dg.Failure(
-                    f"run {record.run_id} is submitting job {record.job_name} for this "
-                    "partition right now; this run leaves the partition to it",
-                    allow_retries=False,
-                ) from exc
-            self._record(record.job_name, FAILED,
-                         "never submitted: the run that recorded it ended before submitting")
-            return None
-        self.context.log.info(
-            f"adopting job {record.job_name} (attempt {record.attempt}, started by run "
-            f"{record.run_id}), still {record.status}"
-        )
-        description = self.processing.wait(self.client, record.job_name, self.context.log,
-                                           self._on_status(record.job_name))
-        return JobOutcome(self.job_store.get(record.job_name) or record, description, True)
+        """Wait for the partition's in-flight attempt, if any, instead of starting a twin.
+
+        A job the backend knows is waited for; when its owner is dead this run takes
+        it over, so the record stays watched. A job the backend does not know was
+        never submitted: this run waits while its owner lives (it may be submitting,
+        or waiting for quota) and closes the record as Failed once the owner is dead.
+        """
+        announced_at = 0.0
+        while True:
+            record = self.job_store.in_flight(self.asset_name, self.partition_key)
+            if record is None:
+                return None
+            description = self._describe(record.job_name)
+            verdict = job_owner_verdict(self.context.instance, self.job_store, record.run_id,
+                                        self.run_id)
+            if description is None:
+                if verdict.alive and record.run_id != self.run_id:
+                    if time.monotonic() - announced_at > _WAITING_LOG_SECONDS:
+                        self.context.log.info(
+                            f"job {record.job_name} (attempt {record.attempt}) is being "
+                            f"submitted by another run: {verdict.reason}; waiting for it")
+                        announced_at = time.monotonic()
+                    time.sleep(self.processing.poll_interval_seconds)
+                    continue
+                why = verdict.reason if not verdict.alive else "an earlier try of this run " \
+                    "stopped before submitting"
+                self.context.log.warning(f"job {record.job_name} was never submitted ({why}): "
+                                         "closing its record as Failed")
+                self._record(record.job_name, FAILED, f"never submitted: {why}")
+                continue
+            if not verdict.alive:
+                try:
+                    record = self.job_store.take_over(record.job_name, self.run_id,
+                                                      record.run_id)
+                except IllegalTransitionError:
+                    continue  # it ended, or another run took it over: look again
+                self.context.log.warning(f"job {record.job_name}: its owner is dead "
+                                         f"({verdict.reason}); this run adopts it")
+            self.context.log.info(
+                f"adopting job {record.job_name} (attempt {record.attempt}, owned by run "
+                f"{record.run_id}), {description['ProcessingJobStatus']}"
+            )
+            description = self.processing.wait(self.client, record.job_name, self.context.log,
+                                               self._on_status(record.job_name))
+            return JobOutcome(self.job_store.get(record.job_name) or record, description, True)
 
     def run_new_attempt(
         self, name_parts: tuple[str, ...], build_request: Callable[[str], dict]
     ) -> JobOutcome:
-        """Record attempt N, build its request, submit it and wait for it to end."""
+        """Record attempt N, build its request, submit it and wait for it to end.
+
+        If another run records an attempt first, that attempt is adopted instead.
+        """
         try:
             record = self.job_store.create_attempt(
                 self.asset_name, self.partition_key,
                 lambda attempt: processing_job_name(self.processing.job_name_prefix, *name_parts,
                                                     attempt=attempt),
-                self.context.run.run_id, self.processing.backend_name,
+                self.run_id, self.processing.backend_name,
             )
         except JobInFlightError as exc:
-            raise dg.Failure(
-                f"{exc}. Another run is processing this partition; wait for it or stop job "
-                f"{exc.existing.job_name}.",
-            ) from exc
+            self.context.log.info(f"{exc}: another run started it; adopting it")
+            adopted = self.finish_in_flight()
+            if adopted is None:
+                raise dg.Failure(f"{exc}, then vanished; materialize the partition again") \
+                    from exc
+            return adopted
         self.context.log.info(f"attempt {record.attempt}: submitting job {record.job_name}")
-        try:
+        with self._failing_record(record.job_name, "submission failed"):
             request = build_request(record.job_name)
             if not self.processing.submit(self.client, request, self.context.log):
                 existing = self.client.describe_processing_job(ProcessingJobName=record.job_name)
                 if existing.get("ProcessingOutputConfig") != request["ProcessingOutputConfig"]:
                     raise dg.Failure(
                         f"a different processing job named {record.job_name} already exists; "
-                        "set a distinct job_name_prefix for this deployment"
+                        "set a distinct job_name_prefix for this deployment",
+                        allow_retries=False,
                     )
                 self.context.log.info(f"job {record.job_name} already existed: adopting it")
-        except BaseException as exc:
-            self._record(record.job_name, FAILED, f"submission failed: {exc}")
-            raise
         description = self.processing.wait(self.client, record.job_name, self.context.log,
                                            self._on_status(record.job_name))
         return JobOutcome(self.job_store.get(record.job_name) or record, description, False)
+
+    @contextmanager
+    def _failing_record(self, job_name: str, what: str) -> Iterator[None]:
+        """Close the record as Failed if the block raises; API and permission errors
+        become a ``dg.Failure`` that says whether a retry can help."""
+        try:
+            yield
+        except (ClientError, ParamValidationError, PermissionError) as exc:
+            failure = classify_exception(exc)
+            self._record(job_name, FAILED, f"{what}: {exc}")
+            raise dg.Failure(f"job {job_name}: {what}: {exc}. {failure.describe()}",
+                             allow_retries=failure.retryable) from exc
+        except BaseException as exc:
+            self._record(job_name, FAILED, f"{what}: {exc}")
+            raise
+
+    def _describe(self, job_name: str) -> dict | None:
+        """The backend's description of a job, or None if it does not know the job."""
+        try:
+            return self.client.describe_processing_job(ProcessingJobName=job_name)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ValidationException":
+                raise
+            return None
 
     def _on_status(self, job_name: str) -> Callable[[str, dict], None]:
         def record_status(status: str, description: dict) -> None:
@@ -170,10 +245,17 @@ class PartitionJobRunner:
         return record_status
 
     def _record(self, job_name: str, status: str, reason: str | None = None) -> None:
-        current = self.job_store.get(job_name)
-        if current is None or current.status == status:
-            return
-        try:
-            self.job_store.transition(job_name, status, failure_reason=reason)
-        except IllegalTransitionError as exc:
-            self.context.log.warning(f"job store not updated: {exc}")
+        record_status(self.job_store, job_name, status, reason, self.context.log)
+
+
+def record_status(job_store: JobStore, job_name: str, status: str, reason: str | None,
+                  log) -> None:
+    """Move a job's record to ``status`` unless it is there already; a move the state
+    machine forbids (someone recorded a later status first) is logged, not raised."""
+    current = job_store.get(job_name)
+    if current is None or current.status == status:
+        return
+    try:
+        job_store.transition(job_name, status, failure_reason=reason)
+    except IllegalTransitionError as exc:
+        log.warning(f"job store not updated: {exc}")

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from batch_assets.failures import MISSING_PREREQUISITE
 from batch_assets.job_requests import job_tags, scoring_request
 from batch_assets.job_runner import JobOutcome, PartitionJobRunner
 from batch_assets.layout import data_prefix, job_prefix, predictions_prefix
@@ -65,36 +66,37 @@ def build_predictions_asset(
             current = read_current_model(storage, model)
             inputs = list_inputs(storage, spec.dataset, day, registry.success_marker)
         except (ModelNotTrainedError, MissingInputError) as exc:
-            raise dg.Failure(str(exc), allow_retries=False) from exc
-        runner = PartitionJobRunner(context, ASSET_NAME, context.partition_key, storage,
-                                    job_store, processing)
-        runner.finish_in_flight()
-        before = tally_partition(storage, model, day, inputs, current.version)
-        outcome: JobOutcome | None = None
-        if before.pending:
-            context.log.info(
-                f"{len(before.pending)} of {len(inputs)} files to score with {model} "
-                f"version {current.version}"
-            )
-
-            def build(job_name: str) -> dict:
-                write_job_plan(storage, job_name, before.pending)
-                manifest_key = job_prefix(job_name) + "inputs.manifest"
-                storage.write_bytes(manifest_key, build_manifest(
-                    storage.uri(data_prefix(spec.dataset, day)),
-                    [i.relative for i in before.pending],
-                ))
-                return scoring_request(
-                    processing, processing.container_launch(spec.framework, storage), spec,
-                    job_name, manifest_uri=storage.uri(manifest_key),
-                    model_uri=storage.uri(current.prefix),
-                    output_uri=storage.uri(predictions_prefix(model, day)),
-                    tags=job_tags(ASSET_NAME, context.partition_key, context.run.run_id),
+            raise dg.Failure(f"{exc} {MISSING_PREREQUISITE.describe()}",
+                             allow_retries=False) from exc
+        with PartitionJobRunner(context, ASSET_NAME, context.partition_key, storage,
+                                job_store, processing) as runner:
+            runner.finish_in_flight()
+            before = tally_partition(storage, model, day, inputs, current.version)
+            outcome: JobOutcome | None = None
+            if before.pending:
+                context.log.info(
+                    f"{len(before.pending)} of {len(inputs)} files to score with {model} "
+                    f"version {current.version}"
                 )
 
-            outcome = runner.run_new_attempt(("pred", model, day.replace("-", "")), build)
-        else:
-            context.log.info(f"all {len(inputs)} files already scored: nothing to run")
+                def build(job_name: str) -> dict:
+                    write_job_plan(storage, job_name, before.pending)
+                    manifest_key = job_prefix(job_name) + "inputs.manifest"
+                    storage.write_bytes(manifest_key, build_manifest(
+                        storage.uri(data_prefix(spec.dataset, day)),
+                        [i.relative for i in before.pending],
+                    ))
+                    return scoring_request(
+                        processing, processing.container_launch(spec.framework, storage),
+                        spec, job_name, manifest_uri=storage.uri(manifest_key),
+                        model_uri=storage.uri(current.prefix),
+                        output_uri=storage.uri(predictions_prefix(model, day)),
+                        tags=job_tags(ASSET_NAME, context.partition_key, context.run.run_id),
+                    )
+
+                outcome = runner.run_new_attempt(("pred", model, day.replace("-", "")), build)
+            else:
+                context.log.info(f"all {len(inputs)} files already scored: nothing to run")
         after = tally_partition(storage, model, day, inputs, current.version)
         metadata = _metadata(storage, processing, runner, spec.instance_count, model, day,
                              current.version, before, after, outcome)

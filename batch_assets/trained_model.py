@@ -62,12 +62,12 @@ def build_trained_model_asset(
         processing: SageMakerProcessing,
     ) -> dg.MaterializeResult:
         spec = registry.get(context.partition_key)
-        runner = PartitionJobRunner(context, ASSET_NAME, spec.name, storage, job_store,
-                                    processing)
-        outcome = runner.finish_in_flight()
-        if outcome is None or outcome.status != "Completed":
-            outcome = _train(context, spec, storage, runner, processing)
-        return _publish(context, spec, storage, processing, runner, outcome)
+        with PartitionJobRunner(context, ASSET_NAME, spec.name, storage, job_store,
+                                processing) as runner:
+            outcome = runner.finish_in_flight()
+            if outcome is None or outcome.status != "Completed":
+                outcome = _train(context, spec, storage, runner, processing)
+            return _publish(context, spec, storage, processing, runner, outcome)
 
     return trained_model
 

@@ -8,7 +8,9 @@ Items of one table (partition key ``pk``, sort key ``sk``):
   JobRecord fields; ``in_flight="1"`` while in flight (a sparse index lists
   in-flight jobs); ``expires_at`` (TTL) once terminal;
 * a job name           ``pk=job#<name>``, ``sk=job``: points at its attempt, and
-  makes job names unique (written in the same transaction as the attempt).
+  makes job names unique (written in the same transaction as the attempt);
+* a run's owner        ``pk=owner#<run id>``, ``sk=owner``: host, pid, process
+  start and ``heartbeat_at`` (renewed with a conditional update), TTL as above.
 
 Creating an attempt writes head and attempt in one transaction conditioned on
 the head (no attempt in flight, attempt number unchanged), so two submitters
@@ -38,8 +40,10 @@ from resources.job_store import (
     JobRecord,
     JobStore,
     JobStoreError,
+    OwnerRecord,
     check_transition,
 )
+from resources.liveness import ProcessIdentity
 
 HEAD = "head"
 IN_FLIGHT_INDEX = "in_flight-index"
@@ -226,6 +230,63 @@ class DynamoDBJobStore(JobStore):
                             "status": new_status, "updated_at": now, "started_at": started,
                             "ended_at": ended, "failure_reason": reason})
 
+    def take_over(self, job_name: str, run_id: str, expected_run_id: str) -> JobRecord:
+        record = self.get(job_name)
+        if record is None or not record.in_flight or record.run_id != expected_run_id:
+            raise IllegalTransitionError(
+                f"job {job_name} is no longer in flight under run {expected_run_id}")
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _pk(record.asset_key, record.partition_key)},
+                     "sk": {"S": _sk(record.attempt)}},
+                UpdateExpression="SET run_id = :new, updated_at = :now",
+                ConditionExpression="run_id = :old AND in_flight = :one",
+                ExpressionAttributeValues={":new": {"S": run_id}, ":old": {"S": expected_run_id},
+                                           ":one": {"S": "1"}, ":now": {"N": repr(time.time())}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            raise IllegalTransitionError(
+                f"job {job_name} ended or was taken over by another run meanwhile") from exc
+        return self.get(job_name) or record
+
+    # --- owners ---------------------------------------------------------------------
+
+    def register_owner(self, run_id: str, identity: ProcessIdentity) -> OwnerRecord:
+        owner = OwnerRecord(run_id, identity.host, identity.pid, identity.started_at,
+                            time.time())
+        self.client.put_item(TableName=self.table_name, Item=_owner_key(run_id) | {
+            "host": {"S": owner.host}, "pid": {"N": str(owner.pid)},
+            "process_started_at": {"N": repr(owner.process_started_at)},
+            "heartbeat_at": {"N": repr(owner.heartbeat_at)},
+            "expires_at": {"N": str(int(owner.heartbeat_at + self.retention_days * 86400))},
+        })
+        return owner
+
+    def heartbeat(self, run_id: str) -> None:
+        try:
+            self.client.update_item(
+                TableName=self.table_name, Key=_owner_key(run_id),
+                UpdateExpression="SET heartbeat_at = :now",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":now": {"N": repr(time.time())}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            raise JobStoreError(f"run {run_id} has no owner record to renew") from exc
+
+    def owner(self, run_id: str) -> OwnerRecord | None:
+        item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
+                                    Key=_owner_key(run_id)).get("Item")
+        if not item:
+            return None
+        plain = _plain(item)
+        return OwnerRecord(run_id, plain["host"], int(plain["pid"]),
+                           float(plain["process_started_at"]), float(plain["heartbeat_at"]))
+
 
 def create_job_table(table_name: str, client: Any, wait: bool = True) -> None:
     """Create the job store table (for dev accounts and tests; production expects it).
@@ -266,6 +327,10 @@ def _pk(asset_key: str, partition_key: str) -> str:
 
 def _name_key(job_name: str) -> dict:
     return {"pk": {"S": f"job#{job_name}"}, "sk": {"S": "job"}}
+
+
+def _owner_key(run_id: str) -> dict:
+    return {"pk": {"S": f"owner#{run_id}"}, "sk": {"S": "owner"}}
 
 
 def _sk(attempt: int) -> str:

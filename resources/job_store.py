@@ -5,6 +5,10 @@ submitted, so two runs of the same partition (a retried run, a sensor tick and a
 manual launch) never both start a job, and it keeps the attempt history that
 retries and the UI read. ``SQLiteJobStore`` is the embedded default; the
 DynamoDB store implements the same interface with conditional writes.
+
+Every record names its owner run; the store also keeps one owner record per run
+(host, pid, process start, heartbeat: see ``resources.liveness``) so that
+anyone can tell a record whose owner died from one that is being worked on.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
+
+from resources.liveness import ProcessIdentity
 
 PENDING = "Pending"  # recorded, not yet accepted by the backend
 IN_PROGRESS = "InProgress"
@@ -84,8 +90,42 @@ class JobRecord:
         return self.status in IN_FLIGHT
 
 
+@dataclass(frozen=True)
+class OwnerRecord:
+    """The process that runs a Dagster run's steps, and when it last said it lives."""
+
+    run_id: str
+    host: str
+    pid: int
+    process_started_at: float
+    heartbeat_at: float
+
+    @property
+    def identity(self) -> ProcessIdentity:
+        return ProcessIdentity(self.host, self.pid, self.process_started_at)
+
+
 class JobStore(dg.ConfigurableResource):
     """Interface of the job store (SQLite by default, DynamoDB on AWS)."""
+
+    heartbeat_seconds: float = Field(
+        default=10.0,
+        description="How often a step renews the heartbeat of the run that owns its jobs.",
+    )
+    lease_seconds: float = Field(
+        default=60.0,
+        description="An owner run on another host whose heartbeat is older than this is "
+        "dead, and its in-flight jobs are adopted by the next run (on this host a dead "
+        "process is seen at once). Keep it several heartbeats long.",
+    )
+    run_workers_on_this_host: bool = Field(
+        default=True,
+        description="Dagster run workers run on this machine (dagster dev, the dagster "
+        "CLI, one VM): a run whose worker process is gone is failed and its pool slot "
+        "freed by the reaper sensor. Set false when run workers run in other containers "
+        "(ECS, Kubernetes); then Dagster's run monitoring must fail runs that die before "
+        "their step starts, and heartbeats judge the rest.",
+    )
 
     def create_attempt(
         self, asset_key: str, partition_key: str, job_name_for: Callable[[int], str],
@@ -120,6 +160,24 @@ class JobStore(dg.ConfigurableResource):
     def list_in_flight(self) -> list[JobRecord]:
         raise NotImplementedError(type(self).__name__)
 
+    def take_over(self, job_name: str, run_id: str, expected_run_id: str) -> JobRecord:
+        """Make ``run_id`` the owner of an in-flight job still owned by ``expected_run_id``.
+
+        Raises ``IllegalTransitionError`` when the job ended or another run took it.
+        """
+        raise NotImplementedError(type(self).__name__)
+
+    def register_owner(self, run_id: str, identity: ProcessIdentity) -> OwnerRecord:
+        """Record (or replace) the process that runs ``run_id``'s steps; heartbeat now."""
+        raise NotImplementedError(type(self).__name__)
+
+    def heartbeat(self, run_id: str) -> None:
+        """Renew ``run_id``'s heartbeat."""
+        raise NotImplementedError(type(self).__name__)
+
+    def owner(self, run_id: str) -> OwnerRecord | None:
+        raise NotImplementedError(type(self).__name__)
+
 
 def check_transition(record: JobRecord, new_status: str, expected: str | None) -> None:
     if new_status not in ALL_STATUSES:
@@ -151,6 +209,13 @@ CREATE TABLE IF NOT EXISTS processing_jobs (
     PRIMARY KEY (asset_key, partition_key, attempt)
 );
 CREATE INDEX IF NOT EXISTS processing_jobs_status ON processing_jobs (status);
+CREATE TABLE IF NOT EXISTS run_owners (
+    run_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    process_started_at REAL NOT NULL,
+    heartbeat_at REAL NOT NULL
+);
 """
 _COLUMNS = (
     "asset_key, partition_key, attempt, job_name, status, run_id, backend, created_at, "
@@ -278,3 +343,44 @@ class SQLiteJobStore(JobStore):
                 "ORDER BY created_at", tuple(sorted(IN_FLIGHT)),
             ).fetchall()
         return [self._record(r) for r in rows]
+
+    def take_over(self, job_name, run_id, expected_run_id):
+        now = time.time()
+        with self._connect() as db:
+            changed = db.execute(
+                "UPDATE processing_jobs SET run_id=?, updated_at=? WHERE job_name=? AND "
+                "run_id=? AND status IN (?, ?, ?)",
+                (run_id, now, job_name, expected_run_id, *sorted(IN_FLIGHT)),
+            ).rowcount
+        record = self.get(job_name)
+        if not changed or record is None:
+            raise IllegalTransitionError(
+                f"job {job_name} is no longer in flight under run {expected_run_id} "
+                f"(now {record.status + ' under run ' + record.run_id if record else 'gone'})"
+            )
+        return record
+
+    def register_owner(self, run_id, identity):
+        owner = OwnerRecord(run_id, identity.host, identity.pid, identity.started_at,
+                            time.time())
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO run_owners (run_id, host, pid, process_started_at, "
+                "heartbeat_at) VALUES (?, ?, ?, ?, ?)",
+                (owner.run_id, owner.host, owner.pid, owner.process_started_at,
+                 owner.heartbeat_at),
+            )
+        return owner
+
+    def heartbeat(self, run_id):
+        with self._connect() as db:
+            db.execute("UPDATE run_owners SET heartbeat_at=? WHERE run_id=?",
+                       (time.time(), run_id))
+
+    def owner(self, run_id):
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT run_id, host, pid, process_started_at, heartbeat_at FROM run_owners "
+                "WHERE run_id=?", (run_id,),
+            ).fetchone()
+        return OwnerRecord(**dict(row)) if row else None

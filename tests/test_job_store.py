@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 import uuid
 
 import pytest
@@ -22,6 +23,7 @@ from resources.job_store import (
     JobStore,
     SQLiteJobStore,
 )
+from resources.liveness import ProcessIdentity
 from tests.aws import REGION
 
 ASSET, PART = "predictions", "2026-11-01|churn_xgb"
@@ -140,3 +142,29 @@ def test_concurrent_submitters_in_separate_processes_create_exactly_one(store):
     outcomes = [results.get(timeout=5) for _ in workers]
     assert sorted(o[0] for o in outcomes) == ["created"] + ["refused"] * 5
     assert [r.attempt for r in store.attempts(ASSET, PART)] == [1]
+
+
+def test_owner_record_is_kept_and_heartbeat_renewed(store):
+    assert store.owner("run-1") is None
+    identity = ProcessIdentity("host-a", 4242, 1_700_000_000.0)
+    registered = store.register_owner("run-1", identity)
+    assert store.owner("run-1") == registered and registered.identity == identity
+    time.sleep(0.05)
+    store.heartbeat("run-1")
+    assert store.owner("run-1").heartbeat_at > registered.heartbeat_at
+    moved = ProcessIdentity("host-b", 7, 1_700_000_100.0)
+    store.register_owner("run-1", moved)  # a run resumed elsewhere replaces its owner
+    assert store.owner("run-1").identity == moved
+
+
+def test_take_over_moves_an_in_flight_job_to_the_new_run_once(store):
+    record = store.create_attempt(ASSET, PART, name_for, "dead-run", "local")
+    store.transition(record.job_name, IN_PROGRESS)
+    taken = store.take_over(record.job_name, "run-2", "dead-run")
+    assert (taken.run_id, taken.status) == ("run-2", IN_PROGRESS)
+    with pytest.raises(IllegalTransitionError):  # a second adopter lost the race
+        store.take_over(record.job_name, "run-3", "dead-run")
+    store.transition(record.job_name, COMPLETED)
+    with pytest.raises(IllegalTransitionError):  # an ended job is nobody's to take
+        store.take_over(record.job_name, "run-3", "run-2")
+    assert store.get(record.job_name).run_id == "run-2"
