@@ -21,6 +21,7 @@ from batch_assets.checks import build_prediction_checks
 from batch_assets.orchestration import TRANSIENT_RETRY
 from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.predictions import build_predictions_asset
+from batch_assets.reaper import build_reaper_sensor
 from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
 from batch_assets.sensors import build_new_data_sensor, build_retry_sensor
 from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
@@ -48,6 +49,9 @@ AWS_SETTINGS: dict[str, tuple[bool, str]] = {
     "BATCH_S3_ENDPOINT_URL": (False, "S3-compatible endpoint instead of AWS S3"),
     "BATCH_DYNAMODB_ENDPOINT_URL": (False, "DynamoDB endpoint (DynamoDB Local, tests)"),
     "BATCH_SAGEMAKER_ENDPOINT_URL": (False, "SageMaker API endpoint (VPC endpoint, tests)"),
+    "BATCH_RUN_WORKERS_ON_THIS_HOST": (
+        False, "'true' when Dagster's run workers run on the daemon's machine (one VM): "
+        "the reaper then also fails runs that died waiting for a pool slot"),
 }
 
 
@@ -101,6 +105,8 @@ def aws_resources(environment: Mapping[str, str]) -> dict:
         "job_store": DynamoDBJobStore(
             table_name=dg.EnvVar("BATCH_JOB_TABLE"), region_name=region,
             endpoint_url=optional("BATCH_DYNAMODB_ENDPOINT_URL"),
+            run_workers_on_this_host=(
+                environment.get("BATCH_RUN_WORKERS_ON_THIS_HOST", "").lower() == "true"),
         ),
         "processing": SageMakerProcessing(
             backend=SAGEMAKER_BACKEND, region_name=region, role_arn=dg.EnvVar("BATCH_ROLE_ARN"),
@@ -131,6 +137,7 @@ def build_definitions(
     sensors = [build_new_data_sensor(registry, dataset, models)
                for dataset, models in registry.datasets.items()]
     sensors.append(build_retry_sensor(registry))
+    sensors.append(build_reaper_sensor(registry))
     return dg.Definitions(
         assets=[trained_model, predictions],
         asset_checks=checks,

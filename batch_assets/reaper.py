@@ -1,0 +1,134 @@
+"""The reaper: nothing waits on a dead process.
+
+A run worker killed by SIGKILL (OOM killer, evicted pod, closed laptop) leaves
+its Dagster run STARTED and its pool slot taken, so every later run of any
+partition waits behind it; and it leaves its job-store records in flight while
+the processing job it submitted goes on and ends unobserved. ``reap`` repairs
+both, and ``orphan_reaper`` (a sensor, on by default) calls it every 30 s:
+
+1. a started run whose worker process is gone (``owner_liveness``) is reported
+   failed, its pool slots are freed, and its partition is requested again: that
+   run adopts the job the dead run left (or its finished result), never a twin;
+2. an in-flight record whose owner is dead is brought in line with the backend:
+   the job's terminal status is recorded, and a record of a job that was never
+   submitted is closed as Failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+from botocore.exceptions import ClientError
+
+from batch_assets.job_runner import record_status
+from batch_assets.owner_liveness import job_owner_verdict, run_worker_verdict
+from batch_assets.predictions import ASSET_NAME as PREDICTIONS
+from batch_assets.registry import Registry
+from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
+from resources.job_store import FAILED, TERMINAL, JobStore
+from resources.processing import SageMakerProcessing
+from resources.storage import ObjectStorage
+
+REAPED_TAG = "batch/reaped_run"
+PARTITION_TAG = "dagster/partition"
+_OUR_ASSETS = frozenset({dg.AssetKey(PREDICTIONS), dg.AssetKey(TRAINED_MODEL)})
+
+
+@dataclass
+class ReapReport:
+    failed_runs: dict[str, str] = field(default_factory=dict)  # run id -> why
+    reconciled_jobs: dict[str, str] = field(default_factory=dict)  # job name -> new status
+    rerun_requests: list[dg.RunRequest] = field(default_factory=list)
+    not_rerun: dict[str, str] = field(default_factory=dict)  # run id -> why not
+
+    def summary(self) -> str:
+        return (f"{len(self.failed_runs)} dead run(s) failed, {len(self.rerun_requests)} "
+                f"partition(s) requested again, {len(self.reconciled_jobs)} job record(s) "
+                "reconciled")
+
+
+def reap(instance: dg.DagsterInstance, job_store: JobStore, client: Any, registry: Registry,
+         log: Any) -> ReapReport:
+    """Fail dead runs (freeing their slots), request their partitions again, and
+    bring the records of jobs nobody watches in line with the backend."""
+    report = ReapReport()
+    for run in instance.get_runs(filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING])):
+        verdict = run_worker_verdict(instance, job_store, run)
+        if verdict.alive:
+            continue
+        message = f"run worker died: {verdict.reason}. Failed by the orphan_reaper sensor."
+        log.warning(f"run {run.run_id}: {message}")
+        if run.status == dg.DagsterRunStatus.CANCELING:
+            instance.report_run_canceled(run, message)
+        else:
+            instance.report_run_failed(run, message)
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        report.failed_runs[run.run_id] = verdict.reason
+        if run.status == dg.DagsterRunStatus.STARTED:
+            _request_again(instance, job_store, registry, run, report)
+    for record in job_store.list_in_flight():
+        verdict = job_owner_verdict(instance, job_store, record.run_id)
+        if verdict.alive:
+            continue
+        status, reason = _backend_status(client, record.job_name, verdict.reason)
+        if status in TERMINAL:
+            record_status(job_store, record.job_name, status, reason, log)
+            report.reconciled_jobs[record.job_name] = status
+            log.info(f"job {record.job_name}: owner dead ({verdict.reason}); recorded {status}")
+    return report
+
+
+def _backend_status(client: Any, job_name: str, owner_reason: str) -> tuple[str, str | None]:
+    try:
+        described = client.describe_processing_job(ProcessingJobName=job_name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ValidationException":
+            raise
+        return FAILED, f"never submitted: {owner_reason}"
+    return described["ProcessingJobStatus"], described.get("FailureReason")
+
+
+def _request_again(instance: dg.DagsterInstance, job_store: JobStore, registry: Registry,
+                   run: dg.DagsterRun, report: ReapReport) -> None:
+    """Ask for the dead run's partition again, at most ``max_attempts`` times per partition."""
+    partition = run.tags.get(PARTITION_TAG)
+    assets = [key for key in (run.asset_selection or ()) if key in _OUR_ASSETS]
+    if not partition or not assets:
+        report.not_rerun[run.run_id] = "not a partition run of the pipeline's assets"
+        return
+    reaped_before = sum(1 for r in instance.get_runs(
+        filters=dg.RunsFilter(tags={PARTITION_TAG: partition}), limit=500)
+        if REAPED_TAG in r.tags)
+    if reaped_before >= registry.max_attempts:
+        report.not_rerun[run.run_id] = (f"{partition} was requested again {reaped_before} "
+                                        "times after dead runs (max_attempts)")
+        return
+    report.rerun_requests.append(dg.RunRequest(
+        run_key=f"reap/{run.run_id}", partition_key=partition, asset_selection=assets,
+        tags={REAPED_TAG: run.run_id},
+    ))
+
+
+def build_reaper_sensor(registry: Registry) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="orphan_reaper",
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Fails runs whose worker process died (freeing their pool slots), "
+        "requests their partitions again (the new run adopts the job the dead run left), "
+        "and records the outcome of jobs whose owner died. On by default.",
+    )
+    def orphan_reaper(context: dg.SensorEvaluationContext, storage: ObjectStorage,
+                      job_store: JobStore, processing: SageMakerProcessing):
+        report = reap(context.instance, job_store, processing.client(storage), registry,
+                      context.log)
+        for run_id, why in report.not_rerun.items():
+            context.log.info(f"dead run {run_id} not requested again: {why}")
+        if report.rerun_requests:
+            return dg.SensorResult(run_requests=report.rerun_requests)
+        return dg.SkipReason(report.summary())
+
+    return orphan_reaper

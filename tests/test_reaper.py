@@ -1,0 +1,116 @@
+"""The reaper: a run whose worker was SIGKILLed is failed, its pool slot freed, and
+the records of jobs nobody watches are brought in line with the backend."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from batch_assets.orchestration import PROCESSING_POOL
+from batch_assets.reaper import reap
+from batch_assets.registry import load_registry
+from resources.job_store import COMPLETED, FAILED, IN_PROGRESS, PENDING, SQLiteJobStore
+from resources.liveness import this_process
+from resources.local_processing.client import LocalProcessingClient
+from resources.storage import LocalBucketStorage
+from tests.test_local_runner import request, wait_for
+
+PROGRAM = str(Path(__file__).with_name("blocking_run.py"))
+LOG = logging.getLogger("test_reaper")
+PARTITION = "2026-11-01|churn_xgb"
+
+
+@pytest.fixture
+def instance(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        "concurrency:\n  pools:\n    default_limit: 1\n    granularity: op\n"
+        "telemetry:\n  enabled: false\n")
+    instance = dg.DagsterInstance.from_config(str(home))
+    yield instance
+    instance.dispose()
+
+
+def start_blocking_run(tmp_path, instance, store_path, job_name) -> subprocess.Popen:
+    env = {**os.environ, "DAGSTER_HOME": instance.root_directory, "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen(
+        [sys.executable, PROGRAM, store_path, "predictions", PARTITION, job_name],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path,
+    )
+    for line in process.stdout:
+        if line.strip() == b"READY":
+            return process
+    raise AssertionError(f"blocking run did not start (exit {process.wait()})")
+
+
+def claimed_runs(instance) -> set[str]:
+    info = instance.event_log_storage.get_concurrency_info(PROCESSING_POOL)
+    return {slot.run_id for slot in info.claimed_slots}
+
+
+def test_killed_run_is_failed_its_slot_freed_and_its_unsubmitted_attempt_closed(
+        tmp_path, instance):
+    store = SQLiteJobStore(path=str(tmp_path / "jobs.sqlite3"))
+    client = LocalProcessingClient(LocalBucketStorage(root=str(tmp_path / "bucket")),
+                                   tmp_path / "jobs")
+    registry = load_registry()
+    process = start_blocking_run(tmp_path, instance, store.path, "pred-never-submitted")
+    (run,) = instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.STARTED
+    assert claimed_runs(instance) == {run.run_id}
+
+    alive = reap(instance, store, client, registry, LOG)  # a live run is left alone
+    assert not alive.failed_runs and not alive.reconciled_jobs
+    assert store.get("pred-never-submitted").status == PENDING
+
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    report = reap(instance, store, client, registry, LOG)
+    assert list(report.failed_runs) == [run.run_id]
+    assert "is gone" in report.failed_runs[run.run_id]
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert claimed_runs(instance) == set()
+    record = store.get("pred-never-submitted")
+    assert record.status == FAILED and record.failure_reason.startswith("never submitted")
+    assert report.reconciled_jobs == {"pred-never-submitted": FAILED}
+    # not a partition run of the pipeline's assets: nothing to request again
+    assert not report.rerun_requests and run.run_id in report.not_rerun
+    assert not reap(instance, store, client, registry, LOG).failed_runs  # done once
+
+
+def test_job_that_ends_while_its_owner_is_dead_is_recorded_as_it_ended(tmp_path, instance):
+    """The dead owner's job keeps running: its record stays in flight until the job
+    ends, then the next reap records the backend's status."""
+    storage = LocalBucketStorage(root=str(tmp_path / "bucket"))
+    for i in range(2):
+        storage.write_bytes(f"data/d/dt=2026-11-01/part-{i}.parquet", b"x")
+    storage.write_bytes("models/m/v1/model.json", b"{}")
+    store = SQLiteJobStore(path=str(tmp_path / "jobs.sqlite3"))
+    client = LocalProcessingClient(storage, tmp_path / "jobs", stop_grace_seconds=1.0)
+    registry = load_registry()
+    dead_owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    identity = this_process()
+    store.register_owner("gone-run", identity.__class__(identity.host, dead_owner.pid,
+                                                        identity.started_at))
+    record = store.create_attempt("predictions", PARTITION, lambda _a: "job-left-behind",
+                                  "gone-run", "local")
+    client.create_processing_job(**request("job-left-behind", "report", 2))
+    store.transition(record.job_name, IN_PROGRESS)
+
+    reap(instance, store, client, registry, LOG)
+    assert store.get(record.job_name).status == IN_PROGRESS  # its owner still lives
+
+    dead_owner.kill()
+    dead_owner.wait()
+    wait_for(client, "job-left-behind", {"Completed"}, timeout=60)
+    report = reap(instance, store, client, registry, LOG)
+    assert report.reconciled_jobs == {"job-left-behind": COMPLETED}
+    assert store.get(record.job_name).status == COMPLETED
