@@ -126,6 +126,12 @@ class SageMakerProcessing(dg.ConfigurableResource):
         default=10.0,
         description="Local runner: seconds between SIGTERM and SIGKILL when a job is stopped.",
     )
+    local_instance_quota: int | None = Field(
+        default=None,
+        description="Local runner: instances of one type that running jobs may use together, "
+        "as SageMaker's per-account quota; a job beyond it is refused with "
+        "ResourceLimitExceeded (and resubmitted after quota_backoff_seconds). None: no limit.",
+    )
 
     @property
     def backend_name(self) -> str:
@@ -150,6 +156,7 @@ class SageMakerProcessing(dg.ConfigurableResource):
             storage, Path(self.local_work_dir),
             keep_instance_dirs=self.local_keep_instance_dirs,
             stop_grace_seconds=self.local_stop_grace_seconds,
+            instance_quota=self.local_instance_quota,
         )
 
     def container_launch(self, framework: str, storage: ObjectStorage) -> ContainerLaunch:

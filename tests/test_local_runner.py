@@ -233,3 +233,19 @@ def test_api_errors_match_sagemaker(client):
         client.create_processing_job(**bad)
     wait_for(client, "dup", {"Completed", "Failed"})
 
+
+
+def test_instance_quota_refuses_a_job_that_does_not_fit_as_sagemaker_does(storage, tmp_path):
+    client = LocalProcessingClient(storage, tmp_path / "jobs", stop_grace_seconds=1.0,
+                                   instance_quota=3)
+    client.create_processing_job(**request("holds-two", "sleep", 2))
+    with pytest.raises(ClientError) as error:
+        client.create_processing_job(**request("wants-two", "report", 2))
+    assert error.value.response["Error"]["Code"] == "ResourceLimitExceeded"
+    assert "current utilization of 2 Instances and a request delta of 2" in str(error.value)
+    assert not (tmp_path / "jobs" / "wants-two").exists()
+    client.create_processing_job(**request("fits-one", "report", 1))  # 2 + 1 <= 3
+    client.stop_processing_job(ProcessingJobName="holds-two")
+    wait_for(client, "holds-two", {"Stopped"}, timeout=30)
+    client.create_processing_job(**request("wants-two", "report", 2))  # freed on stop
+    assert wait_for(client, "wants-two", {"Completed"}, timeout=60)

@@ -11,6 +11,7 @@ error codes, so the code that waits on jobs cannot tell the two apart.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -51,20 +52,52 @@ class LocalProcessingClient:
     """Runs processing jobs as local processes; one folder per job under ``work_dir``."""
 
     def __init__(self, storage: ObjectStorage, work_dir: Path, *,
-                 keep_instance_dirs: bool = False, stop_grace_seconds: float = 10.0) -> None:
+                 keep_instance_dirs: bool = False, stop_grace_seconds: float = 10.0,
+                 instance_quota: int | None = None) -> None:
         self.storage = storage
         self.work_dir = Path(work_dir).resolve()
         self.keep_instance_dirs = keep_instance_dirs
         self.stop_grace_seconds = stop_grace_seconds
+        self.instance_quota = instance_quota
 
     def _paths(self, job_name: str) -> JobPaths:
         return JobPaths(self.work_dir / job_name)
 
     def create_processing_job(self, **request) -> dict:
         validate_request("CreateProcessingJob", request)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.work_dir / ".create.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # quota check and creation as one step
+            self._check_quota(request["ProcessingResources"]["ClusterConfig"])
+            return self._create(request)
+
+    def _check_quota(self, cluster: dict) -> None:
+        """Answer ``ResourceLimitExceeded`` as SageMaker does when the account's
+        instances of this type (``instance_quota``) are taken by running jobs."""
+        if self.instance_quota is None:
+            return
+        instance_type, wanted = cluster["InstanceType"], cluster["InstanceCount"]
+        in_use = 0
+        for status_file in self.work_dir.glob("*/status.json"):
+            job_name = status_file.parent.name
+            described = self.describe_processing_job(ProcessingJobName=job_name)
+            config = described["ProcessingResources"]["ClusterConfig"]
+            if described["ProcessingJobStatus"] not in TERMINAL and \
+                    config["InstanceType"] == instance_type:
+                in_use += config["InstanceCount"]
+        if in_use + wanted > self.instance_quota:
+            raise _client_error(
+                "ResourceLimitExceeded",
+                f"The account-level service limit '{instance_type} for processing job "
+                f"usage' is {self.instance_quota} Instances, with current utilization of "
+                f"{in_use} Instances and a request delta of {wanted} Instances. Please use "
+                "AWS Service Quotas to request an increase for this quota.",
+                "CreateProcessingJob",
+            )
+
+    def _create(self, request: dict) -> dict:
         name = request["ProcessingJobName"]
         paths = self._paths(name)
-        self.work_dir.mkdir(parents=True, exist_ok=True)
         try:
             paths.root.mkdir()
         except FileExistsError:
