@@ -172,8 +172,9 @@ class PartitionJobRunner:
                 f"adopting job {record.job_name} (attempt {record.attempt}, owned by run "
                 f"{record.run_id}), {description['ProcessingJobStatus']}"
             )
-            description = self.processing.wait(self.client, record.job_name, self.context.log,
-                                               self._on_status(record.job_name))
+            description = self.processing.wait(
+                self.client, record.job_name, self.context.log, self._on_status(record.job_name),
+                stop_on_interrupt=record.run_id == self.run_id)
             return JobOutcome(self.job_store.get(record.job_name) or record, description, True)
 
     def run_new_attempt(

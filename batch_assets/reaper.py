@@ -115,6 +115,7 @@ def _request_again(instance: dg.DagsterInstance, job_store: JobStore, registry: 
 def build_reaper_sensor(registry: Registry) -> dg.SensorDefinition:
     @dg.sensor(
         name="orphan_reaper",
+        asset_selection=[PREDICTIONS, TRAINED_MODEL],
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Fails runs whose worker process died (freeing their pool slots), "

@@ -215,12 +215,15 @@ class SageMakerProcessing(dg.ConfigurableResource):
         job_name: str,
         log: Any,
         on_status: Callable[[str, dict], None] | None = None,
+        stop_on_interrupt: bool = True,
     ) -> dict:
         """Poll until the job ends; returns the last description.
 
         Status changes are logged and passed to ``on_status``. If the Dagster run
         is interrupted (or the wait times out) the job is stopped first, so no
-        instance keeps running, and billing, for a run that no longer exists.
+        instance keeps running, and billing, for a run that no longer exists;
+        unless ``stop_on_interrupt`` is false (the job belongs to another live run
+        that this one only watches).
         """
         deadline = time.monotonic() + self.wait_timeout_seconds
         last_status = None
@@ -243,6 +246,10 @@ class SageMakerProcessing(dg.ConfigurableResource):
                     )
                 time.sleep(self.poll_interval_seconds)
         except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
+            if not stop_on_interrupt:
+                log.warning(f"run interrupted: job {job_name} belongs to another run and "
+                            "keeps running")
+                raise
             log.warning(f"run interrupted: stopping processing job {job_name}")
             self.stop(client, job_name, log)
             if on_status is not None:

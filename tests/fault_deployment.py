@@ -1,0 +1,140 @@
+"""A throw-away deployment for the fault suite: its own bucket, job store, Dagster
+instance and Definitions file, run by real ``dagster`` processes that tests kill.
+
+The Definitions file imports ``deployment_resources`` from here, so the runs and
+the test (which evaluates the sensors as the daemon would) use the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+
+from batch_assets.layout import predictions_prefix
+from resources.job_store import JobRecord, SQLiteJobStore
+from resources.processing import SageMakerProcessing
+from resources.storage import LocalBucketStorage
+from tests.conftest import write_test_registry
+from tests.helpers import read_outputs
+
+REPO = Path(__file__).resolve().parent.parent
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+def deployment_resources(root: Path | str, instance_quota: int | None = None) -> dict:
+    root = Path(root)
+    return {
+        "storage": LocalBucketStorage(root=str(root / ".data" / "bucket")),
+        "job_store": SQLiteJobStore(path=str(root / ".data" / "jobs.sqlite3"),
+                                    heartbeat_seconds=1.0, lease_seconds=10.0),
+        "processing": SageMakerProcessing(
+            local_work_dir=str(root / ".data" / "processing"), poll_interval_seconds=0.2,
+            local_stop_grace_seconds=2.0, quota_backoff_seconds=1.0,
+            local_instance_quota=instance_quota,
+        ),
+    }
+
+
+_DEFS = """\
+import dagster as dg
+
+from batch_assets.definitions import build_definitions
+from tests.fault_deployment import deployment_resources
+
+defs = build_definitions(
+    {registry!r}, deployment_resources({root!r}, {quota!r}),
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=1),
+)
+"""
+
+_INSTANCE = """\
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: {pool_limit}
+    granularity: op
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 5
+  free_slots_after_run_end_seconds: 5
+"""
+
+
+@dataclass
+class Deployment:
+    root: Path
+    pool_limit: int = 1
+    instance_quota: int | None = None
+
+    def __post_init__(self) -> None:
+        self.home = self.root / "dagster_home"
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "dagster.yaml").write_text(_INSTANCE.format(pool_limit=self.pool_limit))
+        self.registry_path = write_test_registry(self.root / "models.toml")
+        self.defs_file = self.root / "defs.py"
+        self.defs_file.write_text(_DEFS.format(registry=str(self.registry_path),
+                                               root=str(self.root), quota=self.instance_quota))
+        self.resources = deployment_resources(self.root, self.instance_quota)
+        self.storage: LocalBucketStorage = self.resources["storage"]
+        self.job_store: SQLiteJobStore = self.resources["job_store"]
+        self.processing: SageMakerProcessing = self.resources["processing"]
+        # create the instance's storage once: processes that start together race on it
+        self.instance = dg.DagsterInstance.from_config(str(self.home))
+        self._launched = 0
+
+    @classmethod
+    def with_trained_models(cls, root: Path, trained_bucket: Path, **settings) -> Deployment:
+        shutil.copytree(trained_bucket, root / ".data" / "bucket")
+        return cls(root, **settings)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DAGSTER_HOME": str(self.home), "PYTHONPATH": str(REPO),
+                "PYTHONWARNINGS": "ignore"}
+
+    def materialize(self, partition: str, asset: str = "predictions") -> subprocess.Popen:
+        """``dagster asset materialize`` of one partition, as a person or a script runs it."""
+        self._launched += 1
+        log = open(self.root / f"run-{self._launched}.log", "wb")  # noqa: SIM115 (child owns it)
+        process = subprocess.Popen(
+            [DAGSTER, "asset", "materialize", "-f", str(self.defs_file), "--select", asset,
+             "--partition", partition],
+            cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        process.log_path = self.root / f"run-{self._launched}.log"  # type: ignore[attr-defined]
+        return process
+
+    def finish(self, process: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
+        code = process.wait(timeout)
+        return code, process.log_path.read_text(errors="replace")  # type: ignore[attr-defined]
+
+    def attempts(self, partition: str) -> list[JobRecord]:
+        return self.job_store.attempts("predictions", partition)
+
+    def wait_for_record(self, partition: str, status: str, timeout: float = 120) -> JobRecord:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [r for r in self.attempts(partition) if r.status == status]
+            if found:
+                return found[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no {status} attempt of {partition}: {self.attempts(partition)}")
+
+    def outputs(self, partition: str) -> pa.Table:
+        day, model = partition.split("|")
+        table = read_outputs(self.storage.root_path / predictions_prefix(model, day))
+        return table.sort_by(table.column_names[0])
+
+    def output_dir(self, partition: str) -> Path:
+        day, model = partition.split("|")
+        return self.storage.root_path / predictions_prefix(model, day)
