@@ -1,9 +1,13 @@
 """Asset checks on predictions, read back from storage (not from what the job said).
 
-* ``predictions_complete`` (blocking): every input file of the day has an output
-  and a manifest from the current model version, rows in == rows out.
+* ``predictions_complete`` (blocking): every input file of the day has a manifest
+  from the current model version, rows in == rows out, and an intact output: the
+  manifest's size and a footer counting the manifest's rows (``tally_partition``).
 * ``predictions_valid`` (blocking): no NaN, every prediction a probability in
-  [0, 1], and each output's footer has the declared schema and row count.
+  [0, 1], and each output's footer has the declared schema and row count. Its
+  ``repairable`` metadata says whether every problem is a damaged or missing
+  output (the next materialization re-scores it, and the retry sensor asks for
+  one) or some are in the predictions themselves (a rerun would keep them).
 * ``predictions_drift`` (warning): the population stability index between the
   day's prediction histogram and the previous day's stays under the registry's
   ``drift_psi_threshold``.
@@ -17,7 +21,6 @@ import pyarrow as pa
 
 from batch_assets.layout import predictions_prefix
 from batch_assets.model_pointer import ModelNotTrainedError, read_current_model
-from batch_assets.parquet_footer import read_footer
 from batch_assets.partitions import prediction_partitions, split_prediction_key
 from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.registry import Registry
@@ -58,8 +61,9 @@ def build_prediction_checks(registry: Registry) -> list[dg.AssetChecksDefinition
 
     @dg.asset_check(asset=PREDICTIONS, name=COMPLETE_CHECK, blocking=True,
                     partitions_def=partitions_def,
-                    description="Every input file of the day has an output and a manifest "
-                    "from the current model version, with rows in == rows out.")
+                    description="Every input file of the day has a manifest from the "
+                    "current model version with rows in == rows out, and an intact output "
+                    "(the manifest's size, a footer with the manifest's row count).")
     def predictions_complete(
         context: dg.AssetCheckExecutionContext, storage: ObjectStorage, job_store: JobStore
     ) -> dg.AssetCheckResult:
@@ -90,7 +94,8 @@ def build_prediction_checks(registry: Registry) -> list[dg.AssetChecksDefinition
     @dg.asset_check(asset=PREDICTIONS, name=VALID_CHECK, blocking=True,
                     partitions_def=partitions_def,
                     description="No NaN, probabilities in [0, 1], output schema and row "
-                    "count as declared (read from each output's Parquet footer).")
+                    "count as declared (read from each output's Parquet footer); metadata "
+                    "`repairable` says whether a rerun fixes the problems.")
     def predictions_valid(
         context: dg.AssetCheckExecutionContext, storage: ObjectStorage
     ) -> dg.AssetCheckResult:
@@ -100,13 +105,18 @@ def build_prediction_checks(registry: Registry) -> list[dg.AssetChecksDefinition
         except _Unavailable as exc:
             return dg.AssetCheckResult(passed=False, description=str(exc))
         spec = registry.get(model)
-        problems = _validity_problems(storage, model, day, tally, list(spec.key_columns))
+        invalid = _validity_problems(tally, list(spec.key_columns))
+        problems = {**tally.damaged, **invalid}
         stats = [m["predictions"] for m in tally.done.values() if "predictions" in m]
         return dg.AssetCheckResult(
             passed=not problems,
-            description=None if not problems else f"{len(problems)} output file(s) invalid",
+            description=_validity_summary(tally.damaged, invalid,
+                                          storage.uri(predictions_prefix(model, day))),
             metadata={
-                "files_checked": len(tally.done),
+                "files_checked": len(tally.done) + len(tally.damaged),
+                "damaged_outputs": len(tally.damaged),
+                "invalid_predictions": len(invalid),
+                "repairable": bool(problems) and not invalid,
                 "nan_predictions": sum(s["nan_count"] for s in stats),
                 "outside_0_1": sum(s["outside_unit_interval"] for s in stats),
                 "min_prediction": min((s["min"] for s in stats if s["min"] is not None),
@@ -164,9 +174,12 @@ def attempt_history(job_store: JobStore, partition_key: str, cap: int) -> str:
     return "\n".join(lines)
 
 
-def _validity_problems(storage: ObjectStorage, model: str, day: str, tally: PartitionTally,
-                       key_columns: list[str]) -> dict[str, str]:
-    prefix = predictions_prefix(model, day)
+def _validity_problems(tally: PartitionTally, key_columns: list[str]) -> dict[str, str]:
+    """Problems in the predictions of done files (a rerun keeps these files as they are).
+
+    The footers are the ones the tally read (it already checked each row count), so
+    this costs no further reads.
+    """
     problems: dict[str, str] = {}
     expected_names = [*key_columns, PREDICTION_COLUMN]
     for relative, manifest in tally.done.items():
@@ -180,20 +193,31 @@ def _validity_problems(storage: ObjectStorage, model: str, day: str, tally: Part
         if stats["outside_unit_interval"]:
             problems[relative] = f"{stats['outside_unit_interval']} predictions outside [0, 1]"
             continue
-        try:
-            footer = read_footer(storage, prefix + manifest["output"])
-        except (ValueError, FileNotFoundError) as exc:
-            problems[relative] = str(exc)
-            continue
-        schema = footer.schema.to_arrow_schema()
+        schema = tally.footers[relative].schema.to_arrow_schema()
         if schema.names != expected_names:
             problems[relative] = f"columns {schema.names}, expected {expected_names}"
         elif schema.field(PREDICTION_COLUMN).type != pa.float64():
             problems[relative] = f"prediction is {schema.field(PREDICTION_COLUMN).type}"
-        elif footer.num_rows != manifest["rows_out"]:
-            problems[relative] = f"{footer.num_rows} rows in file, manifest says " \
-                                 f"{manifest['rows_out']}"
     return problems
+
+
+def _validity_summary(damaged: dict[str, str], invalid: dict[str, str],
+                      location: str) -> str | None:
+    """What failed and what to do: a damaged output is re-scored by a rerun, invalid
+    predictions are not (their files count as done), so they need a person."""
+    parts = []
+    if damaged:
+        parts.append(
+            f"{len(damaged)} output file(s) damaged or missing under {location}: repairable, "
+            "the next materialization of this partition re-scores exactly those files (the "
+            "retry sensor requests one while attempts remain)")
+    if invalid:
+        parts.append(
+            f"{len(invalid)} output file(s) with invalid predictions (NaN, outside [0, 1] "
+            "or wrong schema): not repairable by a rerun, which keeps them; fix the model "
+            "and retrain (a new version re-scores every file), or delete those files' "
+            f"manifests under {location}{MANIFEST_DIR}/ to have them re-scored")
+    return "; ".join(parts) or None
 
 
 def _histogram(storage: ObjectStorage, model: str, day: str) -> dict:

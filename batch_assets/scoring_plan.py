@@ -2,14 +2,20 @@
 
 An input file is done when its manifest exists, was written by the current model
 version for an input of the same size, counts as many rows out as in, and its
-output file exists. Everything else is pending, so a rerun after a failure, a
-model change or a re-delivered file redoes exactly the files that need it.
+output file is intact: it exists with the manifest's ``output_bytes`` (manifests
+older than that field skip the size rule) and its Parquet footer counts
+``rows_out`` rows. Everything else is pending, so a rerun after a failure, a model
+change, a re-delivered file or an output damaged in the bucket redoes exactly the
+files that need it.
 """
 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+import pyarrow.parquet as pq
 
 from batch_assets.layout import (
     SUCCESS_MARKER,
@@ -17,8 +23,15 @@ from batch_assets.layout import (
     job_plan_key,
     prediction_manifest_key,
     prediction_output_key,
+    predictions_prefix,
 )
+from batch_assets.parquet_footer import read_footer
 from resources.storage import ObjectStorage
+
+# concurrent manifest and footer reads: each is one small request (a round trip on
+# S3), so a few hundred files take a few round trips of wall time, not hundreds
+READ_THREADS = 16
+_SMALLEST_PARQUET = 12  # "PAR1", footer length, "PAR1"
 
 
 class MissingInputError(Exception):
@@ -47,6 +60,10 @@ class PartitionTally:
     inputs: list[InputFile]
     done: dict[str, dict] = field(default_factory=dict)  # relative -> manifest
     problems: dict[str, str] = field(default_factory=dict)  # relative -> why not done
+    # the subset of problems where the manifest is current but its output is missing
+    # or damaged (wrong size, unreadable footer, wrong row count): a rerun re-scores it
+    damaged: dict[str, str] = field(default_factory=dict)
+    footers: dict[str, pq.FileMetaData] = field(default_factory=dict)  # of done files
 
     @property
     def pending(self) -> list[InputFile]:
@@ -99,25 +116,96 @@ def list_inputs(
 def tally_partition(
     storage: ObjectStorage, model: str, day: str, inputs: list[InputFile], model_version: str
 ) -> PartitionTally:
+    """Which inputs are done, and why each other one is not.
+
+    One listing of the day's prediction prefix gives every manifest's presence and
+    every output's size (no request per file); manifests and output footers are
+    read by a small thread pool, since on S3 each read is a round trip and a day
+    can have hundreds of files.
+    """
     tally = PartitionTally(inputs=inputs)
+    sizes = {o.key: o.size for o in storage.list_objects(predictions_prefix(model, day))}
     plans: dict[str, dict] = {}
-    for item in inputs:
-        manifest_key = prediction_manifest_key(model, day, item.relative)
-        if not storage.exists(manifest_key):
-            tally.problems[item.relative] = "no manifest"
-            continue
-        try:
-            manifest = storage.read_json(manifest_key)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            tally.problems[item.relative] = "unreadable manifest"
-            continue
-        why_not = _why_not_done(storage, model, day, item, manifest, model_version,
-                                _plan_of(storage, manifest.get("job_name"), plans))
-        if why_not:
-            tally.problems[item.relative] = why_not
-        else:
-            tally.done[item.relative] = manifest
+    with ThreadPoolExecutor(max_workers=max(1, min(READ_THREADS, len(inputs)))) as pool:
+        manifests = list(pool.map(
+            lambda item: _read_manifest(storage, sizes, model, day, item), inputs))
+        to_read: list[tuple[InputFile, dict, str]] = []  # footers still to check
+        for item, manifest in zip(inputs, manifests, strict=True):
+            if isinstance(manifest, str):
+                tally.problems[item.relative] = manifest
+                continue
+            why_not = _why_not_done(item, manifest, model_version,
+                                    _plan_of(storage, manifest.get("job_name"), plans))
+            if why_not:
+                tally.problems[item.relative] = why_not
+                continue
+            output_key = prediction_output_key(model, day, item.relative)
+            damage = _size_damage(sizes.get(output_key), manifest)
+            if damage:
+                tally.problems[item.relative] = tally.damaged[item.relative] = damage
+                continue
+            to_read.append((item, manifest, output_key))
+        footers = pool.map(lambda entry: _read_footer(storage, entry[2], sizes[entry[2]]),
+                           to_read)
+        for (item, manifest, _key), footer in zip(to_read, footers, strict=True):
+            damage = footer if isinstance(footer, str) else _footer_damage(footer, manifest)
+            if damage:
+                tally.problems[item.relative] = tally.damaged[item.relative] = damage
+            else:
+                tally.done[item.relative] = manifest
+                tally.footers[item.relative] = footer
     return tally
+
+
+def _read_manifest(storage: ObjectStorage, sizes: dict[str, int], model: str, day: str,
+                   item: InputFile) -> dict | str:
+    """The input's manifest, or why there is none (a string)."""
+    key = prediction_manifest_key(model, day, item.relative)
+    if key not in sizes:
+        return "no manifest"
+    try:
+        return storage.read_json(key)
+    except FileNotFoundError:  # deleted since the listing
+        return "no manifest"
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "unreadable manifest"
+
+
+def _read_footer(storage: ObjectStorage, key: str, size: int) -> pq.FileMetaData | str:
+    """The output's footer, or what is wrong with the output (a string).
+
+    A file shorter than the smallest Parquet file is refused without a read (a
+    ranged read of an empty S3 object is an error, not an empty answer).
+    """
+    if size < _SMALLEST_PARQUET:
+        return f"output damaged: {size} bytes, too short for a Parquet file"
+    try:
+        return read_footer(storage, key)
+    except FileNotFoundError:  # deleted since the listing
+        return "output file missing"
+    except ValueError as exc:
+        return f"output damaged: {exc}"
+
+
+def _size_damage(size: int | None, manifest: dict) -> str:
+    """Why the listed output cannot be the one the manifest describes ('' if it can).
+
+    Manifests written before ``output_bytes`` was recorded skip the size rule; the
+    footer's row count still applies to them.
+    """
+    if size is None:
+        return "output file missing"
+    expected = manifest.get("output_bytes")
+    if expected is not None and size != expected:
+        return f"output damaged: {size} bytes, manifest says {expected}"
+    return ""
+
+
+def _footer_damage(footer: pq.FileMetaData, manifest: dict) -> str:
+    if footer.num_rows != manifest.get("rows_out"):
+        return (f"output damaged: footer says {footer.num_rows} rows, manifest says "
+                f"{manifest.get('rows_out')}")
+    return ""
 
 
 def _plan_of(storage: ObjectStorage, job_name: str | None, plans: dict[str, dict]) -> dict:
@@ -129,8 +217,8 @@ def _plan_of(storage: ObjectStorage, job_name: str | None, plans: dict[str, dict
     return plans[job_name]
 
 
-def _why_not_done(storage, model, day, item: InputFile, manifest: dict, version: str,
-                  plan: dict) -> str:
+def _why_not_done(item: InputFile, manifest: dict, version: str, plan: dict) -> str:
+    """Why the manifest does not cover today's input with today's model ('' if it does)."""
     if manifest.get("model_version") != version:
         return f"scored by model version {manifest.get('model_version')}, current is {version}"
     scored = plan.get(item.relative)
@@ -140,6 +228,4 @@ def _why_not_done(storage, model, day, item: InputFile, manifest: dict, version:
         return "input file changed since it was scored"
     if manifest.get("rows_in") != manifest.get("rows_out"):
         return f"rows in {manifest.get('rows_in')} != rows out {manifest.get('rows_out')}"
-    if not storage.exists(prediction_output_key(model, day, item.relative)):
-        return "output file missing"
     return ""

@@ -7,7 +7,9 @@ key carries a signature of the day's files (keys, sizes, times), so a tick
 repeated after a crash asks for nothing new, while a late or replaced file
 changes the signature and asks again; the asset then scores only what changed.
 
-``predictions_retry_sensor`` reads failed ``predictions_complete`` evaluations
+``predictions_retry_sensor`` reads failed ``predictions_complete`` evaluations,
+and failed ``predictions_valid`` evaluations whose metadata says ``repairable``
+(every problem a damaged or missing output, which the next attempt re-scores),
 and re-requests those partitions while the job store counts fewer attempts than
 the registry's ``max_attempts`` (a failing check after a completed job would
 otherwise loop forever); past that it leaves the failure visible in the UI, where
@@ -22,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from batch_assets.checks import COMPLETE_CHECK
+from batch_assets.checks import COMPLETE_CHECK, VALID_CHECK
 from batch_assets.partitions import prediction_partition_key
 from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.registry import Registry
@@ -115,13 +117,15 @@ def build_new_data_sensor(registry: Registry, dataset: str, models: list[str]
 
 
 def build_retry_sensor(registry: Registry) -> dg.SensorDefinition:
-    check_key = dg.AssetCheckKey(dg.AssetKey(PREDICTIONS), COMPLETE_CHECK)
+    complete_key = dg.AssetCheckKey(dg.AssetKey(PREDICTIONS), COMPLETE_CHECK)
+    valid_key = dg.AssetCheckKey(dg.AssetKey(PREDICTIONS), VALID_CHECK)
 
     @dg.sensor(
         name="predictions_retry_sensor",
         asset_selection=[PREDICTIONS],
         minimum_interval_seconds=60,
         description="Re-requests predictions partitions whose completeness check failed, "
+        "or whose validity check failed on damaged outputs only (repairable), "
         f"up to {registry.max_attempts} attempts per partition (counted in the job store).",
     )
     def predictions_retry_sensor(context: dg.SensorEvaluationContext, job_store: JobStore):
@@ -129,32 +133,47 @@ def build_retry_sensor(registry: Registry) -> dg.SensorDefinition:
             AssetCheckExecutionRecordStatus,
         )
 
+        def repairable(record) -> bool:
+            # a damaged output is re-scored by the next attempt; invalid predictions
+            # (NaN, outside [0, 1]) would come back unchanged, so they are not retried
+            metadata = record.evaluation.metadata if record.evaluation else {}
+            flag = metadata.get("repairable")
+            return bool(flag.value) if flag is not None else False
+
         last_seen = int(context.cursor or 0)
-        history = context.instance.event_log_storage.get_asset_check_execution_history(
-            check_key, limit=1000)
-        newest: dict[str, object] = {}
-        for record in history:  # newest first
-            if record.partition and record.partition not in newest:
-                newest[record.partition] = record
+        event_log = context.instance.event_log_storage
+        seen_ids: list[int] = []
+        failed: dict[str, tuple[str, object]] = {}  # partition -> (run key prefix, record)
+        for prefix, key, retry_if in (("retry", complete_key, lambda record: True),
+                                      ("retry-valid", valid_key, repairable)):
+            history = event_log.get_asset_check_execution_history(key, limit=1000)
+            seen_ids.extend(r.id for r in history)
+            newest: dict[str, object] = {}
+            for record in history:  # newest first
+                if record.partition and record.partition not in newest:
+                    newest[record.partition] = record
+            for partition, record in newest.items():
+                if (record.id > last_seen and partition not in failed
+                        and record.status == AssetCheckExecutionRecordStatus.FAILED
+                        and retry_if(record)):
+                    failed[partition] = (prefix, record)
         requests, capped = [], []
-        for partition, record in newest.items():
-            if record.id <= last_seen or record.status != AssetCheckExecutionRecordStatus.FAILED:
-                continue
+        for partition, (prefix, record) in failed.items():
             if len(job_store.attempts(PREDICTIONS, partition)) >= registry.max_attempts:
                 capped.append(partition)
                 continue
             requests.append(dg.RunRequest(
-                run_key=f"retry/{partition}/{record.id}",
+                run_key=f"{prefix}/{partition}/{record.id}",
                 partition_key=partition,
                 asset_selection=[dg.AssetKey(PREDICTIONS)],
                 tags={"batch/retry_of_check_execution": str(record.id)},
             ))
         for partition in capped:
             context.log.warning(
-                f"predictions[{partition}] failed its completeness check after "
+                f"predictions[{partition}] failed its completeness or validity check after "
                 f"{registry.max_attempts} attempts: not retried automatically")
-        return _result(requests, str(max([last_seen, *(r.id for r in history)])),
-                       f"no failed completeness checks to retry ({len(capped)} at the attempt "
-                       "cap)")
+        return _result(requests, str(max([last_seen, *seen_ids])),
+                       f"no failed completeness checks or repairable validity checks to retry "
+                       f"({len(capped)} at the attempt cap)")
 
     return predictions_retry_sensor

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -52,9 +54,24 @@ def test_valid_check_fails_on_an_output_with_wrong_rows_and_columns(pipeline):
     valid = _checks(run_checks_only(pipeline, key))["predictions_valid"]
     assert not valid.passed
     problems = valid.metadata["problems"].value
-    assert "10 rows in file" in problems["part-00001.parquet"]
+    assert set(problems) == {"part-00001.parquet", "part-00003.parquet"}
+    assert all(p.startswith("output damaged: ") and "manifest says" in p
+               for p in problems.values()), problems
+    assert valid.metadata["repairable"].value is True
+
+    # manifests written before output_bytes was recorded: no size rule, so the footer's
+    # row count and the schema check catch the same two files
+    for manifest_path in (out_dir / "_manifests").glob("*.json"):
+        manifest = json.loads(manifest_path.read_text())
+        del manifest["output_bytes"]
+        manifest_path.write_text(json.dumps(manifest))
+    valid = _checks(run_checks_only(pipeline, key))["predictions_valid"]
+    problems = valid.metadata["problems"].value
+    assert problems["part-00001.parquet"] == \
+        "output damaged: footer says 10 rows, manifest says 2000"
     assert "extra" in problems["part-00003.parquet"]
     assert set(problems) == {"part-00001.parquet", "part-00003.parquet"}
+    assert valid.metadata["repairable"].value is False, "a wrong schema is not re-scored"
 
 
 def test_drift_check_passes_on_a_similar_day_and_warns_on_a_shifted_one(pipeline):
