@@ -13,8 +13,10 @@ and failed ``predictions_valid`` evaluations whose metadata says ``repairable``
 and re-requests those partitions while the job store counts fewer attempts than
 the registry's ``max_attempts`` (a failing check after a completed job would
 otherwise loop forever); past that it leaves the failure visible in the UI, where
-the check's metadata lists the attempt history. A person can still materialize
-the partition by hand.
+the check's metadata lists the attempt history. A partition whose last job
+failed for a reason a rerun cannot fix (bad input, permission denied, quota wait
+exhausted: ``batch_assets.failures``) is not requested either. A person can
+still materialize the partition by hand.
 """
 
 import hashlib
@@ -25,10 +27,11 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from batch_assets.checks import COMPLETE_CHECK, VALID_CHECK
+from batch_assets.failures import classify_job_failure
 from batch_assets.partitions import prediction_partition_key
 from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.registry import Registry
-from resources.job_store import JobStore
+from resources.job_store import FAILED, STOPPED, JobStore
 from resources.storage import ObjectInfo, ObjectStorage
 
 # objects modified this long before the cursor are looked at again: S3 listing is
@@ -159,9 +162,17 @@ def build_retry_sensor(registry: Registry) -> dg.SensorDefinition:
                     failed[partition] = (prefix, record)
         requests, capped = [], []
         for partition, (prefix, record) in failed.items():
-            if len(job_store.attempts(PREDICTIONS, partition)) >= registry.max_attempts:
+            attempts = job_store.attempts(PREDICTIONS, partition)
+            if len(attempts) >= registry.max_attempts:
                 capped.append(partition)
                 continue
+            last = attempts[-1] if attempts else None
+            if last is not None and last.status in (FAILED, STOPPED):
+                failure = classify_job_failure(last.failure_reason or "")
+                if not failure.retryable:
+                    context.log.info(f"predictions[{partition}]: its last job "
+                                     f"{last.job_name} failed: {failure.describe()}")
+                    continue
             requests.append(dg.RunRequest(
                 run_key=f"{prefix}/{partition}/{record.id}",
                 partition_key=partition,
