@@ -27,7 +27,7 @@ from batch_assets.layout import data_prefix
 from batch_assets.reaper import build_reaper_sensor
 from batch_assets.registry import load_registry
 from resources.job_store import COMPLETED, FAILED, IN_PROGRESS, PENDING
-from tests.conftest import SMALL_DATA
+from tests.conftest import QUIET, SMALL_DATA
 from tests.fault_deployment import Deployment
 from tests.helpers import corrupt_data_page
 
@@ -330,7 +330,8 @@ def run_checks(definitions: dg.Definitions, deployment: Deployment,
     job = definitions.resolve_implicit_global_asset_job_def().get_subset(
         asset_check_selection=checks)
     result = job.execute_in_process(tags={"dagster/partition": partition},
-                                    instance=deployment.instance, raise_on_error=False)
+                                    instance=deployment.instance, raise_on_error=False,
+                                    run_config=QUIET)
     return {evaluation.check_name: evaluation.passed
             for evaluation in result.get_asset_check_evaluations()}
 
