@@ -11,6 +11,7 @@ equal to a clean run's.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -81,8 +82,6 @@ def instance_pids(deployment: Deployment, job_name: str) -> dict[str, int]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError, ValueError):
-            import json
-
             instances = json.loads(status.read_text())["instances"]
             if instances and all(i.get("pid") for i in instances.values()):
                 return {host: info["pid"] for host, info in instances.items()}
@@ -113,8 +112,6 @@ def test_sigkill_of_the_supervisor_is_retried_and_leaves_no_instance_folder(
     record = deployment.wait_for_record(P1, IN_PROGRESS)
     client = deployment.processing.client(deployment.storage)
     instance_pids(deployment, record.job_name)
-    import json
-
     supervisor = json.loads((client.job_dir(record.job_name) / "status.json").read_text())[
         "supervisor_pid"]
     os.kill(supervisor, signal.SIGKILL)
