@@ -46,8 +46,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The launcher makes Ctrl-C and SIGTERM stop every dagster process (SIGKILL after 10 s; see
+# batch_assets/dev_server.py). DEV_ARGS go to dagster dev, e.g. make dev DEV_ARGS="-p 3001".
+DEV_ARGS ?=
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml
+	exec $(BIN)/python -m batch_assets.dev_server -- $(BIN)/dagster dev -w workspace.yaml $(DEV_ARGS)
 
 clean:
 	rm -rf .data
