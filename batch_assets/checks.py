@@ -30,8 +30,12 @@ from batch_assets.scoring_plan import (
     list_inputs,
     tally_partition,
 )
-from container.infer import MANIFEST_DIR, PREDICTION_COLUMN
-from container.prediction_stats import HISTOGRAM_BINS
+from container.contract import (
+    HISTOGRAM_BINS,
+    MANIFEST_DIR,
+    PREDICTION_COLUMN,
+    FileManifest,
+)
 from resources.job_store import JobStore
 from resources.storage import ObjectStorage
 
@@ -107,7 +111,7 @@ def build_prediction_checks(registry: Registry) -> list[dg.AssetChecksDefinition
         spec = registry.get(model)
         invalid = _validity_problems(tally, list(spec.key_columns))
         problems = {**tally.damaged, **invalid}
-        stats = [m["predictions"] for m in tally.done.values() if "predictions" in m]
+        stats = [m.predictions for m in tally.done.values() if m.predictions is not None]
         return dg.AssetCheckResult(
             passed=not problems,
             description=_validity_summary(tally.damaged, invalid,
@@ -117,11 +121,11 @@ def build_prediction_checks(registry: Registry) -> list[dg.AssetChecksDefinition
                 "damaged_outputs": len(tally.damaged),
                 "invalid_predictions": len(invalid),
                 "repairable": bool(problems) and not invalid,
-                "nan_predictions": sum(s["nan_count"] for s in stats),
-                "outside_0_1": sum(s["outside_unit_interval"] for s in stats),
-                "min_prediction": min((s["min"] for s in stats if s["min"] is not None),
+                "nan_predictions": sum(s.nan_count for s in stats),
+                "outside_0_1": sum(s.outside_unit_interval for s in stats),
+                "min_prediction": min((s.min for s in stats if s.min is not None),
                                       default=None),
-                "max_prediction": max((s["max"] for s in stats if s["max"] is not None),
+                "max_prediction": max((s.max for s in stats if s.max is not None),
                                       default=None),
                 "problems": dg.MetadataValue.json(dict(list(problems.items())[:_SHOWN])),
             },
@@ -183,15 +187,15 @@ def _validity_problems(tally: PartitionTally, key_columns: list[str]) -> dict[st
     problems: dict[str, str] = {}
     expected_names = [*key_columns, PREDICTION_COLUMN]
     for relative, manifest in tally.done.items():
-        stats = manifest.get("predictions")
+        stats = manifest.predictions
         if stats is None:
             problems[relative] = "manifest has no prediction statistics"
             continue
-        if stats["nan_count"]:
-            problems[relative] = f"{stats['nan_count']} NaN predictions"
+        if stats.nan_count:
+            problems[relative] = f"{stats.nan_count} NaN predictions"
             continue
-        if stats["outside_unit_interval"]:
-            problems[relative] = f"{stats['outside_unit_interval']} predictions outside [0, 1]"
+        if stats.outside_unit_interval:
+            problems[relative] = f"{stats.outside_unit_interval} predictions outside [0, 1]"
             continue
         schema = tally.footers[relative].schema.to_arrow_schema()
         if schema.names != expected_names:
@@ -224,12 +228,12 @@ def _histogram(storage: ObjectStorage, model: str, day: str) -> dict:
     """Sum of the prediction histograms in a day's manifests (any model version)."""
     totals = {"count": 0, "sum": 0.0, "histogram": [0] * HISTOGRAM_BINS}
     for item in storage.list_objects(predictions_prefix(model, day) + MANIFEST_DIR + "/"):
-        stats = storage.read_json(item.key).get("predictions")
-        if not stats:
+        stats = FileManifest.from_dict(storage.read_json(item.key)).predictions
+        if stats is None:
             continue
-        totals["count"] += stats["count"] - stats["nan_count"]
-        totals["sum"] += stats["sum"]
-        totals["histogram"] = [a + b for a, b in zip(totals["histogram"], stats["histogram"],
+        totals["count"] += stats.count - stats.nan_count
+        totals["sum"] += stats.sum
+        totals["histogram"] = [a + b for a, b in zip(totals["histogram"], stats.histogram,
                                                        strict=True)]
     return totals
 

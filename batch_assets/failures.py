@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError, ParamValidationError
 
-from container.errors import BAD_INPUT_PREFIX
+from container.contract import BAD_INPUT_PREFIX
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import re
 
 from batch_assets.registry import ModelSpec
-from container.infer import DATA_INPUT, MODEL_INPUT, PREDICTIONS_OUTPUT
-from container.train import CONFIG_INPUT, MODEL_OUTPUT, TRAIN_INPUT
+from container.contract import (
+    CONFIG_INPUT,
+    DATA_INPUT,
+    MODEL_INPUT,
+    MODEL_OUTPUT,
+    PREDICTIONS_OUTPUT,
+    TRAIN_INPUT,
+    input_path,
+    output_path,
+)
 from resources.container_launch import ContainerLaunch
 from resources.processing import SageMakerProcessing
 from resources.processing_request import (
@@ -18,14 +26,6 @@ from resources.processing_request import (
 )
 
 _TAG_UNSAFE = re.compile(r"[^\w\s.:/=+\-@]")
-
-
-def _input_path(name: str) -> str:
-    return f"/opt/ml/processing/input/{name}"
-
-
-def _output_path(name: str) -> str:
-    return f"/opt/ml/processing/output/{name}"
 
 
 def job_tags(asset: str, partition_key: str, run_id: str) -> dict[str, str]:
@@ -47,12 +47,12 @@ def training_request(
         entrypoint=launch.entrypoint,
         arguments=["train"],
         inputs=[
-            InputChannel(TRAIN_INPUT, train_uri, _input_path(TRAIN_INPUT)),
-            InputChannel(CONFIG_INPUT, config_uri, _input_path(CONFIG_INPUT)),
+            InputChannel(TRAIN_INPUT, train_uri, input_path(TRAIN_INPUT)),
+            InputChannel(CONFIG_INPUT, config_uri, input_path(CONFIG_INPUT)),
             *launch.extra_inputs,
         ],
         environment=launch.environment,
-        outputs=[OutputChannel(MODEL_OUTPUT, model_uri, _output_path(MODEL_OUTPUT),
+        outputs=[OutputChannel(MODEL_OUTPUT, model_uri, output_path(MODEL_OUTPUT),
                                upload_mode="EndOfJob")],
         cluster=ClusterSpec(spec.training_instance_type or spec.instance_type, 1,
                             processing.volume_size_gb, processing.volume_kms_key_id),
@@ -77,14 +77,14 @@ def scoring_request(
         entrypoint=launch.entrypoint,
         arguments=["infer", *spec.inference.container_arguments()],
         inputs=[
-            InputChannel(DATA_INPUT, manifest_uri, _input_path(DATA_INPUT),
+            InputChannel(DATA_INPUT, manifest_uri, input_path(DATA_INPUT),
                          distribution="ShardedByS3Key", data_type="ManifestFile"),
-            InputChannel(MODEL_INPUT, model_uri, _input_path(MODEL_INPUT)),
+            InputChannel(MODEL_INPUT, model_uri, input_path(MODEL_INPUT)),
             *launch.extra_inputs,
         ],
         environment=launch.environment,
         outputs=[OutputChannel(PREDICTIONS_OUTPUT, output_uri,
-                               _output_path(PREDICTIONS_OUTPUT), upload_mode="Continuous")],
+                               output_path(PREDICTIONS_OUTPUT), upload_mode="Continuous")],
         cluster=ClusterSpec(spec.instance_type, spec.instance_count, processing.volume_size_gb,
                             processing.volume_kms_key_id),
         output_kms_key_id=processing.output_kms_key_id,

@@ -24,11 +24,8 @@ from botocore.exceptions import ClientError, ParamValidationError
 
 from batch_assets.failures import classify_exception, classify_job_failure
 from batch_assets.owner_liveness import job_owner_verdict
+from resources.job_status import FAILED, IN_PROGRESS, STOPPING, TERMINAL
 from resources.job_store import (
-    FAILED,
-    IN_PROGRESS,
-    STOPPING,
-    TERMINAL,
     IllegalTransitionError,
     JobInFlightError,
     JobRecord,

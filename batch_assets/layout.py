@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from container.infer import manifest_relative_path, output_relative_path
+from container.contract import manifest_relative_path, output_relative_path
 
 SUCCESS_MARKER = "_SUCCESS"
 

@@ -23,6 +23,7 @@ from batch_assets.scoring_plan import (
 )
 from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.trained_model import GROUP
+from resources.job_status import COMPLETED
 from resources.job_store import JobStore
 from resources.local_processing.manifest_file import build_manifest
 from resources.processing import SageMakerProcessing
@@ -100,7 +101,7 @@ def build_predictions_asset(
         after = tally_partition(storage, model, day, inputs, current.version)
         metadata = _metadata(storage, processing, runner, spec.instance_count, model, day,
                              current.version, before, after, outcome)
-        if outcome is not None and outcome.status != "Completed":
+        if outcome is not None and outcome.status != COMPLETED:
             links = processing.job_links(outcome.record.job_name, runner.client)
             raise dg.Failure(
                 f"{outcome.failure_summary('scoring', links)}. {len(after.done)} of "
@@ -117,7 +118,7 @@ def build_predictions_asset(
 def _metadata(storage, processing, runner, instances, model, day, version,
               before: PartitionTally, after: PartitionTally, outcome: JobOutcome | None) -> dict:
     scored_now = [m for r, m in after.done.items() if r not in before.done]
-    rows_now = sum(m["rows_out"] for m in scored_now)
+    rows_now = sum(m.rows_out for m in scored_now)
     seconds = outcome.seconds if outcome else 0.0
     metadata = {
         "model_version": version,
@@ -135,7 +136,7 @@ def _metadata(storage, processing, runner, instances, model, day, version,
         "nothing_to_do": outcome is None,
         # which predictor scored the files (oneDAL, folded linear map, framework),
         # as each file's manifest records it
-        "predictors": ", ".join(sorted({m.get("predictor", "unrecorded")
+        "predictors": ", ".join(sorted({m.predictor or "unrecorded"
                                         for m in after.done.values()})) or "none",
     }
     if outcome is not None:

@@ -27,7 +27,8 @@ from batch_assets.owner_liveness import job_owner_verdict, run_worker_verdict
 from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.registry import Registry
 from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
-from resources.job_store import FAILED, TERMINAL, JobStore
+from resources.job_status import FAILED, TERMINAL
+from resources.job_store import JobStore
 from resources.processing import SageMakerProcessing
 from resources.storage import ObjectStorage
 

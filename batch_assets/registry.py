@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
 
+from container.contract import FRAMEWORKS, PREDICTORS, InferArguments
+
 DEFAULT_REGISTRY_PATH = Path(__file__).with_name("models.toml")
-FRAMEWORKS = ("xgboost", "sklearn")
 QUALITY_METRICS = ("roc_auc", "accuracy")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _DATASET = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}")
@@ -33,27 +34,15 @@ class UnknownModelError(KeyError):
         return str(self.args[0])
 
 
-PREDICTORS = ("auto", "framework")
-
-
 @dataclass(frozen=True)
-class InferenceSettings:
-    """The scoring engine's knobs for one model; ``None`` means the engine's default
-    (derived from the instance's cores; ``auto`` predictor)."""
-
-    batch_rows: int | None = None
-    workers: int | None = None
-    threads_per_worker: int | None = None
-    predictor: str | None = None
+class InferenceSettings(InferArguments):
+    """The scoring engine's knobs for one model (``[models.inference]``): the options
+    of the container's ``infer`` command, whose flags the contract spells; ``None``
+    means the engine's default (derived from the instance's cores; ``auto`` predictor)."""
 
     def container_arguments(self) -> list[str]:
-        arguments = []
-        for flag, value in (("--batch-rows", self.batch_rows), ("--workers", self.workers),
-                            ("--threads-per-worker", self.threads_per_worker),
-                            ("--predictor", self.predictor)):
-            if value is not None:
-                arguments += [flag, str(value)]
-        return arguments
+        """The ``infer`` arguments of this model's scoring jobs."""
+        return self.to_argv()
 
 
 @dataclass(frozen=True)
@@ -257,7 +246,7 @@ def _instance_type(value, field_name: str, fail) -> str:
 def _inference(value, fail) -> InferenceSettings:
     if not isinstance(value, dict):
         raise fail("inference must be a table")
-    unknown = set(value) - {"batch_rows", "workers", "threads_per_worker", "predictor"}
+    unknown = set(value) - {f.name for f in fields(InferenceSettings)}
     if unknown:
         raise fail(f"inference: unknown setting(s) {', '.join(sorted(unknown))}")
     for name, setting in value.items():

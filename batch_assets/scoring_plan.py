@@ -11,7 +11,6 @@ files that need it.
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -26,6 +25,7 @@ from batch_assets.layout import (
     predictions_prefix,
 )
 from batch_assets.parquet_footer import read_footer
+from container.contract import FileManifest
 from resources.storage import ObjectStorage
 
 # concurrent manifest and footer reads: each is one small request (a round trip on
@@ -58,7 +58,7 @@ def write_job_plan(storage: ObjectStorage, job_name: str, inputs: list[InputFile
 @dataclass
 class PartitionTally:
     inputs: list[InputFile]
-    done: dict[str, dict] = field(default_factory=dict)  # relative -> manifest
+    done: dict[str, FileManifest] = field(default_factory=dict)  # relative -> manifest
     problems: dict[str, str] = field(default_factory=dict)  # relative -> why not done
     # the subset of problems where the manifest is current but its output is missing
     # or damaged (wrong size, unreadable footer, wrong row count): a rerun re-scores it
@@ -75,11 +75,11 @@ class PartitionTally:
 
     @property
     def rows_in(self) -> int:
-        return sum(m["rows_in"] for m in self.done.values())
+        return sum(m.rows_in for m in self.done.values())
 
     @property
     def rows_out(self) -> int:
-        return sum(m["rows_out"] for m in self.done.values())
+        return sum(m.rows_out for m in self.done.values())
 
 
 def list_inputs(
@@ -129,13 +129,13 @@ def tally_partition(
     with ThreadPoolExecutor(max_workers=max(1, min(READ_THREADS, len(inputs)))) as pool:
         manifests = list(pool.map(
             lambda item: _read_manifest(storage, sizes, model, day, item), inputs))
-        to_read: list[tuple[InputFile, dict, str]] = []  # footers still to check
+        to_read: list[tuple[InputFile, FileManifest, str]] = []  # footers still to check
         for item, manifest in zip(inputs, manifests, strict=True):
             if isinstance(manifest, str):
                 tally.problems[item.relative] = manifest
                 continue
             why_not = _why_not_done(item, manifest, model_version,
-                                    _plan_of(storage, manifest.get("job_name"), plans))
+                                    _plan_of(storage, manifest.job_name, plans))
             if why_not:
                 tally.problems[item.relative] = why_not
                 continue
@@ -158,16 +158,16 @@ def tally_partition(
 
 
 def _read_manifest(storage: ObjectStorage, sizes: dict[str, int], model: str, day: str,
-                   item: InputFile) -> dict | str:
+                   item: InputFile) -> FileManifest | str:
     """The input's manifest, or why there is none (a string)."""
     key = prediction_manifest_key(model, day, item.relative)
     if key not in sizes:
         return "no manifest"
     try:
-        return storage.read_json(key)
+        return FileManifest.from_dict(storage.read_json(key))
     except FileNotFoundError:  # deleted since the listing
         return "no manifest"
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except ValueError:  # not JSON, not UTF-8, or not a manifest's fields
         return "unreadable manifest"
 
 
@@ -187,7 +187,7 @@ def _read_footer(storage: ObjectStorage, key: str, size: int) -> pq.FileMetaData
         return f"output damaged: {exc}"
 
 
-def _size_damage(size: int | None, manifest: dict) -> str:
+def _size_damage(size: int | None, manifest: FileManifest) -> str:
     """Why the listed output cannot be the one the manifest describes ('' if it can).
 
     Manifests written before ``output_bytes`` was recorded skip the size rule; the
@@ -195,20 +195,20 @@ def _size_damage(size: int | None, manifest: dict) -> str:
     """
     if size is None:
         return "output file missing"
-    expected = manifest.get("output_bytes")
+    expected = manifest.output_bytes
     if expected is not None and size != expected:
         return f"output damaged: {size} bytes, manifest says {expected}"
     return ""
 
 
-def _footer_damage(footer: pq.FileMetaData, manifest: dict) -> str:
-    if footer.num_rows != manifest.get("rows_out"):
+def _footer_damage(footer: pq.FileMetaData, manifest: FileManifest) -> str:
+    if footer.num_rows != manifest.rows_out:
         return (f"output damaged: footer says {footer.num_rows} rows, manifest says "
-                f"{manifest.get('rows_out')}")
+                f"{manifest.rows_out}")
     return ""
 
 
-def _plan_of(storage: ObjectStorage, job_name: str | None, plans: dict[str, dict]) -> dict:
+def _plan_of(storage: ObjectStorage, job_name: str, plans: dict[str, dict]) -> dict:
     if not job_name:
         return {}
     if job_name not in plans:
@@ -217,15 +217,15 @@ def _plan_of(storage: ObjectStorage, job_name: str | None, plans: dict[str, dict
     return plans[job_name]
 
 
-def _why_not_done(item: InputFile, manifest: dict, version: str, plan: dict) -> str:
+def _why_not_done(item: InputFile, manifest: FileManifest, version: str, plan: dict) -> str:
     """Why the manifest does not cover today's input with today's model ('' if it does)."""
-    if manifest.get("model_version") != version:
-        return f"scored by model version {manifest.get('model_version')}, current is {version}"
+    if manifest.model_version != version:
+        return f"scored by model version {manifest.model_version}, current is {version}"
     scored = plan.get(item.relative)
     if scored is not None and scored != item.signature:
         return "input file re-delivered since it was scored"
-    if manifest.get("input_bytes") not in (None, item.size):
+    if manifest.input_bytes != item.size:
         return "input file changed since it was scored"
-    if manifest.get("rows_in") != manifest.get("rows_out"):
-        return f"rows in {manifest.get('rows_in')} != rows out {manifest.get('rows_out')}"
+    if manifest.rows_in != manifest.rows_out:
+        return f"rows in {manifest.rows_in} != rows out {manifest.rows_out}"
     return ""

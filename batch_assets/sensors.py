@@ -31,7 +31,8 @@ from batch_assets.failures import classify_job_failure
 from batch_assets.partitions import prediction_partition_key
 from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.registry import Registry
-from resources.job_store import FAILED, STOPPED, JobStore
+from resources.job_status import FAILED, STOPPED
+from resources.job_store import JobStore
 from resources.storage import ObjectInfo, ObjectStorage
 
 # objects modified this long before the cursor are looked at again: S3 listing is

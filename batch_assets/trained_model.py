@@ -12,8 +12,8 @@ from batch_assets.model_pointer import CurrentModel, write_current_model
 from batch_assets.orchestration import PROCESSING_POOL, TRANSIENT_RETRY
 from batch_assets.partitions import model_partitions
 from batch_assets.registry import ModelSpec, Registry
-from container.model_bundle import METADATA_FILE
-from container.train import SPEC_FILE
+from container.contract import METADATA_FILE, SPEC_FILE, ModelMetadata
+from resources.job_status import COMPLETED
 from resources.job_store import JobStore
 from resources.processing import SageMakerProcessing
 from resources.storage import ObjectStorage
@@ -65,7 +65,7 @@ def build_trained_model_asset(
         with PartitionJobRunner(context, ASSET_NAME, spec.name, storage, job_store,
                                 processing) as runner:
             outcome = runner.finish_in_flight()
-            if outcome is None or outcome.status != "Completed":
+            if outcome is None or outcome.status != COMPLETED:
                 outcome = _train(context, spec, storage, runner, processing)
             return _publish(context, spec, storage, processing, runner, outcome)
 
@@ -106,7 +106,7 @@ def _publish(context, spec: ModelSpec, storage: ObjectStorage, processing, runne
              outcome: JobOutcome) -> dg.MaterializeResult:
     job_name = outcome.record.job_name
     links = processing.job_links(job_name, runner.client)
-    if outcome.status != "Completed":
+    if outcome.status != COMPLETED:
         raise dg.Failure(
             f"model {spec.name!r}: {outcome.failure_summary('training', links)}",
             metadata=outcome.metadata(links),
@@ -119,8 +119,8 @@ def _publish(context, spec: ModelSpec, storage: ObjectStorage, processing, runne
             f"training job {job_name} completed but wrote no {METADATA_FILE} under "
             f"{storage.uri(prefix)}; the bundle is incomplete and was not published"
         )
-    bundle = storage.read_json(prefix + METADATA_FILE)
-    metrics = bundle.get("metrics", {})
+    bundle = ModelMetadata.from_dict(storage.read_json(prefix + METADATA_FILE))
+    metrics = bundle.metrics
     quality = metrics.get(spec.quality_metric)
     good_enough = quality is not None and quality >= spec.quality_threshold
     if good_enough:
@@ -149,7 +149,7 @@ def _publish(context, spec: ModelSpec, storage: ObjectStorage, processing, runne
             "model_uri": dg.MetadataValue.path(storage.uri(prefix)),
             "framework": spec.framework,
             "features": len(spec.features),
-            "training_rows": bundle.get("training_rows", 0),
+            "training_rows": bundle.training_rows,
             f"holdout_{spec.quality_metric}": float(quality) if quality is not None else None,
             "quality_threshold": spec.quality_threshold,
             "is_current": good_enough,

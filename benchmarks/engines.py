@@ -12,7 +12,16 @@ from pathlib import Path
 
 from benchmarks.measure import Measurement, python
 from benchmarks.workloads import Workload, WorkloadSpec
-from container.contract import ROOT_ENV_VAR, write_standalone_config
+from container.contract import (
+    DATA_INPUT,
+    MODEL_INPUT,
+    PREDICTIONS_OUTPUT,
+    ROOT_ENV_VAR,
+    input_path,
+    opt_ml_relative,
+    output_path,
+)
+from container.environment import write_standalone_config
 
 SEED = "seed"
 SEED_ALL_COLUMNS = "seed (all columns)"
@@ -85,12 +94,13 @@ def _seed(all_columns: bool) -> Callable[[Workload, Path], Invocation]:
 def lay_out_instance(root: Path, data_dir: Path, model_dir: Path) -> Path:
     """An /opt/ml tree under ``root`` whose data and model channels are the given
     folders (linked, not copied); returns the predictions output folder."""
-    inputs = root / "processing/input"
-    inputs.mkdir(parents=True)
-    (inputs / "data").symlink_to(data_dir, target_is_directory=True)
-    (inputs / "model").symlink_to(model_dir, target_is_directory=True)
-    write_standalone_config(root, inputs=("data", "model"), outputs=("predictions",))
-    return root / "processing/output/predictions"
+    for channel, folder in ((DATA_INPUT, data_dir), (MODEL_INPUT, model_dir)):
+        local = root / opt_ml_relative(input_path(channel))
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.symlink_to(folder, target_is_directory=True)
+    write_standalone_config(root, inputs=(DATA_INPUT, MODEL_INPUT),
+                            outputs=(PREDICTIONS_OUTPUT,))
+    return root / opt_ml_relative(output_path(PREDICTIONS_OUTPUT))
 
 
 def _engine(predictor: str) -> Callable[[Workload, Path], Invocation]:

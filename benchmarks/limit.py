@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
 from container.adapters import load_adapter
-from container.contract import available_cpus
-from container.infer import DEFAULT_BATCH_ROWS
+from container.contract import DEFAULT_BATCH_ROWS
+from container.environment import available_cpus
 from container.model_bundle import read_metadata
 
 

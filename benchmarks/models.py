@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from container.contract import METADATA_FILE
+
 
 def load_framework_model(model_dir: Path):
     """The bundle's model as its framework's estimator (``predict_proba`` on a
     DataFrame), plus the bundle's metadata."""
-    metadata = json.loads((model_dir / "model.json").read_text())
+    metadata = json.loads((model_dir / METADATA_FILE).read_text())
     artifact = model_dir / metadata["artifact"]
     if metadata["framework"] == "xgboost":
         import xgboost as xgb

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from benchmarks.workloads import FEATURES, prepare, workload_specs
-from container.contract import available_cpus
+from container.environment import available_cpus
 
 ROWS = 400_000
 TOLERANCE = 1e-6

@@ -17,6 +17,8 @@ import os
 import time
 from pathlib import Path
 
+from container.contract import METADATA_FILE
+
 _MODEL = None
 
 
@@ -58,7 +60,7 @@ def main() -> None:
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     started = time.perf_counter()
-    metadata = json.loads((args.model_dir / "model.json").read_text())
+    metadata = json.loads((args.model_dir / METADATA_FILE).read_text())
     columns = list(dict.fromkeys([*metadata["key_columns"], *metadata["features"]]))
     dataset = ray.data.read_parquet(str(args.data_dir), columns=columns)
     scored = dataset.map_batches(_Scorer(str(args.model_dir)), batch_format="pyarrow",

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.models import load_framework_model
 from benchmarks.workloads import KEY_COLUMN, Workload
+from container.contract import MANIFEST_DIR, PREDICTION_COLUMN
 
 SAMPLE_ROWS = 2_000
 TOLERANCE = 1e-6
@@ -19,9 +20,9 @@ TOLERANCE = 1e-6
 
 def verify_output(workload: Workload, output_dir: Path) -> None:
     """Raise ``AssertionError`` naming what is wrong with the output."""
-    files = sorted(p for p in output_dir.rglob("*.parquet") if "_manifests" not in p.parts)
+    files = sorted(p for p in output_dir.rglob("*.parquet") if MANIFEST_DIR not in p.parts)
     assert files, f"no output files under {output_dir}"
-    output = ds.dataset(files, format="parquet").to_table(columns=[KEY_COLUMN, "prediction"])
+    output = ds.dataset(files, format="parquet").to_table(columns=[KEY_COLUMN, PREDICTION_COLUMN])
     ids = output.column(KEY_COLUMN).to_numpy()
     expected_rows = workload.spec.rows
     assert len(ids) == expected_rows, f"{len(ids)} output rows, expected {expected_rows}"
@@ -36,7 +37,7 @@ def verify_output(workload: Workload, output_dir: Path) -> None:
     scored = output.filter(pc.is_in(output.column(KEY_COLUMN),
                                     value_set=first.column(KEY_COLUMN).take(picks)))
     by_id = dict(zip(scored.column(KEY_COLUMN).to_pylist(),
-                     scored.column("prediction").to_pylist(), strict=True))
+                     scored.column(PREDICTION_COLUMN).to_pylist(), strict=True))
     got = np.array([by_id[key] for key in sample[KEY_COLUMN]])
     worst = float(np.max(np.abs(got - expected)))
     assert worst <= TOLERANCE, (

@@ -18,9 +18,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from container.linear_fold import FOLD_FILE, save_fold
-from container.model_bundle import ModelMetadata
-from container.onedal_trees import CACHE_FILE, save_converted
+from container.contract import FOLD_FILE, ONEDAL_CACHE_FILE, ModelMetadata
+from container.linear_fold import save_fold
+from container.model_bundle import write_metadata
+from container.onedal_trees import save_converted
 
 KEY_COLUMN = "id"
 FEATURE_COUNT = 40
@@ -182,7 +183,7 @@ def _train(folder: Path, spec: WorkloadSpec) -> None:
         model.fit(frame, label)
         artifact, framework = "model.ubj", "xgboost"
         model.get_booster().save_model(str(folder / artifact))
-        save_converted(model.get_booster(), folder / CACHE_FILE)  # as training does
+        save_converted(model.get_booster(), folder / ONEDAL_CACHE_FILE)  # as training does
     elif spec.model == "linear":
         import joblib
         from sklearn.impute import SimpleImputer
@@ -203,4 +204,4 @@ def _train(folder: Path, spec: WorkloadSpec) -> None:
         features=FEATURES, key_columns=[KEY_COLUMN], artifact=artifact,
         training_rows=spec.training_rows,
     )
-    metadata.write(folder)
+    write_metadata(metadata, folder)

@@ -12,18 +12,11 @@ import os
 import sys
 import traceback
 
-from container.adapters import PREDICTORS
-from container.contract import ProcessingEnvironment
-from container.errors import BAD_INPUT_PREFIX, JobInputError
-from container.infer import DEFAULT_BATCH_ROWS, InferOptions, run_infer
+from container.contract import BAD_INPUT_PREFIX, InferArguments
+from container.environment import ProcessingEnvironment
+from container.errors import JobInputError
+from container.infer import run_infer
 from container.train import run_train
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,15 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("train", help="fit a registered model and write its bundle")
     infer = commands.add_parser("infer", help="score this instance's shard of input files")
-    infer.add_argument("--batch-rows", type=_positive_int, default=DEFAULT_BATCH_ROWS,
-                       help="rows per record batch (bounds memory per worker)")
-    infer.add_argument("--workers", type=_positive_int, default=None,
-                       help="worker threads (default: one per core, at most one per row group)")
-    infer.add_argument("--threads-per-worker", type=_positive_int, default=None,
-                       help="native threads per predict call (default: cores / workers)")
-    infer.add_argument("--predictor", choices=PREDICTORS, default="auto",
-                       help="auto: the fastest predictor that matches the framework within "
-                            "1e-6 on the first batch; framework: the model's own library")
+    InferArguments.add_to_parser(infer)
     return parser
 
 
@@ -52,9 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             run_train(env)
         else:
-            options = InferOptions(args.batch_rows, args.workers, args.threads_per_worker,
-                                   args.predictor)
-            run_infer(env, options)
+            run_infer(env, InferArguments.from_namespace(args))
     except JobInputError as exc:
         env.write_failure_message(BAD_INPUT_PREFIX + str(exc))
         logging.getLogger("container").error("%s", exc)

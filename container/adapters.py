@@ -15,16 +15,14 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from container.contract import FOLD_FILE, ONEDAL_CACHE_FILE, PREDICTORS, ModelMetadata
 from container.errors import JobInputError
 from container.features import feature_matrix
-from container.linear_fold import FOLD_FILE, fold_linear_pipeline, load_fold
-from container.model_bundle import ModelMetadata
-from container.onedal_trees import CACHE_FILE, onedal_predictor
+from container.linear_fold import fold_linear_pipeline, load_fold
+from container.onedal_trees import onedal_predictor
 
 log = logging.getLogger("container.adapters")
 
-
-PREDICTORS = ("auto", "framework")
 AGREEMENT_TOLERANCE = 1e-6
 
 
@@ -132,7 +130,7 @@ class XGBoostAdapter(_TwoPathAdapter):
             ) from exc
         self.booster.set_param({"nthread": threads})
         if predictor == "auto":
-            self._fast = onedal_predictor(self.booster, bundle_dir / CACHE_FILE, threads)
+            self._fast = onedal_predictor(self.booster, bundle_dir / ONEDAL_CACHE_FILE, threads)
 
     def _framework_prepare(self, batch: pa.RecordBatch) -> np.ndarray:
         return feature_matrix(batch, self.metadata.features)

@@ -1,169 +1,269 @@
-"""The SageMaker Processing container contract, with a relocatable root.
+"""What the orchestration and the container must agree on, spelled once.
 
-SageMaker mounts everything under ``/opt/ml``. The local runner cannot use that
-path for N instances on one machine, so it sets ``BATCH_OPT_ML_ROOT`` to a private
-folder per instance; every ``/opt/ml/...`` path in the job config is mapped under
-that root. The variable is read when an entrypoint starts, never at import.
+The pipeline sends a request (channels, paths, arguments) that the container reads,
+and reads back what the container writes (model bundles, per-file manifests). Every
+name on that boundary lives here: the ``/opt/ml`` layout, channel names, file names,
+environment variables, the infer command's flags, the vocabularies (frameworks,
+predictors, tasks) and the records as typed dataclasses with their JSON form.
+
+It imports only the standard library, so the orchestration can import it without
+pulling the container's numerical stack, and the container without Dagster.
+Runtime behaviour (reading this instance's config, counting CPUs) is
+``container.environment``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass
-from pathlib import Path
+import argparse
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from pathlib import PurePosixPath
+from typing import Any
 
-from container.errors import JobInputError
+# --- the /opt/ml layout -----------------------------------------------------------
 
 OPT_ML = "/opt/ml"
-ROOT_ENV_VAR = "BATCH_OPT_ML_ROOT"
-NUM_CPUS_ENV_VAR = "BATCH_NUM_CPUS"
-MESSAGE_LIMIT_BYTES = 1024
+PROCESSING_ROOT = f"{OPT_ML}/processing"
+# relative to /opt/ml (or to the instance root that stands in for it)
+JOB_CONFIG_FILE = "config/processingjobconfig.json"
+RESOURCE_CONFIG_FILE = "config/resourceconfig.json"
+FAILURE_MESSAGE_FILE = "output/message"  # SageMaker's FailureReason
+MESSAGE_LIMIT_BYTES = 1024  # SageMaker keeps the first 1 KB of the message
+
+
+def input_path(channel: str) -> str:
+    """Where a processing input named ``channel`` is mounted in the container."""
+    return f"{PROCESSING_ROOT}/input/{channel}"
+
+
+def output_path(channel: str) -> str:
+    """Where the container writes a processing output named ``channel``."""
+    return f"{PROCESSING_ROOT}/output/{channel}"
+
+
+def opt_ml_relative(container_path: str) -> str:
+    """An absolute ``/opt/ml/...`` path relative to ``/opt/ml``: the local runner and
+    the container put that under a per-instance root instead."""
+    if container_path != OPT_ML and not container_path.startswith(OPT_ML + "/"):
+        raise ValueError(f"path {container_path!r} is not under {OPT_ML}")
+    return container_path[len(OPT_ML):].lstrip("/")
+
+
+# --- environment variables (set by the local runner, read by the container) -------
+
+ROOT_ENV_VAR = "BATCH_OPT_ML_ROOT"  # relocates /opt/ml, one root per local instance
+NUM_CPUS_ENV_VAR = "BATCH_NUM_CPUS"  # caps the cores the engine uses
+
+# --- channels ----------------------------------------------------------------------
+
+DATA_INPUT = "data"  # infer: input files, listed in a manifest and sharded by key
+MODEL_INPUT = "model"  # infer: the model bundle, on every instance
+PREDICTIONS_OUTPUT = "predictions"  # infer: outputs and their manifests
+TRAIN_INPUT = "train"  # train: Parquet files with features and the label
+CONFIG_INPUT = "config"  # train: SPEC_FILE
+MODEL_OUTPUT = "model"  # train: the bundle
+
+# --- files -------------------------------------------------------------------------
+
+METADATA_FILE = "model.json"  # ModelMetadata, written last in a bundle
+SPEC_FILE = "spec.json"  # the training spec in the config input
+FOLD_FILE = "linear_fold.json"  # a folded linear pipeline stored beside its artifact
+ONEDAL_CACHE_FILE = "onedal_model.pkl"  # a booster converted for oneDAL, beside it
+MANIFEST_DIR = "_manifests"  # per-file manifests, below the predictions output
+PREDICTION_COLUMN = "prediction"  # the one column outputs add to the key columns
+
+
+def manifest_relative_path(relative_input: str) -> str:
+    """Where a given input file's manifest goes, relative to the output folder."""
+    return f"{MANIFEST_DIR}/{PurePosixPath(relative_input).with_suffix('.json')}"
+
+
+def output_relative_path(relative_input: str) -> str:
+    """Where a given input file's output goes, relative to the output folder."""
+    return str(PurePosixPath(relative_input).with_suffix(".parquet"))
+
+
+# --- vocabularies ------------------------------------------------------------------
+
+FRAMEWORKS = ("xgboost", "sklearn")
+PREDICTORS = ("auto", "framework")  # auto: fastest predictor verified against framework
+TASKS = ("binary", "multiclass", "regression")
+HISTOGRAM_BINS = 10  # equal bins over [0, 1] in a manifest's prediction summary
+# start of a FailureReason the orchestration does not retry: bad data or a bad model
+# does not get better by running again
+BAD_INPUT_PREFIX = "Bad input: "
+
+# --- records -----------------------------------------------------------------------
+
+
+def _required(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)
+            if f.default is MISSING and f.default_factory is MISSING]
+
+
+def _check_object(cls: type, raw: object) -> Mapping[str, Any]:
+    """``raw`` as a mapping with every required field of ``cls``, or ValueError."""
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{cls.__name__} must be a JSON object, got {type(raw).__name__}")
+    missing = [name for name in _required(cls) if name not in raw]
+    if missing:
+        raise ValueError(f"{cls.__name__} lacks field(s) {', '.join(missing)}")
+    return raw
 
 
 @dataclass(frozen=True)
-class Channel:
-    """One processing input or output as the container sees it."""
+class ModelMetadata:
+    """``model.json``: what inference needs without loading the artifact, so input
+    files can be checked before any compute starts."""
 
     name: str
-    local_path: Path
+    version: str
+    framework: str
+    features: list[str]
+    key_columns: list[str]
+    artifact: str  # file name of the framework's artifact, beside model.json
+    categorical_features: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    training_rows: int = 0
+    task: str = "binary"  # one of TASKS; bundles written before it existed are binary
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Columns inference reads: keys first, then features, each once."""
+        return list(dict.fromkeys([*self.key_columns, *self.features]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: object) -> ModelMetadata:
+        """Strict about unknown fields: a bundle from a newer trainer may describe a
+        model this container would score wrongly, so it fails instead of guessing."""
+        values = _check_object(cls, raw)
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"ModelMetadata has unknown field(s) {', '.join(unknown)}")
+        return cls(**values)
 
 
 @dataclass(frozen=True)
-class ProcessingEnvironment:
-    """Paths and facts of the current processing instance."""
+class PredictionSummary:
+    """Statistics of one file's predictions, so the validity and drift checks read a
+    few bytes per file instead of every prediction again."""
 
-    root: Path
+    count: int
+    nan_count: int
+    min: float | None  # None when no prediction is a number
+    max: float | None
+    sum: float
+    outside_unit_interval: int
+    histogram: list[int]  # HISTOGRAM_BINS counts over [0, 1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
     @classmethod
-    def from_environment(cls) -> ProcessingEnvironment:
-        return cls(root=Path(os.environ.get(ROOT_ENV_VAR, OPT_ML)))
-
-    def map_path(self, container_path: str) -> Path:
-        """Map an absolute ``/opt/ml/...`` path of the job config under this root."""
-        if container_path != OPT_ML and not container_path.startswith(OPT_ML + "/"):
-            raise ValueError(f"path {container_path!r} is not under {OPT_ML}")
-        return self.root / container_path[len(OPT_ML) :].lstrip("/")
-
-    @property
-    def message_path(self) -> Path:
-        return self.root / "output" / "message"
-
-    @property
-    def scratch_dir(self) -> Path:
-        """Folder on the processing volume for temporary files.
-
-        It is outside every output folder, so a ``Continuous`` upload never sees
-        a half-written file; it is on the same volume, so a rename is atomic.
-        """
-        return self.root / "processing" / ".scratch"
-
-    def job_config(self) -> dict:
-        return json.loads((self.root / "config" / "processingjobconfig.json").read_text())
-
-    def resource_config(self) -> dict:
-        return json.loads((self.root / "config" / "resourceconfig.json").read_text())
-
-    def inputs(self) -> dict[str, Channel]:
-        config = self.job_config()
-        return {
-            item["InputName"]: Channel(
-                item["InputName"], self.map_path(item["S3Input"]["LocalPath"])
-            )
-            for item in config.get("ProcessingInputs", [])
-        }
-
-    def outputs(self) -> dict[str, Channel]:
-        config = self.job_config()
-        outputs = config.get("ProcessingOutputConfig", {}).get("Outputs", [])
-        return {
-            item["OutputName"]: Channel(
-                item["OutputName"], self.map_path(item["S3Output"]["LocalPath"])
-            )
-            for item in outputs
-        }
-
-    def channels(
-        self, inputs: tuple[str, ...], outputs: tuple[str, ...]
-    ) -> tuple[dict[str, Path], dict[str, Path]]:
-        """Local paths of the named inputs and outputs; a missing one is a clear error."""
-        found_inputs, found_outputs = self.inputs(), self.outputs()
-        for kind, names, found in (("input", inputs, found_inputs),
-                                   ("output", outputs, found_outputs)):
-            missing = [n for n in names if n not in found]
-            if missing:
-                raise JobInputError(
-                    f"the processing job has no {kind} named {missing[0]!r}; it has "
-                    f"{sorted(found) or 'none'}"
-                )
-        return ({n: found_inputs[n].local_path for n in inputs},
-                {n: found_outputs[n].local_path for n in outputs})
-
-    def current_host(self) -> str:
-        return self.resource_config().get("current_host", "algo-1")
-
-    def write_failure_message(self, message: str) -> None:
-        """Write the failure reason where SageMaker reads it (first 1 KB is kept)."""
-        self.message_path.parent.mkdir(parents=True, exist_ok=True)
-        data = message.encode("utf-8")[:MESSAGE_LIMIT_BYTES]
-        self.message_path.write_bytes(data)
+    def from_dict(cls, raw: object) -> PredictionSummary:
+        values = _check_object(cls, raw)
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
 
 
-def write_standalone_config(
-    root: Path, inputs: tuple[str, ...], outputs: tuple[str, ...], host: str = "algo-1"
-) -> None:
-    """Write the ``config/`` files SageMaker gives a single instance, with each channel
-    at ``/opt/ml/processing/{input,output}/<name>``.
+@dataclass(frozen=True)
+class FileManifest:
+    """One input file's manifest (``_manifests/<stem>.json``), written after its output.
 
-    For running the container by hand (tests, benchmarks) without the local runner.
+    Fields with defaults were added over time; older manifests lack them, and the
+    orchestration reads those manifests too.
     """
-    (root / "config").mkdir(parents=True, exist_ok=True)
-    (root / "config/processingjobconfig.json").write_text(json.dumps({
-        "ProcessingInputs": [
-            {"InputName": name, "S3Input": {"LocalPath": f"{OPT_ML}/processing/input/{name}"}}
-            for name in inputs
-        ],
-        "ProcessingOutputConfig": {"Outputs": [
-            {"OutputName": name,
-             "S3Output": {"LocalPath": f"{OPT_ML}/processing/output/{name}"}}
-            for name in outputs
-        ]},
-    }))
-    (root / "config/resourceconfig.json").write_text(
-        json.dumps({"current_host": host, "hosts": [host]}))
+
+    input: str  # relative to the data input
+    input_bytes: int
+    output: str  # relative to the predictions output
+    rows_in: int
+    rows_out: int
+    model_name: str
+    model_version: str
+    host: str
+    started_at: float
+    finished_at: float
+    job_name: str = ""
+    predictions: PredictionSummary | None = None
+    predictor: str | None = None  # what scored the rows (oneDAL, framework, ...)
+    output_bytes: int | None = None  # size and digest of the output as published
+    output_sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: object) -> FileManifest:
+        """Tolerant both ways: newer fields may be missing (older manifests) and
+        unknown ones are ignored (a newer container's); ValueError if it is no
+        manifest at all."""
+        values = _check_object(cls, raw)
+        known = {f.name: values[f.name] for f in fields(cls) if f.name in values}
+        if known.get("predictions") is not None:
+            known["predictions"] = PredictionSummary.from_dict(known["predictions"])
+        return cls(**known)
 
 
-def available_cpus() -> int:
-    """CPUs this instance may use: explicit override, then cgroup quota, then affinity.
-
-    Oversubscribing cores (processes x native threads > cores) slows scoring down,
-    so every parallel decision starts from this number.
-    """
-    override = os.environ.get(NUM_CPUS_ENV_VAR)
-    if override:
-        try:
-            value = int(override)
-        except ValueError as exc:
-            raise ValueError(
-                f"{NUM_CPUS_ENV_VAR}={override!r} is not a whole number of CPUs"
-            ) from exc
-        if value < 1:
-            raise ValueError(f"{NUM_CPUS_ENV_VAR}={override!r} must be at least 1")
-        return value
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    quota = _cgroup_cpu_quota()
-    if quota is not None:
-        cpus = min(cpus or 1, quota)
-    return max(1, cpus or 1)
+DEFAULT_BATCH_ROWS = 65_536
+DEFAULT_PREDICTOR = "auto"
+# field -> (flag, help); the order is the order of to_argv
+_INFER_FLAGS = {
+    "batch_rows": ("--batch-rows", "rows per record batch (bounds memory per worker)"),
+    "workers": ("--workers",
+                "worker threads (default: one per core, at most one per row group)"),
+    "threads_per_worker": ("--threads-per-worker",
+                           "native threads per predict call (default: cores / workers)"),
+    "predictor": ("--predictor",
+                  "auto: the fastest predictor that matches the framework within 1e-6 on "
+                  "the first batch; framework: the model's own library"),
+}
 
 
-def _cgroup_cpu_quota() -> int | None:
-    """Whole CPUs allowed by a cgroup v2 ``cpu.max`` limit, if one is set."""
-    path = Path("/sys/fs/cgroup/cpu.max")
-    try:
-        quota, period = path.read_text().split()[:2]
-    except (OSError, ValueError):
-        return None
-    if quota == "max":
-        return None
-    return max(1, int(int(quota) / int(period)))
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+@dataclass(frozen=True)
+class InferArguments:
+    """The ``infer`` command's options; ``None`` leaves the engine's default (derived
+    from the instance's cores; DEFAULT_BATCH_ROWS; DEFAULT_PREDICTOR). The registry
+    turns them into arguments and the container parses them, with the same flags."""
+
+    batch_rows: int | None = None
+    workers: int | None = None
+    threads_per_worker: int | None = None
+    predictor: str | None = None
+
+    def to_argv(self) -> list[str]:
+        """Command-line arguments for the options that are set."""
+        arguments: list[str] = []
+        for name, (flag, _help) in _INFER_FLAGS.items():
+            value = getattr(self, name)
+            if value is not None:
+                arguments += [flag, str(value)]
+        return arguments
+
+    def resolved(self) -> InferArguments:
+        """With the engine's fixed defaults filled in (workers and threads stay
+        ``None``: they depend on the instance's cores and the input's row groups)."""
+        return replace(self, batch_rows=self.batch_rows or DEFAULT_BATCH_ROWS,
+                       predictor=self.predictor or DEFAULT_PREDICTOR)
+
+    @staticmethod
+    def add_to_parser(parser: argparse.ArgumentParser) -> None:
+        """Add the options to the container's ``infer`` command."""
+        for name, (flag, help_text) in _INFER_FLAGS.items():
+            if name == "predictor":
+                parser.add_argument(flag, choices=PREDICTORS, default=None, help=help_text)
+            else:
+                parser.add_argument(flag, type=_positive_int, default=None, help=help_text)
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace) -> InferArguments:
+        return cls(**{name: getattr(args, name) for name in _INFER_FLAGS})

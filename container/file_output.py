@@ -19,20 +19,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from container.atomic import publish, write_json_atomically
+from container.contract import (
+    PREDICTION_COLUMN,
+    FileManifest,
+    manifest_relative_path,
+    output_relative_path,
+)
 from container.errors import JobInputError
 from container.prediction_stats import PredictionStats
-
-MANIFEST_DIR = "_manifests"
-PREDICTION_COLUMN = "prediction"
-
-
-def manifest_relative_path(relative_input: str) -> str:
-    """Where a given input file's manifest goes, relative to the output folder."""
-    return f"{MANIFEST_DIR}/{Path(relative_input).with_suffix('.json').as_posix()}"
-
-
-def output_relative_path(relative_input: str) -> str:
-    return Path(relative_input).with_suffix(".parquet").as_posix()
 
 
 def output_schema(key_fields: list[pa.Field]) -> pa.Schema:
@@ -75,7 +69,7 @@ class FileOutput:
         self._writer.close()
         self.temp_path.unlink(missing_ok=True)
 
-    def publish(self, manifest_fields: dict) -> dict:
+    def publish(self, manifest_fields: dict) -> FileManifest:
         """Close, check the row count, rename into place, then write the manifest.
 
         The manifest records ``output_bytes`` and ``output_sha256`` of the closed
@@ -93,20 +87,20 @@ class FileOutput:
         output_bytes = self.temp_path.stat().st_size
         output_sha256 = _sha256_of(self.temp_path)
         publish(self.temp_path, self.output_root / output_relative)
-        manifest = {
-            "input": self.relative_input,
-            "input_bytes": self.source.stat().st_size,
-            "output": output_relative,
-            "output_bytes": output_bytes,
-            "output_sha256": output_sha256,
-            "rows_in": self.rows_in,
-            "rows_out": self.rows_out,
-            "predictions": self.stats.as_dict(),
-            "started_at": self.started,
-            "finished_at": time.time(),
+        manifest = FileManifest(
+            input=self.relative_input,
+            input_bytes=self.source.stat().st_size,
+            output=output_relative,
+            output_bytes=output_bytes,
+            output_sha256=output_sha256,
+            rows_in=self.rows_in,
+            rows_out=self.rows_out,
+            predictions=self.stats.summary(),
+            started_at=self.started,
+            finished_at=time.time(),
             **manifest_fields,
-        }
-        write_json_atomically(manifest, self.output_root /
+        )
+        write_json_atomically(manifest.to_dict(), self.output_root /
                               manifest_relative_path(self.relative_input), self.scratch)
         return manifest
 

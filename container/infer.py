@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
 import container
 from container.adapters import load_adapter
-from container.contract import ProcessingEnvironment, available_cpus
-from container.file_output import (  # re-exported: the orchestration reads these names
-    MANIFEST_DIR,
-    PREDICTION_COLUMN,
-    manifest_relative_path,
-    output_relative_path,
+from container.contract import (
+    DATA_INPUT,
+    MODEL_INPUT,
+    PREDICTIONS_OUTPUT,
+    FileManifest,
+    InferArguments,
 )
+from container.environment import ProcessingEnvironment, available_cpus
 from container.model_bundle import read_metadata
 from container.parallelism import plan_parallelism
 from container.scoring import (
@@ -35,24 +35,7 @@ from container.scoring import (
     open_input,
 )
 
-__all__ = ["DATA_INPUT", "DEFAULT_BATCH_ROWS", "MANIFEST_DIR", "MODEL_INPUT",
-           "PREDICTIONS_OUTPUT", "PREDICTION_COLUMN", "InferOptions", "find_input_files",
-           "manifest_relative_path", "output_relative_path", "run_infer"]
-
 log = logging.getLogger("container.infer")
-
-DATA_INPUT = "data"
-MODEL_INPUT = "model"
-PREDICTIONS_OUTPUT = "predictions"
-DEFAULT_BATCH_ROWS = 65_536
-
-
-@dataclass(frozen=True)
-class InferOptions:
-    batch_rows: int = DEFAULT_BATCH_ROWS
-    workers: int | None = None
-    threads_per_worker: int | None = None
-    predictor: str = "auto"
 
 
 def find_input_files(data_dir: Path) -> list[InputFile]:
@@ -66,8 +49,9 @@ def find_input_files(data_dir: Path) -> list[InputFile]:
     ]
 
 
-def run_infer(env: ProcessingEnvironment, options: InferOptions) -> list[dict]:
+def run_infer(env: ProcessingEnvironment, arguments: InferArguments) -> list[FileManifest]:
     """Score every file of this instance's shard; returns the manifests written."""
+    options = arguments.resolved()
     inputs, outputs = env.channels((DATA_INPUT, MODEL_INPUT), (PREDICTIONS_OUTPUT,))
     bundle_dir = inputs[MODEL_INPUT]
     metadata = read_metadata(bundle_dir)

@@ -17,11 +17,11 @@ checked against the estimator's own ``predict_proba`` on probe rows (missing
 values and unseen categories included) and dropped if they differ by more than
 ``TOLERANCE``.
 
-Training stores the fold in ``FOLD_FILE`` beside the artifact, after checking it
-on holdout rows, with the artifact's SHA-256: a scoring job whose artifact has
-that digest uses the stored fold without importing scikit-learn at all (about
-2 s of every job's start-up here). Any other artifact is folded, and checked,
-again.
+Training stores the fold in ``container.contract.FOLD_FILE`` beside the artifact,
+after checking it on holdout rows, with the artifact's SHA-256: a scoring job whose
+artifact has that digest uses the stored fold without importing scikit-learn at all
+(about 2 s of every job's start-up here). Any other artifact is folded, and
+checked, again.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ log = logging.getLogger("container.linear_fold")
 
 TOLERANCE = 1e-6
 PROBE_ROWS = 512
-FOLD_FILE = "linear_fold.json"
 UNSEEN_CATEGORY = "\x00unseen category"
 
 

@@ -10,9 +10,9 @@ the same probability XGBoost's ``inplace_predict`` returns. The engine also
 compares both on the job's first batch before relying on oneDAL.
 
 Converting takes about a second (200 trees, in Python), so training saves the
-converted model beside the booster (``CACHE_FILE``, with the oneDAL version it was
-made with); a scoring job loads it in milliseconds and converts only when it is
-missing or was made by another oneDAL version.
+converted model beside the booster (``container.contract.ONEDAL_CACHE_FILE``, with
+the oneDAL version it was made with); a scoring job loads it in milliseconds and
+converts only when it is missing or was made by another oneDAL version.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from container.features import feature_matrix
 log = logging.getLogger("container.onedal_trees")
 
 CONVERTIBLE_OBJECTIVES = ("binary:logistic",)
-CACHE_FILE = "onedal_model.pkl"
 
 
 def onedal_available() -> bool:

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-HISTOGRAM_BINS = 10  # equal bins over [0, 1]: probabilities of binary classifiers
+from container.contract import HISTOGRAM_BINS, PredictionSummary
 
 
 class PredictionStats:
@@ -38,14 +38,17 @@ class PredictionStats:
                               HISTOGRAM_BINS - 1)
             self.histogram += np.bincount(bins, minlength=HISTOGRAM_BINS)
 
-    def as_dict(self) -> dict:
+    def summary(self) -> PredictionSummary:
         finite = self.count - self.nan_count
-        return {
-            "count": self.count,
-            "nan_count": self.nan_count,
-            "min": self.minimum if finite else None,
-            "max": self.maximum if finite else None,
-            "sum": self.total,
-            "outside_unit_interval": self.outside_unit_interval,
-            "histogram": self.histogram.tolist(),
-        }
+        return PredictionSummary(
+            count=self.count,
+            nan_count=self.nan_count,
+            min=self.minimum if finite else None,
+            max=self.maximum if finite else None,
+            sum=self.total,
+            outside_unit_interval=self.outside_unit_interval,
+            histogram=self.histogram.tolist(),
+        )
+
+    def as_dict(self) -> dict:
+        return self.summary().to_dict()

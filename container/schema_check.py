@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from container.contract import ModelMetadata
 from container.errors import JobInputError
-from container.model_bundle import ModelMetadata
 
 _MAX_LISTED_COLUMNS = 20
 

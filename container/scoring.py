@@ -31,9 +31,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from container.adapters import ModelAdapter
+from container.contract import FileManifest, ModelMetadata
 from container.errors import JobInputError
 from container.file_output import FileOutput, output_schema
-from container.model_bundle import ModelMetadata
 from container.schema_check import check_columns, open_parquet
 
 log = logging.getLogger("container.scoring")
@@ -126,10 +126,11 @@ class ScoringPipeline:
         self.scratch = scratch
         self.manifest_fields = manifest_fields
 
-    def run(self, files: list[OpenedFile], progress: Progress | None = None) -> list[dict]:
+    def run(self, files: list[OpenedFile],
+            progress: Progress | None = None) -> list[FileManifest]:
         """Score every file; on the first failure cancel what has not started, let
         running row groups end, drop the unfinished output, and raise that failure."""
-        manifests: list[dict] = []
+        manifests: list[FileManifest] = []
         units = ((opened, group) for opened in files for group in range(opened.row_groups))
         with ThreadPoolExecutor(self.workers, thread_name_prefix="score") as pool:
             in_flight: deque[Future[pa.Table]] = deque()
@@ -146,7 +147,8 @@ class ScoringPipeline:
 
     def _score_file(self, opened: OpenedFile, pool: ThreadPoolExecutor,
                     units: Iterator[tuple[OpenedFile, int]],
-                    in_flight: deque[Future[pa.Table]], progress: Progress | None) -> dict:
+                    in_flight: deque[Future[pa.Table]],
+                    progress: Progress | None) -> FileManifest:
         output = FileOutput(opened.file.relative, opened.file.source, opened.rows,
                             opened.schema, self.output_root, self.scratch)
         try:

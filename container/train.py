@@ -19,19 +19,25 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from container.atomic import publish
-from container.contract import ProcessingEnvironment, available_cpus
+from container.contract import (
+    CONFIG_INPUT,
+    FOLD_FILE,
+    FRAMEWORKS,
+    METADATA_FILE,
+    MODEL_OUTPUT,
+    ONEDAL_CACHE_FILE,
+    SPEC_FILE,
+    TRAIN_INPUT,
+    ModelMetadata,
+)
+from container.environment import ProcessingEnvironment, available_cpus
 from container.errors import JobInputError
-from container.linear_fold import FOLD_FILE, save_fold
-from container.model_bundle import FRAMEWORKS, ModelMetadata
-from container.onedal_trees import CACHE_FILE, save_converted
+from container.linear_fold import save_fold
+from container.model_bundle import write_metadata
+from container.onedal_trees import save_converted
 from container.schema_check import check_columns, read_input_schema
 
 log = logging.getLogger("container.train")
-
-TRAIN_INPUT = "train"
-CONFIG_INPUT = "config"
-MODEL_OUTPUT = "model"
-SPEC_FILE = "spec.json"
 
 
 @dataclass(frozen=True)
@@ -194,8 +200,8 @@ def save_bundle(estimator, spec: TrainingSpec, metrics: dict, rows: int, out_dir
     if spec.framework == "xgboost":
         artifact = "model.ubj"
         estimator.get_booster().save_model(str(scratch / artifact))
-        if save_converted(estimator.get_booster(), scratch / CACHE_FILE):
-            publish(scratch / CACHE_FILE, out_dir / CACHE_FILE)
+        if save_converted(estimator.get_booster(), scratch / ONEDAL_CACHE_FILE):
+            publish(scratch / ONEDAL_CACHE_FILE, out_dir / ONEDAL_CACHE_FILE)
     else:
         import joblib
 
@@ -206,8 +212,8 @@ def save_bundle(estimator, spec: TrainingSpec, metrics: dict, rows: int, out_dir
             publish(scratch / FOLD_FILE, out_dir / FOLD_FILE)
     publish(scratch / artifact, out_dir / artifact)
     metadata = spec.metadata(artifact, metrics, rows)
-    metadata.write(scratch)
-    publish(scratch / "model.json", out_dir / "model.json")
+    write_metadata(metadata, scratch)
+    publish(scratch / METADATA_FILE, out_dir / METADATA_FILE)
     return metadata
 
 

@@ -17,12 +17,13 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from container.contract import input_path
 from resources.processing_request import InputChannel
 from resources.storage import ObjectStorage
 
 ENTRYPOINT = ["python3", "-m", "container"]
-CODE_INPUT = "code"
-CODE_LOCAL_PATH = "/opt/ml/processing/input/code"
+CODE_INPUT = "code"  # our container package, for a prebuilt image (on its PYTHONPATH)
+CODE_LOCAL_PATH = input_path(CODE_INPUT)
 FRAMEWORK_IMAGES = {"sklearn": ("sklearn", "1.2-1"), "xgboost": ("xgboost", "1.7-1")}
 
 

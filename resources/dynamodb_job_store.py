@@ -31,9 +31,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import Field, PrivateAttr
 
+from resources.job_status import IN_PROGRESS, TERMINAL
 from resources.job_store import (
     PENDING,
-    TERMINAL,
     AttemptExistsError,
     IllegalTransitionError,
     JobInFlightError,
@@ -178,7 +178,7 @@ class DynamoDBJobStore(JobStore):
         now = time.time()
         pk = _pk(record.asset_key, record.partition_key)
         started = record.started_at if record.started_at is not None else (
-            now if new_status == "InProgress" else None)
+            now if new_status == IN_PROGRESS else None)
         ended = now if new_status in TERMINAL else record.ended_at
         reason = failure_reason or record.failure_reason
         names = {"#status": "status"}

@@ -23,17 +23,13 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from resources.job_status import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, TERMINAL
 from resources.liveness import ProcessIdentity
 
+# a record's status is SageMaker's job status, or this one before the backend has it
 PENDING = "Pending"  # recorded, not yet accepted by the backend
-IN_PROGRESS = "InProgress"
-STOPPING = "Stopping"
-COMPLETED = "Completed"
-FAILED = "Failed"
-STOPPED = "Stopped"
 
 IN_FLIGHT = frozenset({PENDING, IN_PROGRESS, STOPPING})
-TERMINAL = frozenset({COMPLETED, FAILED, STOPPED})
 ALL_STATUSES = IN_FLIGHT | TERMINAL
 
 # status -> statuses it may move to. Terminal statuses never change again.

@@ -22,11 +22,11 @@ from botocore.exceptions import ClientError
 from pydantic import Field
 
 from resources.container_launch import ContainerLaunch, custom_image, framework_image
+from resources.job_status import STOPPING, TERMINAL
 from resources.local_processing.client import LocalProcessingClient
 from resources.processing_request import PLACEHOLDER_ROLE_ARN, NetworkSpec
 from resources.storage import ObjectStorage
 
-TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
 LOCAL_BACKEND = "local"
 SAGEMAKER_BACKEND = "sagemaker"
 LOCAL_IMAGE = "batch-inference:local"
@@ -236,7 +236,7 @@ class SageMakerProcessing(dg.ConfigurableResource):
                     if on_status is not None:
                         on_status(status, description)
                     last_status = status
-                if status in TERMINAL_STATUSES:
+                if status in TERMINAL:
                     return description
                 if time.monotonic() > deadline:
                     self.stop(client, job_name, log)
@@ -254,7 +254,7 @@ class SageMakerProcessing(dg.ConfigurableResource):
             self.stop(client, job_name, log)
             if on_status is not None:
                 with contextlib.suppress(Exception):
-                    on_status("Stopping", {"ProcessingJobName": job_name})
+                    on_status(STOPPING, {"ProcessingJobName": job_name})
             raise
 
     def stop(self, client: Any, job_name: str, log: Any) -> None:

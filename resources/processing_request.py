@@ -12,9 +12,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from container.contract import PROCESSING_ROOT
+
 JOB_NAME_MAX = 63
 _JOB_NAME_INVALID = re.compile(r"[^a-zA-Z0-9-]+")
-LOCAL_PATH_PREFIX = "/opt/ml/processing/"
+LOCAL_PATH_PREFIX = PROCESSING_ROOT + "/"
 MAX_CHANNELS = 10
 MAX_ENVIRONMENT = 100
 MAX_TAGS = 50

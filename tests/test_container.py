@@ -13,7 +13,7 @@ import pytest
 
 from batch_assets.model_pointer import read_current_model
 from container.__main__ import main
-from container.contract import available_cpus, write_standalone_config
+from container.environment import available_cpus, write_standalone_config
 from container.parallelism import plan_parallelism
 from resources.storage import LocalBucketStorage
 from tests.conftest import SMALL_DATA

@@ -20,8 +20,9 @@ from benchmarks.workloads import FEATURES, KEY_COLUMN, prepare, workload_specs
 from container.__main__ import main
 from container.adapters import load_adapter
 from container.contract import NUM_CPUS_ENV_VAR, ROOT_ENV_VAR
+from container.contract import ONEDAL_CACHE_FILE as CACHE_FILE
 from container.model_bundle import read_metadata
-from container.onedal_trees import CACHE_FILE, onedal_available, onedal_version
+from container.onedal_trees import onedal_available, onedal_version
 from tests.helpers import read_outputs
 
 # scikit-learn-intelex (oneDAL) is installed on x86_64 only; elsewhere XGBoost scores.

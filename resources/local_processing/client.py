@@ -26,11 +26,12 @@ import botocore.session
 from botocore.exceptions import ClientError, ParamValidationError
 from botocore.validate import ParamValidator
 
+from container.contract import ROOT_ENV_VAR
+from resources.job_status import FAILED, IN_PROGRESS, TERMINAL
 from resources.local_processing.job_files import JobPaths, JobStatus
-from resources.local_processing.supervisor import ROOT_ENV_VAR, local_job_arn
+from resources.local_processing.supervisor import local_job_arn
 from resources.storage import ObjectStorage
 
-TERMINAL = {"Completed", "Failed", "Stopped"}
 KILL_TIMEOUT_SECONDS = 10.0
 _children: dict[str, subprocess.Popen] = {}  # supervisors started here, reaped in describe
 
@@ -112,7 +113,7 @@ class LocalProcessingClient:
             "stop_grace_seconds": self.stop_grace_seconds,
         }))
         now = time.time()
-        paths.write_status(JobStatus(status="InProgress", creation_time=now,
+        paths.write_status(JobStatus(status=IN_PROGRESS, creation_time=now,
                                      last_modified_time=now))
         with open(paths.supervisor_log, "ab") as log_file:
             process = subprocess.Popen(
@@ -136,7 +137,7 @@ class LocalProcessingClient:
             time.sleep(0.05)  # the supervisor may have written its last status as it exited
             status = paths.read_status()
             if status.status not in TERMINAL:
-                status.status = "Failed"
+                status.status = FAILED
                 status.failure_reason = (
                     f"local runner supervisor (pid {status.supervisor_pid}) died; see "
                     f"{paths.supervisor_log}"

@@ -21,7 +21,9 @@ import sys
 import time
 from pathlib import Path
 
+from container import contract
 from resources.buckets import Bucket, bucket_from_spec
+from resources.job_status import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING
 from resources.local_processing.job_files import JobPaths
 from resources.local_processing.staging import resolve_input_objects
 from resources.s3_uri import parse_s3_uri
@@ -30,9 +32,6 @@ from resources.sharding import shard_objects
 log = logging.getLogger("local_processing.supervisor")
 
 POLL_SECONDS = 0.2
-MESSAGE_LIMIT_BYTES = 1024
-ROOT_ENV_VAR = "BATCH_OPT_ML_ROOT"  # same names as container.contract; container is not
-NUM_CPUS_ENV_VAR = "BATCH_NUM_CPUS"  # imported here so the runner works with any image code
 PYTHON_COMMANDS = {"python", "python3"}
 
 
@@ -75,8 +74,8 @@ class Supervisor:
             (root / "output").mkdir(parents=True, exist_ok=True)
             config = dict(self.request)
             config["ProcessingJobArn"] = local_job_arn(self.request["ProcessingJobName"])
-            (root / "config" / "processingjobconfig.json").write_text(json.dumps(config))
-            (root / "config" / "resourceconfig.json").write_text(
+            (root / contract.JOB_CONFIG_FILE).write_text(json.dumps(config))
+            (root / contract.RESOURCE_CONFIG_FILE).write_text(
                 json.dumps({"current_host": host, "hosts": self.hosts})
             )
             for output in self.request.get("ProcessingOutputConfig", {}).get("Outputs", []):
@@ -105,7 +104,7 @@ class Supervisor:
 
     @staticmethod
     def _local(root: Path, container_path: str) -> Path:
-        return root / container_path[len("/opt/ml/") :]
+        return root / contract.opt_ml_relative(container_path)
 
     # --- instances ------------------------------------------------------------------
 
@@ -125,8 +124,8 @@ class Supervisor:
         for host in self.hosts:
             env = dict(os.environ)
             env.update(self.request.get("Environment", {}))
-            env[ROOT_ENV_VAR] = str(self.paths.instance_root(host))
-            env[NUM_CPUS_ENV_VAR] = str(cpus)
+            env[contract.ROOT_ENV_VAR] = str(self.paths.instance_root(host))
+            env[contract.NUM_CPUS_ENV_VAR] = str(cpus)
             log_path = self.paths.instance_log(host)
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(log_path, "ab") as log_file:
@@ -161,11 +160,13 @@ class Supervisor:
         return None
 
     def _failure_message(self, host: str) -> str:
-        message_file = self.paths.instance_root(host) / "output" / "message"
+        message_file = self.paths.instance_root(host) / contract.FAILURE_MESSAGE_FILE
         code = self.processes[host].returncode
         if message_file.is_file():
-            return message_file.read_bytes()[:MESSAGE_LIMIT_BYTES].decode("utf-8", "replace")
-        return f"instance {host} exited with code {code} and wrote no /opt/ml/output/message"
+            message = message_file.read_bytes()[:contract.MESSAGE_LIMIT_BYTES]
+            return message.decode("utf-8", "replace")
+        return (f"instance {host} exited with code {code} and wrote no "
+                f"{contract.OPT_ML}/{contract.FAILURE_MESSAGE_FILE}")
 
     # --- outputs --------------------------------------------------------------------
 
@@ -200,7 +201,7 @@ class Supervisor:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._on_sigterm)
         max_runtime = self.request["StoppingCondition"]["MaxRuntimeInSeconds"]
-        self._set("InProgress", start_time=time.time(), supervisor_pid=os.getpid())
+        self._set(IN_PROGRESS, start_time=time.time(), supervisor_pid=os.getpid())
         try:
             self._check_stop()
             self._stage()
@@ -216,30 +217,30 @@ class Supervisor:
                     self._terminate_instances()
                     self._upload("EndOfJob", final=True)
                     message = self._failure_message(failed)
-                    self._set("Failed", end_time=time.time(), exit_message=message,
+                    self._set(FAILED, end_time=time.time(), exit_message=message,
                               failure_reason=f"AlgorithmError: {message}")
                     return
                 if all(p.poll() == 0 for p in self.processes.values()):
                     self._failed_instance()
                     self._upload("EndOfJob", final=True)
-                    self._set("Completed", end_time=time.time())
+                    self._set(COMPLETED, end_time=time.time())
                     return
                 if time.monotonic() > deadline:
                     self._terminate_instances()
                     self._upload("EndOfJob", final=True)
-                    self._set("Failed", end_time=time.time(),
+                    self._set(FAILED, end_time=time.time(),
                               failure_reason=f"MaxRuntimeInSeconds ({max_runtime}s) exceeded")
                     return
         except StopRequested:
-            self._set("Stopping")
+            self._set(STOPPING)
             self._terminate_instances()
             self._failed_instance()
             self._upload("EndOfJob", final=True)
-            self._set("Stopped", end_time=time.time(), failure_reason="stopped by request")
+            self._set(STOPPED, end_time=time.time(), failure_reason="stopped by request")
         except Exception as exc:
             log.exception("local processing job failed")
             self._terminate_instances()
-            self._set("Failed", end_time=time.time(),
+            self._set(FAILED, end_time=time.time(),
                       failure_reason=f"local runner error: {type(exc).__name__}: {exc}")
         finally:
             self._cleanup()

@@ -1,0 +1,98 @@
+"""The contract between orchestration and container: importable alone, records that
+read what older code wrote, and infer flags that survive the round trip."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+from container.contract import (
+    DEFAULT_BATCH_ROWS,
+    FileManifest,
+    InferArguments,
+    ModelMetadata,
+    PredictionSummary,
+    input_path,
+    manifest_relative_path,
+    opt_ml_relative,
+    output_path,
+    output_relative_path,
+)
+
+
+def test_contract_imports_nothing_outside_the_standard_library():
+    code = (
+        "import sys; before = set(sys.modules); import container.contract; "
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}; "
+        "heavy = new & {'numpy', 'pyarrow', 'dagster', 'pandas', 'boto3'}; "
+        "assert not heavy, heavy; "
+        "foreign = new - set(sys.stdlib_module_names) - {'container'}; "
+        "assert not foreign, foreign"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_paths_and_file_names():
+    assert input_path("data") == "/opt/ml/processing/input/data"
+    assert output_path("predictions") == "/opt/ml/processing/output/predictions"
+    assert opt_ml_relative("/opt/ml/processing/input/data") == "processing/input/data"
+    with pytest.raises(ValueError, match="not under /opt/ml"):
+        opt_ml_relative("/opt/mlx/data")
+    assert manifest_relative_path("a/part-1.parquet") == "_manifests/a/part-1.json"
+    assert output_relative_path("a/part-1.snappy") == "a/part-1.parquet"
+
+
+def test_model_metadata_reads_bundles_written_before_task_and_keeps_its_json():
+    old = {"name": "m", "version": "v1", "framework": "xgboost", "features": ["f1", "f2"],
+           "key_columns": ["id"], "artifact": "model.ubj", "categorical_features": [],
+           "metrics": {"roc_auc": 0.8}, "training_rows": 10}
+    metadata = ModelMetadata.from_dict(old)
+    assert metadata.task == "binary"
+    assert metadata.input_columns == ["id", "f1", "f2"]
+    assert list(metadata.to_dict()) == [*old, "task"]
+    assert ModelMetadata.from_dict(json.loads(json.dumps(metadata.to_dict()))) == metadata
+    with pytest.raises(ValueError, match="unknown field"):
+        ModelMetadata.from_dict({**old, "surprise": 1})
+    with pytest.raises(ValueError, match="artifact"):
+        ModelMetadata.from_dict({k: v for k, v in old.items() if k != "artifact"})
+
+
+def _summary() -> dict:
+    return {"count": 3, "nan_count": 0, "min": 0.1, "max": 0.9, "sum": 1.5,
+            "outside_unit_interval": 0, "histogram": [1, 0, 0, 0, 1, 0, 0, 0, 1, 0]}
+
+
+def test_file_manifest_reads_older_and_newer_manifests():
+    oldest = {"input": "p.parquet", "input_bytes": 100, "output": "p.parquet", "rows_in": 3,
+              "rows_out": 3, "model_name": "m", "model_version": "v1", "host": "algo-1",
+              "started_at": 1.0, "finished_at": 2.0}
+    manifest = FileManifest.from_dict(oldest)
+    assert (manifest.output_bytes, manifest.predictions, manifest.job_name) == (None, None, "")
+
+    current = {**oldest, "job_name": "j", "predictor": "oneDAL", "output_bytes": 50,
+               "output_sha256": "ab", "predictions": _summary()}
+    manifest = FileManifest.from_dict({**current, "from_a_newer_container": True})
+    assert manifest.predictions == PredictionSummary(**_summary())
+    assert manifest.to_dict() == current
+    with pytest.raises(ValueError, match="rows_out"):
+        FileManifest.from_dict({k: v for k, v in oldest.items() if k != "rows_out"})
+    with pytest.raises(ValueError, match="JSON object"):
+        FileManifest.from_dict(["not", "a", "manifest"])
+
+
+def test_infer_arguments_are_parsed_as_they_are_written():
+    parser = argparse.ArgumentParser()
+    InferArguments.add_to_parser(parser)
+    for arguments in (InferArguments(), InferArguments(1000, 2, 3, "framework"),
+                      InferArguments(batch_rows=5, predictor="auto")):
+        parsed = InferArguments.from_namespace(parser.parse_args(arguments.to_argv()))
+        assert parsed == arguments
+    assert InferArguments(batch_rows=1000, predictor="framework").to_argv() == [
+        "--batch-rows", "1000", "--predictor", "framework"]
+    assert InferArguments().resolved() == InferArguments(DEFAULT_BATCH_ROWS, None, None, "auto")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--workers", "0"])
