@@ -3,25 +3,27 @@
 * ``predictions_complete`` (blocking): every input file of the day has a manifest
   from the current model version, rows in == rows out, and an intact output: the
   manifest's size and a footer counting the manifest's rows (``tally_partition``).
-* ``predictions_valid`` (blocking): no NaN, every prediction a probability in
-  [0, 1], and each output's footer has the declared schema and row count. Its
+* ``predictions_valid`` (blocking): no NaN; binary predictions and multiclass
+  probabilities in [0, 1] (regression values may be anything); each output's footer
+  has exactly the contract's columns (keys, passthrough, the task's prediction
+  columns) with the prediction columns' types, and the manifest's row count. Its
   ``repairable`` metadata says whether every problem is a damaged or missing
   output (the next materialization re-scores it, and the retry sensor asks for
   one) or some are in the predictions themselves (a rerun would keep them).
 * ``predictions_drift`` (warning): the population stability index between the
-  day's prediction histogram and the previous day's stays under the registry's
-  ``drift_psi_threshold``.
+  day's predictions and the previous day's stays under the registry's
+  ``drift_psi_threshold`` (per task: ``batch_assets.prediction_drift``).
 """
 
-import math
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
-import pyarrow as pa
 
 from batch_assets.layout import predictions_prefix
 from batch_assets.model_pointer import ModelNotTrainedError, read_current_model
 from batch_assets.partitions import prediction_partitions, split_prediction_key
+from batch_assets.prediction_drift import compare_days, day_predictions
 from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.registry import Registry
 from batch_assets.scoring_plan import (
@@ -30,12 +32,7 @@ from batch_assets.scoring_plan import (
     list_inputs,
     tally_partition,
 )
-from container.contract import (
-    HISTOGRAM_BINS,
-    MANIFEST_DIR,
-    PREDICTION_COLUMN,
-    FileManifest,
-)
+from container.contract import MANIFEST_DIR, METADATA_FILE, ModelMetadata
 from resources.job_store import JobStore
 from resources.storage import ObjectStorage
 
@@ -49,15 +46,30 @@ class _Unavailable(Exception):
     """The partition cannot be checked yet (no trained model, no data)."""
 
 
-def _tally(registry: Registry, storage: ObjectStorage, partitions_def, partition_key: str):
+@dataclass(frozen=True)
+class _Partition:
+    day: str
+    model: str
+    metadata: ModelMetadata  # of the current version: the outputs' expected columns
+    tally: PartitionTally
+
+    @property
+    def version(self) -> str:
+        return self.metadata.version
+
+
+def _tally(registry: Registry, storage: ObjectStorage, partitions_def,
+           partition_key: str) -> _Partition:
     day, model = split_prediction_key(partitions_def, partition_key)
     spec = registry.get(model)
     try:
-        version = read_current_model(storage, model).version
+        current = read_current_model(storage, model)
         inputs = list_inputs(storage, spec.dataset, day, registry.success_marker)
     except (ModelNotTrainedError, MissingInputError) as exc:
         raise _Unavailable(str(exc)) from exc
-    return day, model, version, tally_partition(storage, model, day, inputs, version)
+    metadata = ModelMetadata.from_dict(storage.read_json(current.prefix + METADATA_FILE))
+    return _Partition(day, model, metadata,
+                      tally_partition(storage, model, day, inputs, current.version))
 
 
 def build_prediction_checks(registry: Registry) -> list[dg.AssetChecksDefinition]:
@@ -72,10 +84,10 @@ def build_prediction_checks(registry: Registry) -> list[dg.AssetChecksDefinition
         context: dg.AssetCheckExecutionContext, storage: ObjectStorage, job_store: JobStore
     ) -> dg.AssetCheckResult:
         try:
-            _day, _model, version, tally = _tally(registry, storage, partitions_def,
-                                                  context.partition_key)
+            partition = _tally(registry, storage, partitions_def, context.partition_key)
         except _Unavailable as exc:
             return dg.AssetCheckResult(passed=False, description=str(exc))
+        tally, version = partition.tally, partition.version
         inputs = tally.inputs
         return dg.AssetCheckResult(
             passed=tally.complete,
@@ -97,26 +109,29 @@ def build_prediction_checks(registry: Registry) -> list[dg.AssetChecksDefinition
 
     @dg.asset_check(asset=PREDICTIONS, name=VALID_CHECK, blocking=True,
                     partitions_def=partitions_def,
-                    description="No NaN, probabilities in [0, 1], output schema and row "
-                    "count as declared (read from each output's Parquet footer); metadata "
-                    "`repairable` says whether a rerun fixes the problems.")
+                    description="No NaN; binary predictions and multiclass probabilities in "
+                    "[0, 1]; each output's columns (keys, passthrough, prediction columns), "
+                    "prediction types and row count as the contract says (read from its "
+                    "Parquet footer); metadata `repairable` says whether a rerun fixes the "
+                    "problems.")
     def predictions_valid(
         context: dg.AssetCheckExecutionContext, storage: ObjectStorage
     ) -> dg.AssetCheckResult:
         try:
-            day, model, _version, tally = _tally(registry, storage, partitions_def,
-                                                 context.partition_key)
+            partition = _tally(registry, storage, partitions_def, context.partition_key)
         except _Unavailable as exc:
             return dg.AssetCheckResult(passed=False, description=str(exc))
-        spec = registry.get(model)
-        invalid = _validity_problems(tally, list(spec.key_columns))
+        tally = partition.tally
+        invalid = _validity_problems(tally, partition.metadata)
         problems = {**tally.damaged, **invalid}
         stats = [m.predictions for m in tally.done.values() if m.predictions is not None]
         return dg.AssetCheckResult(
             passed=not problems,
-            description=_validity_summary(tally.damaged, invalid,
-                                          storage.uri(predictions_prefix(model, day))),
+            description=_validity_summary(
+                tally.damaged, invalid,
+                storage.uri(predictions_prefix(partition.model, partition.day))),
             metadata={
+                "task": partition.metadata.task,
                 "files_checked": len(tally.done) + len(tally.damaged),
                 "damaged_outputs": len(tally.damaged),
                 "invalid_predictions": len(invalid),
@@ -134,33 +149,39 @@ def build_prediction_checks(registry: Registry) -> list[dg.AssetChecksDefinition
     @dg.asset_check(asset=PREDICTIONS, name=DRIFT_CHECK, blocking=False,
                     partitions_def=partitions_def,
                     description="Population stability index of the day's predictions "
-                    "against the previous day's (warning only).")
+                    "against the previous day's (binary: 10 bins over [0, 1]; regression: "
+                    "the model's holdout-decile bins; multiclass: the predicted-label "
+                    "distribution). Warning only.")
     def predictions_drift(
         context: dg.AssetCheckExecutionContext, storage: ObjectStorage
     ) -> dg.AssetCheckResult:
         day, model = split_prediction_key(partitions_def, context.partition_key)
-        current = _histogram(storage, model, day)
+        task = registry.get(model).task
         previous_day = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
-        previous = _histogram(storage, model, previous_day)
-        if not current["count"] or not previous["count"]:
+        drift = compare_days(task, day_predictions(storage, model, previous_day, task),
+                             day_predictions(storage, model, day, task))
+        if drift.psi is None:
             return dg.AssetCheckResult(
                 passed=True, severity=dg.AssetCheckSeverity.WARN,
-                description=f"nothing to compare: {day} has {current['count']} and "
-                f"{previous_day} has {previous['count']} scored rows",
+                description=f"nothing to compare between {day} and {previous_day}: "
+                f"{drift.why_not_compared}",
+                metadata={"task": task, "compared_with": previous_day},
             )
-        psi = population_stability_index(previous["histogram"], current["histogram"])
         threshold = registry.drift_psi_threshold
+        worst = drift.details.get("worst_class")
         return dg.AssetCheckResult(
-            passed=psi <= threshold,
+            passed=drift.psi <= threshold,
             severity=dg.AssetCheckSeverity.WARN,
-            description=None if psi <= threshold else
-            f"prediction distribution moved: PSI {psi:.3f} > {threshold} vs {previous_day}",
+            description=None if drift.psi <= threshold else
+            f"prediction distribution moved: PSI {drift.psi:.3f} > {threshold} vs "
+            f"{previous_day}" + (f" (most moved: class {worst!r})" if worst else ""),
             metadata={
-                "psi": round(psi, 4),
+                "psi": round(drift.psi, 4),
                 "threshold": threshold,
-                "mean_prediction": current["sum"] / current["count"],
-                "previous_mean_prediction": previous["sum"] / previous["count"],
+                "task": task,
                 "compared_with": previous_day,
+                **{name: dg.MetadataValue.json(value) if isinstance(value, dict | list)
+                   else value for name, value in drift.details.items()},
             },
         )
 
@@ -178,14 +199,15 @@ def attempt_history(job_store: JobStore, partition_key: str, cap: int) -> str:
     return "\n".join(lines)
 
 
-def _validity_problems(tally: PartitionTally, key_columns: list[str]) -> dict[str, str]:
+def _validity_problems(tally: PartitionTally, metadata: ModelMetadata) -> dict[str, str]:
     """Problems in the predictions of done files (a rerun keeps these files as they are).
 
     The footers are the ones the tally read (it already checked each row count), so
     this costs no further reads.
     """
     problems: dict[str, str] = {}
-    expected_names = [*key_columns, PREDICTION_COLUMN]
+    expected_names = metadata.output_column_names()
+    expected_types = dict(metadata.prediction_columns())
     for relative, manifest in tally.done.items():
         stats = manifest.predictions
         if stats is None:
@@ -194,14 +216,19 @@ def _validity_problems(tally: PartitionTally, key_columns: list[str]) -> dict[st
         if stats.nan_count:
             problems[relative] = f"{stats.nan_count} NaN predictions"
             continue
-        if stats.outside_unit_interval:
-            problems[relative] = f"{stats.outside_unit_interval} predictions outside [0, 1]"
+        if stats.outside_unit_interval and metadata.task != "regression":
+            what = "probabilities" if metadata.task == "multiclass" else "predictions"
+            problems[relative] = f"{stats.outside_unit_interval} {what} outside [0, 1]"
             continue
         schema = tally.footers[relative].schema.to_arrow_schema()
         if schema.names != expected_names:
             problems[relative] = f"columns {schema.names}, expected {expected_names}"
-        elif schema.field(PREDICTION_COLUMN).type != pa.float64():
-            problems[relative] = f"prediction is {schema.field(PREDICTION_COLUMN).type}"
+            continue
+        wrong = [f"{name} is {schema.field(name).type}, expected {type_name}"
+                 for name, type_name in expected_types.items()
+                 if str(schema.field(name).type) != type_name]
+        if wrong:
+            problems[relative] = "; ".join(wrong)
     return problems
 
 
@@ -217,34 +244,9 @@ def _validity_summary(damaged: dict[str, str], invalid: dict[str, str],
             "retry sensor requests one while attempts remain)")
     if invalid:
         parts.append(
-            f"{len(invalid)} output file(s) with invalid predictions (NaN, outside [0, 1] "
-            "or wrong schema): not repairable by a rerun, which keeps them; fix the model "
+            f"{len(invalid)} output file(s) with invalid predictions (NaN, probabilities "
+            "outside [0, 1] or wrong columns): not repairable by a rerun, which keeps them; "
+            "fix the model "
             "and retrain (a new version re-scores every file), or delete those files' "
             f"manifests under {location}{MANIFEST_DIR}/ to have them re-scored")
     return "; ".join(parts) or None
-
-
-def _histogram(storage: ObjectStorage, model: str, day: str) -> dict:
-    """Sum of the prediction histograms in a day's manifests (any model version)."""
-    totals = {"count": 0, "sum": 0.0, "histogram": [0] * HISTOGRAM_BINS}
-    for item in storage.list_objects(predictions_prefix(model, day) + MANIFEST_DIR + "/"):
-        stats = FileManifest.from_dict(storage.read_json(item.key)).predictions
-        if stats is None:
-            continue
-        totals["count"] += stats.count - stats.nan_count
-        totals["sum"] += stats.sum
-        totals["histogram"] = [a + b for a, b in zip(totals["histogram"], stats.histogram,
-                                                       strict=True)]
-    return totals
-
-
-def population_stability_index(expected: list[int], actual: list[int]) -> float:
-    """PSI = sum((a - e) * ln(a / e)) over bins of proportions (empty bins smoothed)."""
-    floor = 1e-4
-    expected_total, actual_total = max(sum(expected), 1), max(sum(actual), 1)
-    psi = 0.0
-    for e, a in zip(expected, actual, strict=True):
-        e_share = max(e / expected_total, floor)
-        a_share = max(a / actual_total, floor)
-        psi += (a_share - e_share) * math.log(a_share / e_share)
-    return psi

@@ -1,8 +1,11 @@
 """Deterministic synthetic data with a real signal, for the demo and the tests.
 
 Customers with 32 numeric features (about 2% missing), a categorical ``segment``
-(some missing) and a churn label drawn from a logistic model with an
-interaction term, so both registered models learn something measurable.
+(some missing) and, in the training data, three targets with a real signal, so
+every registered model learns something measurable: ``label`` (churn, 0/1) drawn
+from a logistic model with an interaction term, ``value`` (a continuous customer
+value, negative for customers who cost more than they bring) for regression, and
+``tier`` (``basic``/``plus``/``premium``) for multiclass classification.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from resources.storage import ObjectStorage
 
 N_FEATURES = 32
 SEGMENTS = ("retail", "smb", "enterprise", "public", "education")
+TIERS = ("basic", "plus", "premium")  # the multiclass target of the training data
 MISSING_RATE = 0.02
 
 
@@ -61,6 +65,14 @@ def make_rows(rows: int, first_id: int, seed: int, with_label: bool) -> pa.Table
     if with_label:
         probability = 1 / (1 + np.exp(-logit))
         columns["label"] = pa.array((rng.random(rows) < probability).astype(np.int8))
+        # drawn after the churn label, so the columns above stay as they were
+        value = (1.5 * features[:, 0] - features[:, 2] + 0.8 * features[:, 3] * features[:, 4]
+                 + 0.5 * np.abs(features[:, 5]) + 2 * segment_effect
+                 + 0.5 * rng.standard_normal(rows))
+        columns["value"] = pa.array(value.astype(np.float64))
+        score = features[:, 6] + 0.7 * features[:, 7] + 0.5 * rng.standard_normal(rows)
+        tiers = np.array(TIERS)[np.digitize(score, [-0.5, 0.7])]
+        columns["tier"] = pa.array(tiers.tolist(), type=pa.string())
     return pa.table(columns)
 
 

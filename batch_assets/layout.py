@@ -4,7 +4,7 @@
     <training_data>*.parquet                              training data (registry)
     models/<model>/<version>/{model.json, artifact}       model bundles
     models/<model>/current.json                           the version predictions use
-    predictions/<model>/dt=YYYY-MM-DD/<stem>.parquet      keys + prediction per input file
+    predictions/<model>/dt=YYYY-MM-DD/<stem>.parquet      output columns per input file
     predictions/<model>/dt=YYYY-MM-DD/_manifests/<stem>.json  written last, per input file
     jobs/<job-name>/...                                   per-job inputs (manifest, spec)
 """

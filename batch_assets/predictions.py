@@ -51,7 +51,8 @@ def build_predictions_asset(
         retry_policy=retry_policy,
         pool=PROCESSING_POOL,
         backfill_policy=PREDICTIONS_BACKFILL,
-        description="Keys + prediction for every input file of a day, scored by a "
+        description="Keys, passthrough and prediction columns (per the model's task) for "
+        "every input file of a day, scored by a "
         "SageMaker Processing job with the input sharded by S3 key across the model's "
         "instances. Files already scored by the current model version are skipped.",
     )

@@ -6,16 +6,25 @@ mistake names the file, the model and the field, and says what would fix it.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
 
-from container.contract import FRAMEWORKS, PREDICTORS, InferArguments
+from container.contract import (
+    FRAMEWORKS,
+    LOWER_IS_BETTER,
+    PREDICTORS,
+    QUALITY_METRICS,
+    TASKS,
+    TRAINABLE_FRAMEWORKS,
+    InferArguments,
+    is_prediction_column_name,
+)
 
 DEFAULT_REGISTRY_PATH = Path(__file__).with_name("models.toml")
-QUALITY_METRICS = ("roc_auc", "accuracy")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _DATASET = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}")
 _COLUMN = re.compile(r"[^\s/]{1,200}")
@@ -62,6 +71,23 @@ class ModelSpec:
     training_instance_type: str | None = None
     hyperparameters: dict = field(default_factory=dict)
     inference: InferenceSettings = field(default_factory=InferenceSettings)
+    task: str = "binary"
+    passthrough_columns: tuple[str, ...] = ()  # [models.output]: input columns copied out
+
+    @property
+    def quality_threshold_is_maximum(self) -> bool:
+        """Lower is better for losses and errors (logloss, rmse, mae): the threshold is
+        the most a usable model may have; for scores (roc_auc, accuracy, r2) the least."""
+        return self.quality_metric in LOWER_IS_BETTER
+
+    def quality_passes(self, value: float | None) -> bool:
+        """Whether a holdout metric makes the model usable (a missing or NaN one never
+        does)."""
+        if value is None or math.isnan(value):
+            return False
+        if self.quality_threshold_is_maximum:
+            return value <= self.quality_threshold
+        return value >= self.quality_threshold
 
 
 @dataclass(frozen=True)
@@ -99,7 +125,8 @@ class Registry:
 _REQUIRED = ("name", "framework", "dataset", "training_data", "label", "key_columns",
              "features", "instance_type", "instance_count", "quality_metric",
              "quality_threshold")
-_OPTIONAL = ("categorical_features", "training_instance_type", "hyperparameters", "inference")
+_OPTIONAL = ("categorical_features", "training_instance_type", "hyperparameters", "inference",
+             "task", "output")
 
 
 def load_registry(path: Path | str = DEFAULT_REGISTRY_PATH) -> Registry:
@@ -160,8 +187,14 @@ def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
     if not isinstance(entry["name"], str) or not _NAME.fullmatch(entry["name"]):
         raise fail("name must be 1-40 lower-case letters, digits or underscores, starting "
                    "with a letter")
-    if entry["framework"] not in FRAMEWORKS:
-        raise fail(f"framework {entry['framework']!r} is not one of {', '.join(FRAMEWORKS)}")
+    if entry["framework"] not in TRAINABLE_FRAMEWORKS:
+        scored_only = (f" ({entry['framework']} models can be scored, but registered models "
+                       "are trained here)" if entry["framework"] in FRAMEWORKS else "")
+        raise fail(f"framework {entry['framework']!r} is not one of "
+                   f"{', '.join(TRAINABLE_FRAMEWORKS)}{scored_only}")
+    task = entry.get("task", "binary")
+    if task not in TASKS:
+        raise fail(f"task {task!r} is not one of {', '.join(TASKS)}")
     if not isinstance(entry["dataset"], str) or not _DATASET.fullmatch(entry["dataset"]):
         raise fail(f"dataset {entry['dataset']!r} is not a valid dataset name")
     training = entry["training_data"]
@@ -178,6 +211,12 @@ def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
                    "encode them upstream for xgboost")
     if set(keys) & set(features):
         raise fail("a column cannot be both a key column and a feature")
+    passthrough = _passthrough(entry.get("output", {}), keys, fail)
+    clashing = [c for c in (*keys, *passthrough) if is_prediction_column_name(c)]
+    if clashing:
+        raise fail(f"column {clashing[0]!r} would clash with the prediction columns of the "
+                   "output (prediction, predicted_label, probability_<class>); rename it in "
+                   "the data")
     label = _label(entry["label"], keys, features, fail)
     instance_type = _instance_type(entry["instance_type"], "instance_type", fail)
     training_instance_type = entry.get("training_instance_type")
@@ -187,11 +226,11 @@ def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
     count = entry["instance_count"]
     if not isinstance(count, int) or not 1 <= count <= 100:
         raise fail(f"instance_count must be a whole number in 1..100, got {count!r}")
-    if entry["quality_metric"] not in QUALITY_METRICS:
-        raise fail(f"quality_metric must be one of {', '.join(QUALITY_METRICS)}")
-    threshold = entry["quality_threshold"]
-    if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
-        raise fail(f"quality_threshold must be a number in [0, 1], got {threshold!r}")
+    metric = entry["quality_metric"]
+    if metric not in QUALITY_METRICS[task]:
+        raise fail(f"quality_metric {metric!r} does not fit task {task!r}; a {task} model "
+                   f"is measured by one of {', '.join(QUALITY_METRICS[task])}")
+    threshold = _quality_threshold(metric, entry["quality_threshold"], fail)
     hyperparameters = entry.get("hyperparameters", {})
     if not isinstance(hyperparameters, dict):
         raise fail("hyperparameters must be a table")
@@ -199,12 +238,48 @@ def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
         name=entry["name"], framework=entry["framework"], dataset=entry["dataset"],
         training_data=training, label=label, key_columns=keys,
         features=features, instance_type=instance_type, instance_count=count,
-        quality_metric=entry["quality_metric"], quality_threshold=float(threshold),
+        quality_metric=metric, quality_threshold=threshold,
         categorical_features=categorical,
         training_instance_type=training_instance_type,
         hyperparameters=dict(hyperparameters),
         inference=_inference(entry.get("inference", {}), fail),
+        task=task,
+        passthrough_columns=passthrough,
     )
+
+
+def _quality_threshold(metric: str, value, fail) -> float:
+    """Scores in [0, 1] (roc_auc, accuracy) are minimums; r2 (at most 1) is a minimum;
+    losses and errors (logloss, rmse, mae: at least 0) are maximums."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise fail(f"quality_threshold must be a number, got {value!r}")
+    if metric in ("roc_auc", "accuracy") and not 0 <= value <= 1:
+        raise fail(f"quality_threshold must be a number in [0, 1] for {metric} (a minimum), "
+                   f"got {value!r}")
+    if metric == "r2" and value > 1:
+        raise fail(f"quality_threshold for r2 is a minimum of at most 1, got {value!r}")
+    if metric in LOWER_IS_BETTER and value < 0:
+        raise fail(f"quality_threshold for {metric} is a maximum and must be at least 0, "
+                   f"got {value!r}")
+    return float(value)
+
+
+def _passthrough(value, keys: tuple[str, ...], fail) -> tuple[str, ...]:
+    """``[models.output] passthrough_columns``: input columns copied to every output row
+    after the keys, e.g. for joining predictions back without another read."""
+    if not isinstance(value, dict):
+        raise fail("output must be a table ([models.output])")
+    unknown = sorted(set(value) - {"passthrough_columns"})
+    if unknown:
+        raise fail(f"output: unknown setting(s) {', '.join(unknown)}; allowed: "
+                   "passthrough_columns")
+    columns = _columns(value.get("passthrough_columns", []), "output.passthrough_columns",
+                       fail, allow_empty=True)
+    repeated = [c for c in columns if c in keys]
+    if repeated:
+        raise fail(f"output.passthrough_columns lists key column {repeated[0]!r}; key "
+                   "columns are in every output already")
+    return columns
 
 
 def _columns(value, field_name: str, fail, allow_empty: bool = False) -> tuple[str, ...]:

@@ -43,9 +43,10 @@ def build_trained_model_asset(
         partitions_def=partitions_def,
         check_specs=[dg.AssetCheckSpec(
             QUALITY_CHECK, asset=ASSET_NAME, blocking=True, partitions_def=partitions_def,
-            description="Holdout metric at least the registry's quality_threshold. A model "
-            "below it is kept for inspection but never becomes current, so it never feeds "
-            "predictions.",
+            description="Holdout metric within the registry's quality_threshold (a minimum "
+            "for roc_auc, accuracy and r2; a maximum for logloss, rmse and mae). A model "
+            "that misses it is kept for inspection but never becomes current, so it never "
+            "feeds predictions.",
         )],
         retry_policy=retry_policy,
         pool=PROCESSING_POOL,
@@ -89,7 +90,8 @@ def _train(context, spec: ModelSpec, storage: ObjectStorage, runner: PartitionJo
             "name": spec.name, "version": version, "framework": spec.framework,
             "features": list(spec.features), "key_columns": list(spec.key_columns),
             "label": spec.label, "categorical_features": list(spec.categorical_features),
-            "hyperparameters": spec.hyperparameters,
+            "hyperparameters": spec.hyperparameters, "task": spec.task,
+            "passthrough_columns": list(spec.passthrough_columns),
         })
         return training_request(
             processing, processing.container_launch(spec.framework, storage), spec, job_name,
@@ -122,7 +124,10 @@ def _publish(context, spec: ModelSpec, storage: ObjectStorage, processing, runne
     bundle = ModelMetadata.from_dict(storage.read_json(prefix + METADATA_FILE))
     metrics = bundle.metrics
     quality = metrics.get(spec.quality_metric)
-    good_enough = quality is not None and quality >= spec.quality_threshold
+    good_enough = spec.quality_passes(quality)
+    # rmse, mae and logloss: lower is better, the threshold is a maximum
+    limit = "maximum" if spec.quality_threshold_is_maximum else "minimum"
+    failed_as = ">" if spec.quality_threshold_is_maximum else "<"
     if good_enough:
         write_current_model(storage, CurrentModel(
             model=spec.name, version=version, prefix=prefix, framework=spec.framework,
@@ -131,16 +136,16 @@ def _publish(context, spec: ModelSpec, storage: ObjectStorage, processing, runne
         context.log.info(f"model {spec.name} version {version} is current: {metrics}")
     else:
         context.log.warning(
-            f"model {spec.name} version {version}: holdout {spec.quality_metric} {quality} is "
-            f"below {spec.quality_threshold}; the current model stays in use")
+            f"model {spec.name} version {version}: holdout {spec.quality_metric} {quality} "
+            f"misses the {limit} {spec.quality_threshold}; the current model stays in use")
     check = dg.AssetCheckResult(
         check_name=QUALITY_CHECK,
         passed=good_enough,
         description=None if good_enough else (
-            f"holdout {spec.quality_metric} {quality} < threshold {spec.quality_threshold}: "
-            f"version {version} was not made current"),
+            f"holdout {spec.quality_metric} {quality} {failed_as} threshold "
+            f"{spec.quality_threshold} (a {limit}): version {version} was not made current"),
         metadata={spec.quality_metric: quality, "threshold": spec.quality_threshold,
-                  "model_version": version},
+                  "threshold_is": limit, "model_version": version},
     )
     return dg.MaterializeResult(
         check_results=[check],
@@ -148,6 +153,7 @@ def _publish(context, spec: ModelSpec, storage: ObjectStorage, processing, runne
             "model_version": version,
             "model_uri": dg.MetadataValue.path(storage.uri(prefix)),
             "framework": spec.framework,
+            "task": spec.task,
             "features": len(spec.features),
             "training_rows": bundle.training_rows,
             f"holdout_{spec.quality_metric}": float(quality) if quality is not None else None,

@@ -5,7 +5,7 @@ plus the model's predict over all rows on prepared features, plus the time to
 encode keys + prediction, each using all cores. Each part is timed in the ways
 that could be fastest (one call with all cores' native threads, or one thread
 per core on slices) and the fastest counts. The predictor is the engine's own
-(``container.adapters``), i.e. the fastest one found that agrees with the
+(``container.frameworks``), i.e. the fastest one found that agrees with the
 framework within 1e-6.
 
 Run as ``python -m benchmarks.limit DATA_DIR MODEL_DIR``; prints JSON.
@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
-from container.adapters import load_adapter
 from container.contract import DEFAULT_BATCH_ROWS
 from container.environment import available_cpus
+from container.frameworks import load_model
 from container.model_bundle import read_metadata
 
 
@@ -52,11 +52,11 @@ def best_predict(metadata, model_dir: Path, table: pa.Table, cpus: int) -> tuple
     batch-sized chunks on one thread per core (cache-friendly for memory-bound
     predictors such as a linear map)."""
     batch = table.combine_chunks().to_batches()[0]
-    whole = load_adapter(metadata, model_dir, cpus)
+    whole = load_model(metadata, model_dir, cpus)
     prepared = whole.prepare(batch)
     with threadpool_limits(cpus):
         one_call = timed(lambda: whole.predict_prepared(prepared))
-    single = load_adapter(metadata, model_dir, 1)
+    single = load_model(metadata, model_dir, 1)
     variants = [one_call]
     for rows in (-(-batch.num_rows // cpus), DEFAULT_BATCH_ROWS):
         parts = [single.prepare(batch.slice(start, rows))

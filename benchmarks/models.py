@@ -10,13 +10,14 @@ from container.contract import METADATA_FILE
 
 def load_framework_model(model_dir: Path):
     """The bundle's model as its framework's estimator (``predict_proba`` on a
-    DataFrame), plus the bundle's metadata."""
+    DataFrame for classifiers, ``predict`` for regressors), plus the bundle's metadata."""
     metadata = json.loads((model_dir / METADATA_FILE).read_text())
     artifact = model_dir / metadata["artifact"]
     if metadata["framework"] == "xgboost":
         import xgboost as xgb
 
-        model = xgb.XGBClassifier()
+        regression = metadata.get("task", "binary") == "regression"
+        model = xgb.XGBRegressor() if regression else xgb.XGBClassifier()
         model.load_model(str(artifact))
         return model, metadata
     import joblib

@@ -15,6 +15,7 @@ Runtime behaviour (reading this instance's config, counting CPUs) is
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import PurePosixPath
@@ -70,7 +71,9 @@ SPEC_FILE = "spec.json"  # the training spec in the config input
 FOLD_FILE = "linear_fold.json"  # a folded linear pipeline stored beside its artifact
 ONEDAL_CACHE_FILE = "onedal_model.pkl"  # a booster converted for oneDAL, beside it
 MANIFEST_DIR = "_manifests"  # per-file manifests, below the predictions output
-PREDICTION_COLUMN = "prediction"  # the one column outputs add to the key columns
+PREDICTION_COLUMN = "prediction"  # binary and regression outputs: one float64 column
+PREDICTED_LABEL_COLUMN = "predicted_label"  # multiclass: the most probable class's label
+PROBABILITY_PREFIX = "probability_"  # multiclass: one float64 column per class
 
 
 def manifest_relative_path(relative_input: str) -> str:
@@ -83,12 +86,72 @@ def output_relative_path(relative_input: str) -> str:
     return str(PurePosixPath(relative_input).with_suffix(".parquet"))
 
 
+# --- output columns ----------------------------------------------------------------
+# An output file is key columns + passthrough columns (copied from the input, in the
+# registry's order) + the task's prediction columns below. Types are Arrow's names
+# (``str(pa.float64())`` is "double"), so both sides compare them without pyarrow here.
+
+FLOAT64 = "double"
+STRING = "string"
+_UNSAFE_LABEL_CHARACTERS = re.compile(r"[^A-Za-z0-9_]")
+
+
+def probability_column(label: str) -> str:
+    """The multiclass output column of one class: ``probability_<label>``, the label's
+    characters outside [A-Za-z0-9_] replaced by ``_`` (safe in SQL, Spark and pandas)."""
+    return PROBABILITY_PREFIX + _UNSAFE_LABEL_CHARACTERS.sub("_", str(label))
+
+
+def prediction_columns(task: str, class_labels: list[str] | tuple[str, ...] = ()
+                       ) -> list[tuple[str, str]]:
+    """(name, Arrow type name) of the columns a model of ``task`` adds to each output:
+    binary and regression one float64 ``prediction``; multiclass ``predicted_label``
+    (string) and one float64 probability column per class, in class order. ValueError
+    when two labels sanitise to the same column name (rename the classes)."""
+    if task not in TASKS:
+        raise ValueError(f"task {task!r} is not one of {', '.join(TASKS)}")
+    if task != "multiclass":
+        return [(PREDICTION_COLUMN, FLOAT64)]
+    if len(class_labels) < 2:
+        raise ValueError(f"a multiclass model needs at least 2 class labels, got "
+                         f"{list(class_labels)}")
+    columns: dict[str, str] = {}
+    for label in class_labels:
+        name = probability_column(label)
+        if name in columns:
+            raise ValueError(
+                f"class labels {columns[name]!r} and {label!r} both become output column "
+                f"{name!r} (characters outside [A-Za-z0-9_] become '_'); rename one of the "
+                "classes in the training labels")
+        columns[name] = label
+    return [(PREDICTED_LABEL_COLUMN, STRING), *((name, FLOAT64) for name in columns)]
+
+
+def is_prediction_column_name(name: str) -> bool:
+    """Whether a column of this name could clash with a prediction column (so it cannot
+    be a key or passthrough column)."""
+    return name in (PREDICTION_COLUMN, PREDICTED_LABEL_COLUMN) or name.startswith(
+        PROBABILITY_PREFIX)
+
+
 # --- vocabularies ------------------------------------------------------------------
 
-FRAMEWORKS = ("xgboost", "sklearn")
+# frameworks the container can score (container/frameworks/<name>.py); the first two
+# are in the core install, the others are the extras of the same name
+FRAMEWORKS = ("xgboost", "sklearn", "lightgbm", "onnx", "torch", "tensorflow")
+TRAINABLE_FRAMEWORKS = ("xgboost", "sklearn")  # what `python -m container train` fits
 PREDICTORS = ("auto", "framework")  # auto: fastest predictor verified against framework
 TASKS = ("binary", "multiclass", "regression")
 HISTOGRAM_BINS = 10  # equal bins over [0, 1] in a manifest's prediction summary
+# Holdout metrics per task, as training writes them into model.json and the registry's
+# quality_metric names them; the first is the default. For LOWER_IS_BETTER metrics the
+# registry's quality_threshold is a maximum, for the others a minimum.
+QUALITY_METRICS = {
+    "binary": ("roc_auc", "logloss", "accuracy"),
+    "multiclass": ("accuracy", "logloss"),
+    "regression": ("rmse", "mae", "r2"),
+}
+LOWER_IS_BETTER = frozenset({"logloss", "rmse", "mae"})
 # start of a FailureReason the orchestration does not retry: bad data or a bad model
 # does not get better by running again
 BAD_INPUT_PREFIX = "Bad input: "
@@ -126,11 +189,28 @@ class ModelMetadata:
     metrics: dict[str, float] = field(default_factory=dict)
     training_rows: int = 0
     task: str = "binary"  # one of TASKS; bundles written before it existed are binary
+    # multiclass: the classes in the order of the model's probability columns
+    class_labels: list[str] = field(default_factory=list)
+    # regression: increasing edges of the prediction histogram (holdout deciles at
+    # training), the outer two bins open-ended, so drift is measured where values lie
+    prediction_bin_edges: list[float] = field(default_factory=list)
+    # input columns copied to every output row after the keys (registry order)
+    passthrough_columns: list[str] = field(default_factory=list)
 
     @property
     def input_columns(self) -> list[str]:
-        """Columns inference reads: keys first, then features, each once."""
-        return list(dict.fromkeys([*self.key_columns, *self.features]))
+        """Columns inference reads: keys, passthrough columns, then features, each once."""
+        return list(dict.fromkeys([*self.key_columns, *self.passthrough_columns,
+                                   *self.features]))
+
+    def prediction_columns(self) -> list[tuple[str, str]]:
+        """(name, Arrow type name) of the prediction columns of this model's outputs."""
+        return prediction_columns(self.task, self.class_labels)
+
+    def output_column_names(self) -> list[str]:
+        """Every column of an output file, in order: keys, passthrough, predictions."""
+        return [*self.key_columns, *self.passthrough_columns,
+                *(name for name, _ in self.prediction_columns())]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,7 +229,20 @@ class ModelMetadata:
 @dataclass(frozen=True)
 class PredictionSummary:
     """Statistics of one file's predictions, so the validity and drift checks read a
-    few bytes per file instead of every prediction again."""
+    few bytes per file instead of every prediction again.
+
+    Per task (fields with defaults came with tasks; binary manifests read as before):
+
+    * binary: ``histogram`` is HISTOGRAM_BINS counts over [0, 1];
+      ``outside_unit_interval`` counts predictions that are no probability.
+    * regression: ``histogram`` has ``len(bin_edges) + 1`` counts over the model's
+      ``prediction_bin_edges`` (the outer two bins open-ended); no [0, 1] rule.
+    * multiclass: ``count``/``nan_count`` are rows (a row with any NaN probability is
+      NaN); ``min``/``max``/``sum`` and ``outside_unit_interval`` are over every
+      probability; ``histogram`` counts the predicted class's probability over [0, 1];
+      ``class_histograms`` holds each class's probability histogram, ``label_counts``
+      the rows predicted as each class.
+    """
 
     count: int
     nan_count: int
@@ -157,15 +250,20 @@ class PredictionSummary:
     max: float | None
     sum: float
     outside_unit_interval: int
-    histogram: list[int]  # HISTOGRAM_BINS counts over [0, 1]
+    histogram: list[int]
+    task: str = "binary"
+    bin_edges: list[float] = field(default_factory=list)
+    label_counts: dict[str, int] = field(default_factory=dict)
+    class_histograms: dict[str, list[int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: object) -> PredictionSummary:
+        """Fields added later may be missing (older manifests); unknown ones are ignored."""
         values = _check_object(cls, raw)
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
 
 @dataclass(frozen=True)

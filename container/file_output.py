@@ -1,5 +1,6 @@
-"""One input file's output: keys + prediction written to scratch, renamed into the
-output folder when complete, then the file's manifest.
+"""One input file's output: keys + passthrough columns + the model's prediction
+columns (``container.contract.prediction_columns``) written to scratch, renamed into
+the output folder when complete, then the file's manifest.
 
 A killed instance therefore leaves only whole outputs, each with its manifest,
 and a rerun redoes exactly the files without one. The manifest records the
@@ -20,17 +21,21 @@ import pyarrow.parquet as pq
 
 from container.atomic import publish, write_json_atomically
 from container.contract import (
-    PREDICTION_COLUMN,
     FileManifest,
+    ModelMetadata,
     manifest_relative_path,
     output_relative_path,
 )
 from container.errors import JobInputError
+from container.prediction_columns import prediction_fields
 from container.prediction_stats import PredictionStats
 
 
-def output_schema(key_fields: list[pa.Field]) -> pa.Schema:
-    return pa.schema([*key_fields, pa.field(PREDICTION_COLUMN, pa.float64())])
+def output_schema(input_schema: pa.Schema, metadata: ModelMetadata) -> pa.Schema:
+    """Keys and passthrough columns with the input's types, then the predictions."""
+    copied = [input_schema.field(name)
+              for name in [*metadata.key_columns, *metadata.passthrough_columns]]
+    return pa.schema([*copied, *prediction_fields(metadata)])
 
 
 class FileOutput:
@@ -44,14 +49,15 @@ class FileOutput:
     """
 
     def __init__(self, relative_input: str, source: Path, rows_in: int,
-                 schema: pa.Schema, output_root: Path, scratch: Path) -> None:
+                 schema: pa.Schema, output_root: Path, scratch: Path,
+                 stats: PredictionStats) -> None:
         self.relative_input = relative_input
         self.source = source
         self.rows_in = rows_in
         self.output_root = output_root
         self.scratch = scratch
         self.started = time.time()
-        self.stats = PredictionStats()
+        self.stats = stats
         self.rows_out = 0
         scratch.mkdir(parents=True, exist_ok=True)
         self.temp_path = scratch / f"{relative_input.replace('/', '__')}.{os.getpid()}.tmp"
@@ -60,7 +66,7 @@ class FileOutput:
 
     def write(self, table: pa.Table) -> None:
         """Append the next rows (one input row group's worth: one output row group)."""
-        self.stats.add(table.column(PREDICTION_COLUMN).to_numpy())
+        self.stats.add_table(table)
         self._writer.write_table(table)
         self.rows_out += table.num_rows
 
@@ -106,7 +112,7 @@ class FileOutput:
 
 
 def _sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks (outputs are keys + one float per row,
-    small next to the input, so this costs little next to scoring)."""
+    """Hex SHA-256 of a file, read in chunks (outputs are keys + a few columns per
+    row, small next to the input, so this costs little next to scoring)."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -3,8 +3,9 @@
 It checks every file's footer against the model before any compute (a bad file
 fails the job in seconds, naming the file and column), loads the model once, and
 hands the files to the scoring pipeline (``container.scoring``): row groups on one
-thread per core, only key and feature columns read, keys + prediction written per
-file to scratch, renamed into place, and the file's manifest written last.
+thread per core, only the columns the model needs read, keys + passthrough +
+prediction columns written per file to scratch, renamed into place, and the file's
+manifest written last.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 import container
-from container.adapters import load_adapter
 from container.contract import (
     DATA_INPUT,
     MODEL_INPUT,
@@ -25,8 +25,10 @@ from container.contract import (
     InferArguments,
 )
 from container.environment import ProcessingEnvironment, available_cpus
+from container.frameworks import load_model
 from container.model_bundle import read_metadata
 from container.parallelism import plan_parallelism
+from container.prediction_columns import checked_predictions
 from container.scoring import (
     InputFile,
     Progress,
@@ -58,23 +60,28 @@ def run_infer(env: ProcessingEnvironment, arguments: InferArguments) -> list[Fil
     host = env.current_host()
     files = find_input_files(inputs[DATA_INPUT])
     if not files:
-        load_adapter(metadata, bundle_dir)  # a bad artifact still fails the job
+        load_model(metadata, bundle_dir)  # a bad artifact still fails the job
         log.info("%s: no input files in this shard; nothing to do", host)
         return []
     opened = [open_input(f, metadata) for f in files]  # every schema before any compute
     total_rows = sum(o.rows for o in opened)
     plan = plan_parallelism(available_cpus(), sum(o.row_groups for o in opened),
                             options.workers, options.threads_per_worker)
-    model = load_adapter(metadata, bundle_dir, plan.threads_per_worker, options.predictor)
+    model = load_model(metadata, bundle_dir, plan.threads_per_worker, options.predictor)
     sample = first_batch(opened, metadata.input_columns)
-    checked = model.verify_fast_path(sample) if sample is not None else "no rows to check"
+    checked = "no rows to check"
+    if sample is not None:
+        checked = model.verify_fast_path(sample)
+        # a model that does not fit its task fails here, before any output exists
+        checked_predictions(model.predict(sample), metadata, sample.num_rows,
+                            "the first rows of the shard")
     log.info(
         "%s: %d files, %d rows, model %s version %s, %d worker threads x %d native threads, "
         "predictor %s (%s)", host, len(files), total_rows, metadata.name, metadata.version,
         plan.workers, plan.threads_per_worker, model.predictor_name, checked,
     )
     pipeline = ScoringPipeline(
-        model, plan.workers, options.batch_rows, outputs[PREDICTIONS_OUTPUT],
+        model, metadata, plan.workers, options.batch_rows, outputs[PREDICTIONS_OUTPUT],
         env.scratch_dir,
         manifest_fields={
             "model_name": metadata.name, "model_version": metadata.version, "host": host,

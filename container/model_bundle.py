@@ -8,6 +8,7 @@ so input files can be checked before any compute starts.
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 from container.contract import FRAMEWORKS, METADATA_FILE, TASKS, ModelMetadata
@@ -38,6 +39,21 @@ def read_metadata(bundle_dir: Path) -> ModelMetadata:
         raise JobInputError(
             f"model metadata {path}: task {metadata.task!r} is not one of {TASKS}"
         )
+    try:
+        metadata.prediction_columns()  # multiclass: labels that make distinct columns
+    except ValueError as exc:
+        raise JobInputError(f"model metadata {path}: {exc}") from exc
+    names = metadata.output_column_names()
+    if len(set(names)) != len(names):
+        raise JobInputError(
+            f"model metadata {path}: output columns {names} repeat a name; key, "
+            "passthrough and prediction columns must differ (fix passthrough_columns in "
+            "the registry and retrain)")
+    edges = metadata.prediction_bin_edges
+    if any(b <= a for a, b in pairwise(edges)):
+        raise JobInputError(
+            f"model metadata {path}: prediction_bin_edges must increase strictly, got "
+            f"{edges}; retrain the model to recompute them")
     if not (bundle_dir / metadata.artifact).is_file():
         raise JobInputError(
             f"model artifact missing: {bundle_dir / metadata.artifact} (named in {path}) "

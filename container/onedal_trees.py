@@ -5,9 +5,16 @@ gradient-boosting predict is about 2.5x XGBoost 3.2's ``inplace_predict`` on the
 benchmark's 200-tree, depth-8 model, with probabilities within 2e-7 of XGBoost's.
 ONNX Runtime (0.55x) and TL2cgen-compiled C (0.28x) were slower and are not used.
 
-Only binary logistic boosters are converted: their oneDAL ``predict_proba`` is
-the same probability XGBoost's ``inplace_predict`` returns. The engine also
-compares both on the job's first batch before relying on oneDAL.
+Converted objectives (``CONVERTIBLE_OBJECTIVES``), measured against XGBoost's
+``inplace_predict``: ``binary:logistic`` (oneDAL's ``predict_proba[:, 1]``, within
+1.2e-7), ``multi:softprob`` (``predict_proba``, one column per class, within 1.2e-7)
+and ``reg:squarederror`` (``predict``: the same float32 sum of leaves in another order,
+so within a unit in float32's last place, 1.2e-6 at a value of 10; the engine's check
+scales its tolerance by the value above 1, see ``container.frameworks.two_path``).
+Other objectives are not converted and XGBoost scores them: oneDAL has no link
+function for them (``reg:logistic``, ``count:poisson``, ``reg:tweedie``, ...), so its
+output would not be XGBoost's. The engine compares both on the job's first batch
+before relying on oneDAL.
 
 Converting takes about a second (200 trees, in Python), so training saves the
 converted model beside the booster (``container.contract.ONEDAL_CACHE_FILE``, with
@@ -32,7 +39,12 @@ from container.features import feature_matrix
 
 log = logging.getLogger("container.onedal_trees")
 
-CONVERTIBLE_OBJECTIVES = ("binary:logistic",)
+# objective -> what oneDAL's model returns for it, in the engine's shape per task
+CONVERTIBLE_OBJECTIVES = {
+    "binary:logistic": "binary",
+    "multi:softprob": "multiclass",
+    "reg:squarederror": "regression",
+}
 
 
 def onedal_available() -> bool:
@@ -51,11 +63,8 @@ def _convert(booster: Any) -> Any | None:
     """The booster as a oneDAL model, or ``None`` (logged) if it cannot be."""
     if not onedal_available():
         return None
-    objective = booster_objective(booster)
-    if objective not in CONVERTIBLE_OBJECTIVES:
-        log.info("oneDAL not used: objective %s is not one of %s", objective,
-                 CONVERTIBLE_OBJECTIVES)
-        return None
+    if booster_objective(booster) not in CONVERTIBLE_OBJECTIVES:
+        return None  # not convertible: nothing to store (scoring jobs log why)
     import daal4py
 
     try:
@@ -91,16 +100,22 @@ def _load_cached(path: Path) -> Any | None:
 
 
 class OneDalTrees:
-    """A converted booster: float32 row-major features in, probability of class 1 out."""
+    """A converted booster: float32 row-major features in; out, what XGBoost's
+    ``inplace_predict`` gives for the task: the probability of class 1 (binary), one
+    probability per class (multiclass) or the value (regression)."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, task: str) -> None:
         self.model = model
+        self.task = task
 
     def prepare(self, batch: pa.RecordBatch, features: list[str]) -> np.ndarray:
         return feature_matrix(batch, features)
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_proba(matrix)[:, 1], dtype=np.float64)
+        if self.task == "regression":
+            return np.asarray(self.model.predict(matrix), dtype=np.float64)
+        probabilities = np.asarray(self.model.predict_proba(matrix), dtype=np.float64)
+        return probabilities[:, 1] if self.task == "binary" else probabilities
 
 
 def onedal_predictor(booster: Any, cache: Path, threads: int) -> OneDalTrees | None:
@@ -108,8 +123,14 @@ def onedal_predictor(booster: Any, cache: Path, threads: int) -> OneDalTrees | N
     when daal4py is missing or the booster does not convert."""
     if not onedal_available():
         return None
+    objective = booster_objective(booster)
+    task = CONVERTIBLE_OBJECTIVES.get(objective)
+    if task is None:
+        log.info("oneDAL not used: objective %s is not one of %s", objective,
+                 ", ".join(CONVERTIBLE_OBJECTIVES))
+        return None
     import daal4py
 
     daal4py.daalinit(threads)  # oneDAL's own thread pool: never more than we were given
     model = _load_cached(cache) or _convert(booster)
-    return OneDalTrees(model) if model is not None else None
+    return OneDalTrees(model, task) if model is not None else None

@@ -78,7 +78,7 @@ def check_columns(
                 f"(version {model.version}) needs it. The file has: {_column_list(schema)}. "
                 "Fix the data, or the model's feature/key list in the registry and retrain."
             )
-        if column in model.key_columns:
+        if column not in model.features:  # keys and passthrough columns: copied as they are
             continue
         data_type = schema.field(index).type
         acceptable = _is_categorical(data_type) if column in categorical else _is_numeric(data_type)

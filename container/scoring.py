@@ -26,14 +26,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from container.adapters import ModelAdapter
 from container.contract import FileManifest, ModelMetadata
 from container.errors import JobInputError
 from container.file_output import FileOutput, output_schema
+from container.frameworks.base import FrameworkModel
+from container.prediction_columns import checked_predictions, prediction_arrays
+from container.prediction_stats import PredictionStats
 from container.schema_check import check_columns, open_parquet
 
 log = logging.getLogger("container.scoring")
@@ -54,7 +55,7 @@ class OpenedFile:
     file: InputFile
     rows: int
     row_groups: int
-    schema: pa.Schema  # keys + prediction, as written
+    schema: pa.Schema  # keys + passthrough + prediction columns, as written
 
 
 def _unreadable(relative: str, exc: BaseException) -> JobInputError:
@@ -70,9 +71,8 @@ def open_input(file: InputFile, model: ModelMetadata) -> OpenedFile:
     parquet_file = open_parquet(file.source, file.relative)
     schema = parquet_file.schema_arrow
     check_columns(schema, file.relative, model)
-    key_fields = [schema.field(key) for key in model.key_columns]
     return OpenedFile(file, parquet_file.metadata.num_rows,
-                      parquet_file.metadata.num_row_groups, output_schema(key_fields))
+                      parquet_file.metadata.num_row_groups, output_schema(schema, model))
 
 
 def first_batch(files: list[OpenedFile], columns: list[str],
@@ -89,27 +89,30 @@ def first_batch(files: list[OpenedFile], columns: list[str],
     return None
 
 
-def score_row_group(model: ModelAdapter, opened: OpenedFile, row_group: int,
-                    batch_rows: int) -> pa.Table:
-    """Read one row group batch by batch, predict each batch, return keys + prediction."""
-    metadata = model.metadata
-    batches: list[pa.RecordBatch] = []
+def _read_batches(opened: OpenedFile, row_group: int, batch_rows: int,
+                  columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """The row group's record batches; a read error names the file (and only a read
+    error: what the consumer does with a batch is not the file's fault)."""
     try:
         parquet_file = pq.ParquetFile(opened.file.source, page_checksum_verification=True)
-        for batch in parquet_file.iter_batches(batch_size=batch_rows, row_groups=[row_group],
-                                               columns=metadata.input_columns,
-                                               use_threads=False):
-            scored = np.asarray(model.predict(batch), dtype=np.float64)
-            if len(scored) != batch.num_rows:
-                raise JobInputError(
-                    f"model {metadata.name!r} returned {len(scored)} predictions for "
-                    f"{batch.num_rows} rows of input file {opened.file.relative}"
-                )
-            columns = [batch.column(key) for key in metadata.key_columns]
-            columns.append(pa.array(scored, type=pa.float64()))
-            batches.append(pa.RecordBatch.from_arrays(columns, schema=opened.schema))
+        yield from parquet_file.iter_batches(batch_size=batch_rows, row_groups=[row_group],
+                                             columns=columns, use_threads=False)
     except (pa.ArrowException, OSError) as exc:
         raise _unreadable(opened.file.relative, exc) from exc
+
+
+def score_row_group(model: FrameworkModel, metadata: ModelMetadata, opened: OpenedFile,
+                    row_group: int, batch_rows: int) -> pa.Table:
+    """Read one row group batch by batch, predict each batch, return keys +
+    passthrough + prediction columns."""
+    copied = [*metadata.key_columns, *metadata.passthrough_columns]
+    batches: list[pa.RecordBatch] = []
+    for batch in _read_batches(opened, row_group, batch_rows, metadata.input_columns):
+        where = f"{batch.num_rows} rows of input file {opened.file.relative}"
+        scored = checked_predictions(model.predict(batch), metadata, batch.num_rows, where)
+        columns = [batch.column(name) for name in copied]
+        columns += prediction_arrays(scored, metadata)
+        batches.append(pa.RecordBatch.from_arrays(columns, schema=opened.schema))
     return pa.Table.from_batches(batches, schema=opened.schema)
 
 
@@ -117,9 +120,11 @@ class ScoringPipeline:
     """Scores a list of files with ``workers`` threads and publishes each file's
     output and manifest as soon as it is complete."""
 
-    def __init__(self, model: ModelAdapter, workers: int, batch_rows: int,
-                 output_root: Path, scratch: Path, manifest_fields: dict) -> None:
+    def __init__(self, model: FrameworkModel, metadata: ModelMetadata, workers: int,
+                 batch_rows: int, output_root: Path, scratch: Path,
+                 manifest_fields: dict) -> None:
         self.model = model
+        self.metadata = metadata
         self.workers = workers
         self.batch_rows = batch_rows
         self.output_root = output_root
@@ -150,7 +155,8 @@ class ScoringPipeline:
                     in_flight: deque[Future[pa.Table]],
                     progress: Progress | None) -> FileManifest:
         output = FileOutput(opened.file.relative, opened.file.source, opened.rows,
-                            opened.schema, self.output_root, self.scratch)
+                            opened.schema, self.output_root, self.scratch,
+                            PredictionStats.for_model(self.metadata))
         try:
             for _ in range(opened.row_groups):
                 self._top_up(pool, units, in_flight)
@@ -169,8 +175,8 @@ class ScoringPipeline:
             unit = next(units, None)
             if unit is None:
                 return
-            in_flight.append(pool.submit(score_row_group, self.model, unit[0], unit[1],
-                                         self.batch_rows))
+            in_flight.append(pool.submit(score_row_group, self.model, self.metadata,
+                                         unit[0], unit[1], self.batch_rows))
 
 
 class Progress:

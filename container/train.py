@@ -4,6 +4,15 @@ Inputs: ``train`` (Parquet files with features and the label) and ``config``
 (``spec.json``: the registry entry plus the version to write). Output: ``model``
 (the bundle: artifact, then ``model.json`` last, so a bundle with metadata is
 always whole).
+
+Per task (``spec.task``): XGBoost trains ``binary:logistic``, ``multi:softprob`` or
+``reg:squarederror``; scikit-learn a logistic regression (binary or multinomial) or
+a ridge regression behind the same imputing, scaling and one-hot preprocessing.
+Holdout metrics are the registry's quality metrics of the task
+(``container.contract.QUALITY_METRICS``). ``model.json`` also records the class
+labels (multiclass: the output's probability columns, in order) and, for
+regression, the deciles of the holdout predictions as the bins of every scoring
+job's prediction histogram (so drift is measured where the predictions lie).
 """
 
 from __future__ import annotations
@@ -13,22 +22,26 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from container.atomic import publish
 from container.contract import (
     CONFIG_INPUT,
     FOLD_FILE,
-    FRAMEWORKS,
     METADATA_FILE,
     MODEL_OUTPUT,
     ONEDAL_CACHE_FILE,
     SPEC_FILE,
+    TASKS,
     TRAIN_INPUT,
+    TRAINABLE_FRAMEWORKS,
     ModelMetadata,
+    prediction_columns,
 )
 from container.environment import ProcessingEnvironment, available_cpus
 from container.errors import JobInputError
@@ -52,6 +65,8 @@ class TrainingSpec:
     hyperparameters: dict = field(default_factory=dict)
     holdout_fraction: float = 0.2
     seed: int = 7
+    task: str = "binary"
+    passthrough_columns: list[str] = field(default_factory=list)
 
     @classmethod
     def read(cls, path: Path) -> TrainingSpec:
@@ -61,18 +76,23 @@ class TrainingSpec:
             spec = cls(**json.loads(path.read_text()))
         except (json.JSONDecodeError, TypeError) as exc:
             raise JobInputError(f"training spec {path} is invalid: {exc}") from exc
-        if spec.framework not in FRAMEWORKS:
+        if spec.framework not in TRAINABLE_FRAMEWORKS:
             raise JobInputError(
                 f"training spec for {spec.name!r}: framework {spec.framework!r} is not one of "
-                f"{FRAMEWORKS}"
+                f"{TRAINABLE_FRAMEWORKS}, the frameworks this container trains"
             )
+        if spec.task not in TASKS:
+            raise JobInputError(
+                f"training spec for {spec.name!r}: task {spec.task!r} is not one of {TASKS}")
         if not 0 < spec.holdout_fraction < 1:
             raise JobInputError(
                 f"training spec for {spec.name!r}: holdout_fraction must be in (0, 1)"
             )
         return spec
 
-    def metadata(self, artifact: str, metrics: dict, rows: int) -> ModelMetadata:
+    def metadata(self, artifact: str, metrics: dict, rows: int,
+                 class_labels: list[str] | None = None,
+                 bin_edges: list[float] | None = None) -> ModelMetadata:
         return ModelMetadata(
             name=self.name,
             version=self.version,
@@ -83,7 +103,22 @@ class TrainingSpec:
             categorical_features=list(self.categorical_features),
             metrics=metrics,
             training_rows=rows,
+            task=self.task,
+            class_labels=list(class_labels or []),
+            prediction_bin_edges=list(bin_edges or []),
+            passthrough_columns=list(self.passthrough_columns),
         )
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """A fitted estimator and what model.json records about it."""
+
+    estimator: Any
+    metrics: dict
+    holdout: Any  # the holdout rows (DataFrame): where a fast predictor is checked
+    class_labels: list[str]
+    bin_edges: list[float]
 
 
 def read_training_table(train_dir: Path, spec: TrainingSpec) -> pa.Table:
@@ -94,7 +129,7 @@ def read_training_table(train_dir: Path, spec: TrainingSpec) -> pa.Table:
             f"no training data: no *.parquet files under the train input for {spec.name!r}. "
             "Check training_data in the model registry."
         )
-    probe = spec.metadata("", {}, 0)
+    probe = spec.metadata("", {}, 0)  # checks the features' types; the label's is _labels'
     columns = list(dict.fromkeys([*spec.features, spec.label]))
     tables = []
     for path in files:
@@ -108,17 +143,53 @@ def read_training_table(train_dir: Path, spec: TrainingSpec) -> pa.Table:
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def _labels(table: pa.Table, spec: TrainingSpec) -> np.ndarray:
-    labels = table.column(spec.label).to_numpy(zero_copy_only=False)
-    if np.isnan(labels.astype(np.float64)).any():
+def _labels(table: pa.Table, spec: TrainingSpec) -> tuple[np.ndarray, list[str]]:
+    """What the estimator is fit on (0/1, a class index per row, or a value) and the
+    class labels (multiclass: sorted, so every framework orders them alike)."""
+    column = table.column(spec.label)
+    if column.null_count:
+        raise JobInputError(f"label column {spec.label!r} has {column.null_count} missing "
+                            "values; drop those rows or fill the labels")
+    if spec.task == "multiclass":
+        return _class_labels(column, spec)
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+            or pa.types.is_boolean(column.type)):
+        raise JobInputError(f"label column {spec.label!r} has type {column.type}; a "
+                            f"{spec.task} model needs numbers")
+    labels = column.to_numpy(zero_copy_only=False).astype(np.float64)
+    if np.isnan(labels).any():
         raise JobInputError(f"label column {spec.label!r} has missing values")
+    if spec.task == "regression":
+        return labels, []
     values = set(np.unique(labels).tolist())
     if not values <= {0, 1}:
         raise JobInputError(
-            f"label column {spec.label!r} must be binary 0/1 for a classifier; "
-            f"found {sorted(values)[:5]}"
+            f"label column {spec.label!r} must be binary 0/1 for a binary classifier; "
+            f"found {sorted(values)[:5]}. For more classes set task = \"multiclass\", for "
+            "a continuous target task = \"regression\" in the registry."
         )
-    return labels.astype(np.int64)
+    return labels.astype(np.int64), []
+
+
+def _class_labels(column: pa.ChunkedArray, spec: TrainingSpec) -> tuple[np.ndarray, list[str]]:
+    if not (pa.types.is_integer(column.type) or pa.types.is_string(column.type)
+            or pa.types.is_large_string(column.type) or pa.types.is_boolean(column.type)
+            or pa.types.is_dictionary(column.type)):
+        raise JobInputError(
+            f"label column {spec.label!r} has type {column.type}; multiclass labels must "
+            "be strings or integers (class names, not measurements)")
+    text = pc.cast(column, pa.string()).to_numpy(zero_copy_only=False).astype(str)
+    classes, index = np.unique(text, return_inverse=True)
+    if len(classes) < 3:
+        raise JobInputError(
+            f"label column {spec.label!r} has {len(classes)} classes {classes.tolist()}; a "
+            "multiclass model needs at least 3 (for two, set task = \"binary\" with 0/1 "
+            "labels)")
+    try:
+        prediction_columns("multiclass", classes.tolist())
+    except ValueError as exc:
+        raise JobInputError(f"label column {spec.label!r}: {exc}") from exc
+    return index.astype(np.int64), classes.tolist()
 
 
 def _split(rows: int, spec: TrainingSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -127,36 +198,88 @@ def _split(rows: int, spec: TrainingSpec) -> tuple[np.ndarray, np.ndarray]:
     return order[holdout:], order[:holdout]
 
 
-def fit_model(table: pa.Table, spec: TrainingSpec, threads: int):
-    """Fit the framework's estimator; returns (estimator, holdout metrics, holdout
-    rows: the real rows a faster predictor is checked on before it is stored)."""
-    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
-
-    labels = _labels(table, spec)
+def fit_model(table: pa.Table, spec: TrainingSpec, threads: int) -> FittedModel:
+    """Fit the framework's estimator for the task and measure it on the holdout rows
+    (also the real rows a faster predictor is checked on before it is stored)."""
+    labels, class_labels = _labels(table, spec)
     train_idx, holdout_idx = _split(table.num_rows, spec)
     frame = table.select(spec.features).to_pandas()
     if spec.framework == "xgboost":
         estimator = _fit_xgboost(frame, labels, train_idx, spec, threads)
     else:
-        estimator = _fit_sklearn(frame, labels, train_idx, spec)
+        # scikit-learn keeps class names itself (classes_), sorted as class_labels are
+        targets = np.asarray(class_labels, dtype=object)[labels] if class_labels else labels
+        estimator = _fit_sklearn(frame, targets, train_idx, spec)
     holdout_frame = frame.iloc[holdout_idx]
-    probabilities = estimator.predict_proba(holdout_frame)[:, 1]
     truth = labels[holdout_idx]
-    metrics = {
-        "roc_auc": float(roc_auc_score(truth, probabilities)),
-        "log_loss": float(log_loss(truth, probabilities, labels=[0, 1])),
-        "accuracy": float(accuracy_score(truth, probabilities >= 0.5)),
-        "holdout_rows": len(holdout_idx),
-    }
-    return estimator, metrics, holdout_frame
+    if spec.task == "regression":
+        predicted = np.asarray(estimator.predict(holdout_frame), np.float64)
+    else:
+        predicted = np.asarray(estimator.predict_proba(holdout_frame), np.float64)
+        if spec.task == "binary":
+            predicted = predicted[:, 1]
+    metrics = {**holdout_metrics(spec.task, truth, predicted),
+               "holdout_rows": len(holdout_idx)}
+    edges = decile_edges(predicted) if spec.task == "regression" else []
+    return FittedModel(estimator, metrics, holdout_frame, class_labels, edges)
+
+
+def holdout_metrics(task: str, truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """The task's quality metrics (``QUALITY_METRICS``) of holdout predictions:
+    probabilities of class 1 (binary), per class (multiclass), or values."""
+    from sklearn.metrics import (
+        accuracy_score,
+        log_loss,
+        mean_absolute_error,
+        mean_squared_error,
+        r2_score,
+        roc_auc_score,
+    )
+
+    if task == "regression":
+        return {"rmse": float(np.sqrt(mean_squared_error(truth, predicted))),
+                "mae": float(mean_absolute_error(truth, predicted)),
+                "r2": float(r2_score(truth, predicted))}
+    if task == "multiclass":
+        # float32 probabilities sum to 1 only within float32's precision
+        normalised = predicted / predicted.sum(axis=1, keepdims=True)
+        return {"accuracy": float(accuracy_score(truth, np.argmax(predicted, axis=1))),
+                "logloss": float(log_loss(truth, normalised,
+                                          labels=list(range(predicted.shape[1]))))}
+    return {"roc_auc": float(roc_auc_score(truth, predicted)),
+            "logloss": float(log_loss(truth, predicted, labels=[0, 1])),
+            "accuracy": float(accuracy_score(truth, predicted >= 0.5))}
+
+
+def decile_edges(predictions: np.ndarray) -> list[float]:
+    """The 10th..90th percentiles of the holdout predictions, without repeats: the
+    edges of a regression model's prediction histogram (outer bins open-ended), so
+    each bin held about a tenth of the holdout."""
+    finite = predictions[np.isfinite(predictions)]
+    if not len(finite):
+        return []
+    return np.unique(np.quantile(finite, np.linspace(0.1, 0.9, 9))).tolist()
+
+
+_XGBOOST_OBJECTIVES = {"binary": "binary:logistic", "multiclass": "multi:softprob",
+                       "regression": "reg:squarederror"}
 
 
 def _fit_xgboost(frame, labels, train_idx, spec: TrainingSpec, threads: int):
     import xgboost as xgb
 
-    params = {"tree_method": "hist", "n_jobs": threads, "random_state": spec.seed}
+    from container.frameworks.xgboost import task_of_objective
+
+    params = {"tree_method": "hist", "n_jobs": threads, "random_state": spec.seed,
+              "objective": _XGBOOST_OBJECTIVES[spec.task]}
     params.update(spec.hyperparameters)
-    estimator = xgb.XGBClassifier(**params)
+    if task_of_objective(params["objective"]) not in (None, spec.task):
+        raise JobInputError(
+            f"model {spec.name!r}: hyperparameter objective {params['objective']!r} does "
+            f"not train a {spec.task} model; remove it (the task sets "
+            f"{_XGBOOST_OBJECTIVES[spec.task]!r}) or change the task")
+    kind = xgb.XGBRegressor if spec.task == "regression" else xgb.XGBClassifier
+    estimator = kind(**params)
     estimator.fit(frame.iloc[train_idx].astype(np.float32), labels[train_idx])
     return estimator
 
@@ -164,7 +287,7 @@ def _fit_xgboost(frame, labels, train_idx, spec: TrainingSpec, threads: int):
 def _fit_sklearn(frame, labels, train_idx, spec: TrainingSpec):
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -184,19 +307,21 @@ def _fit_sklearn(frame, labels, train_idx, spec: TrainingSpec):
                 categorical,
             )
         )
-    params = {"max_iter": 1000}
-    params.update(spec.hyperparameters)
-    pipeline = Pipeline(
-        [("features", ColumnTransformer(transformers)), ("model", LogisticRegression(**params))]
-    )
+    if spec.task == "regression":
+        model = Ridge(**{"alpha": 1.0, **spec.hyperparameters})
+    else:
+        model = LogisticRegression(**{"max_iter": 1000, **spec.hyperparameters})
+    pipeline = Pipeline([("features", ColumnTransformer(transformers)), ("model", model)])
     pipeline.fit(frame.iloc[train_idx], labels[train_idx])
     return pipeline
 
 
-def save_bundle(estimator, spec: TrainingSpec, metrics: dict, rows: int, out_dir: Path,
-                scratch: Path, holdout=None) -> ModelMetadata:
-    """Write the artifact, then ``model.json`` last (both via scratch + rename)."""
+def save_bundle(fitted: FittedModel, spec: TrainingSpec, rows: int, out_dir: Path,
+                scratch: Path) -> ModelMetadata:
+    """Write the artifact (and its fast predictor's cache), then ``model.json`` last
+    (each via scratch + rename)."""
     scratch.mkdir(parents=True, exist_ok=True)
+    estimator = fitted.estimator
     if spec.framework == "xgboost":
         artifact = "model.ubj"
         estimator.get_booster().save_model(str(scratch / artifact))
@@ -207,11 +332,12 @@ def save_bundle(estimator, spec: TrainingSpec, metrics: dict, rows: int, out_dir
 
         artifact = "model.joblib"
         joblib.dump(estimator, scratch / artifact)
-        if save_fold(estimator, spec.features, scratch / artifact, scratch / FOLD_FILE,
-                     holdout):
+        if spec.task == "binary" and save_fold(estimator, spec.features, scratch / artifact,
+                                               scratch / FOLD_FILE, fitted.holdout):
             publish(scratch / FOLD_FILE, out_dir / FOLD_FILE)
     publish(scratch / artifact, out_dir / artifact)
-    metadata = spec.metadata(artifact, metrics, rows)
+    metadata = spec.metadata(artifact, fitted.metrics, rows, fitted.class_labels,
+                             fitted.bin_edges)
     write_metadata(metadata, scratch)
     publish(scratch / METADATA_FILE, out_dir / METADATA_FILE)
     return metadata
@@ -222,12 +348,11 @@ def run_train(env: ProcessingEnvironment) -> ModelMetadata:
     spec = TrainingSpec.read(inputs[CONFIG_INPUT] / SPEC_FILE)
     started = time.monotonic()
     table = read_training_table(inputs[TRAIN_INPUT], spec)
-    log.info("training %s (%s) on %d rows", spec.name, spec.framework, table.num_rows)
-    estimator, metrics, holdout = fit_model(table, spec, available_cpus())
-    metadata = save_bundle(
-        estimator, spec, metrics, table.num_rows, outputs[MODEL_OUTPUT],
-        env.scratch_dir, holdout,
-    )
+    log.info("training %s (%s, %s) on %d rows", spec.name, spec.framework, spec.task,
+             table.num_rows)
+    fitted = fit_model(table, spec, available_cpus())
+    metadata = save_bundle(fitted, spec, table.num_rows, outputs[MODEL_OUTPUT],
+                           env.scratch_dir)
     log.info("trained %s version %s in %.1fs: %s", spec.name, spec.version,
-             time.monotonic() - started, metrics)
+             time.monotonic() - started, fitted.metrics)
     return metadata

@@ -15,7 +15,7 @@ import pytest
 
 from batch_assets.definitions import build_definitions
 from batch_assets.demo_data import DemoDataSpec, generate_demo_data
-from batch_assets.registry import DEFAULT_REGISTRY_PATH
+from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
 from resources.job_store import SQLiteJobStore
 from resources.processing import SageMakerProcessing
 from resources.storage import LocalBucketStorage
@@ -29,8 +29,37 @@ SMALL_DATA = DemoDataSpec(
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def write_test_registry(path: Path, xgb_inference: str = "", instance_count: int = 2) -> Path:
-    """The shipped registry with smaller models (fast to train) and the given overrides."""
+# A test-only multiclass model (the shipped registry has binary and regression ones):
+# an XGBoost classifier of the training data's three tiers, with passthrough columns.
+MULTICLASS_MODEL = """
+[[models]]
+name = "tier_xgb"
+framework = "xgboost"
+task = "multiclass"
+dataset = "customers"
+training_data = "training/customers/"
+label = "tier"
+key_columns = ["customer_id"]
+features = ["f04", "f05", "f06", "f07", "f08", "f09"]
+instance_type = "ml.m5.large"
+instance_count = 1
+quality_metric = "accuracy"
+quality_threshold = 0.5
+
+[models.output]
+passthrough_columns = ["segment", "f06"]
+
+[models.hyperparameters]
+n_estimators = 15
+max_depth = 3
+"""
+
+
+def write_test_registry(path: Path, xgb_inference: str = "", instance_count: int = 2,
+                        multiclass: bool = True) -> Path:
+    """The shipped registry with smaller models (fast to train) and the given overrides
+    (``xgb_inference`` for churn_xgb; ``instance_count`` for the churn models), plus the
+    test-only multiclass model unless ``multiclass`` is false."""
     text = DEFAULT_REGISTRY_PATH.read_text()
     text = text.replace("n_estimators = 100", "n_estimators = 20")
     text = text.replace("instance_count = 2", f"instance_count = {instance_count}")
@@ -38,8 +67,9 @@ def write_test_registry(path: Path, xgb_inference: str = "", instance_count: int
         text = text.replace(
             "[models.hyperparameters]\nn_estimators",
             f"[models.inference]\n{xgb_inference}\n\n[models.hyperparameters]\nn_estimators",
+            1,
         )
-    path.write_text(text)
+    path.write_text(text + (MULTICLASS_MODEL if multiclass else ""))
     return path
 
 
@@ -93,12 +123,13 @@ def moto_endpoint():
 
 @pytest.fixture(scope="session")
 def trained_template(tmp_path_factory) -> Path:
-    """A bucket with small demo data and both models trained (built once per session)."""
+    """A bucket with small demo data and every test model trained (built once per
+    session)."""
     root = tmp_path_factory.mktemp("template")
     registry = write_test_registry(root / "models.toml")
     pipeline = make_pipeline(root, registry)
     generate_demo_data(pipeline.storage, SMALL_DATA)
-    for model in ("churn_xgb", "churn_logreg"):
+    for model in load_registry(registry).model_names:
         pipeline.run_job("train_models", model)
     return root / "bucket"
 

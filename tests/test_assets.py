@@ -36,7 +36,7 @@ def test_definitions_load_without_settings(monkeypatch):
     assert keys == {"trained_model", "predictions"}
     predictions = graph.get(dg.AssetKey("predictions"))
     assert predictions.partitions_def.get_partitions_def_for_dimension(
-        "model").get_partition_keys() == ["churn_xgb", "churn_logreg"]
+        "model").get_partition_keys() == ["churn_xgb", "churn_logreg", "customer_value_xgb"]
     assert "2026-11-01|churn_xgb" in predictions.partitions_def.get_partition_keys()
     assert definitions.resolve_job_def("score_predictions") is not None
 

@@ -12,6 +12,8 @@ import pytest
 
 from container.contract import (
     DEFAULT_BATCH_ROWS,
+    FLOAT64,
+    STRING,
     FileManifest,
     InferArguments,
     ModelMetadata,
@@ -21,6 +23,7 @@ from container.contract import (
     opt_ml_relative,
     output_path,
     output_relative_path,
+    prediction_columns,
 )
 
 
@@ -52,13 +55,42 @@ def test_model_metadata_reads_bundles_written_before_task_and_keeps_its_json():
            "metrics": {"roc_auc": 0.8}, "training_rows": 10}
     metadata = ModelMetadata.from_dict(old)
     assert metadata.task == "binary"
+    assert (metadata.class_labels, metadata.prediction_bin_edges,
+            metadata.passthrough_columns) == ([], [], [])
     assert metadata.input_columns == ["id", "f1", "f2"]
-    assert list(metadata.to_dict()) == [*old, "task"]
+    assert metadata.output_column_names() == ["id", "prediction"]
+    assert list(metadata.to_dict()) == [*old, "task", "class_labels", "prediction_bin_edges",
+                                        "passthrough_columns"]
     assert ModelMetadata.from_dict(json.loads(json.dumps(metadata.to_dict()))) == metadata
     with pytest.raises(ValueError, match="unknown field"):
         ModelMetadata.from_dict({**old, "surprise": 1})
     with pytest.raises(ValueError, match="artifact"):
         ModelMetadata.from_dict({k: v for k, v in old.items() if k != "artifact"})
+
+
+def test_output_columns_per_task():
+    """Keys, then passthrough columns (input order is the registry's), then the task's
+    prediction columns with their Arrow types; multiclass labels sanitised."""
+    base = {"name": "m", "version": "v1", "framework": "xgboost", "features": ["f1", "id"],
+            "key_columns": ["id"], "artifact": "model.ubj",
+            "passthrough_columns": ["region", "f1"]}
+    regression = ModelMetadata.from_dict({**base, "task": "regression"})
+    assert regression.input_columns == ["id", "region", "f1"]
+    assert regression.output_column_names() == ["id", "region", "f1", "prediction"]
+    assert regression.prediction_columns() == [("prediction", FLOAT64)]
+    multiclass = ModelMetadata.from_dict({**base, "task": "multiclass",
+                                          "class_labels": ["gold", "silver-2", "n/a"]})
+    assert multiclass.prediction_columns() == [
+        ("predicted_label", STRING), ("probability_gold", FLOAT64),
+        ("probability_silver_2", FLOAT64), ("probability_n_a", FLOAT64)]
+    assert prediction_columns("binary") == [("prediction", "double")]
+    with pytest.raises(ValueError, match=r"'a b' and 'a-b' both become output column "
+                                         r"'probability_a_b'.*rename one"):
+        prediction_columns("multiclass", ["a b", "a-b"])
+    with pytest.raises(ValueError, match="at least 2 class labels"):
+        prediction_columns("multiclass", [])
+    with pytest.raises(ValueError, match="task 'ranking' is not one of"):
+        prediction_columns("ranking")
 
 
 def _summary() -> dict:
@@ -77,7 +109,11 @@ def test_file_manifest_reads_older_and_newer_manifests():
                "output_sha256": "ab", "predictions": _summary()}
     manifest = FileManifest.from_dict({**current, "from_a_newer_container": True})
     assert manifest.predictions == PredictionSummary(**_summary())
-    assert manifest.to_dict() == current
+    assert manifest.predictions.task == "binary"  # written before tasks: binary
+    assert manifest.to_dict() == {**current, "predictions": {
+        **_summary(), "task": "binary", "bin_edges": [], "label_counts": {},
+        "class_histograms": {}}}
+    assert FileManifest.from_dict(manifest.to_dict()) == manifest
     with pytest.raises(ValueError, match="rows_out"):
         FileManifest.from_dict({k: v for k, v in oldest.items() if k != "rows_out"})
     with pytest.raises(ValueError, match="JSON object"):

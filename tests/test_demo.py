@@ -15,21 +15,22 @@ TINY = DemoDataSpec(days=("2026-11-01", "2026-11-02"), files_per_day=3, rows_per
 
 
 def test_demo_scores_everything_then_reruns_without_compute(tmp_path):
-    registry = write_test_registry(tmp_path / "models.toml", instance_count=1)
+    registry = write_test_registry(tmp_path / "models.toml", instance_count=1,
+                                   multiclass=False)  # the shipped models only
     instance = dg.DagsterInstance.ephemeral()
     first = run_demo(tmp_path / "data", registry, TINY, instance)
-    assert first.models_trained == ["churn_xgb", "churn_logreg"]
-    assert first.partitions == first.partitions_with_work == 4
-    assert first.files == first.files_scored_now == 12
-    assert first.rows == first.rows_scored_now == 12_000
+    assert first.models_trained == ["churn_xgb", "churn_logreg", "customer_value_xgb"]
+    assert first.partitions == first.partitions_with_work == 6
+    assert first.files == first.files_scored_now == 18
+    assert first.rows == first.rows_scored_now == 18_000
     assert first.job_seconds > 0
 
     second = run_demo(tmp_path / "data", registry, TINY, instance)
     assert second.models_trained == []
-    assert second.partitions == 4 and second.partitions_with_work == 0
-    assert second.rows == 12_000 and second.rows_scored_now == 0
+    assert second.partitions == 6 and second.partitions_with_work == 0
+    assert second.rows == 18_000 and second.rows_scored_now == 0
     lines = "\n".join(second.lines())
-    assert "4 (0 ran a job, 4 were already complete)" in lines
+    assert "6 (0 ran a job, 6 were already complete)" in lines
 
 
 def test_demo_data_is_deterministic(tmp_path):
@@ -48,12 +49,12 @@ def test_unknown_model_name_is_a_clear_error(tmp_path, capsys):
     assert code == 2
     error = capsys.readouterr().err
     assert "'churn_rf' is not in the model registry" in error
-    assert "churn_xgb, churn_logreg" in error
+    assert "churn_xgb, churn_logreg, customer_value_xgb" in error
 
 
 @pytest.mark.slow
 def test_full_demo_command(tmp_path):
-    """What `make demo` runs, at full size (1M rows, 24 files, 3 days, 2 models)."""
+    """What `make demo` runs, at full size (1M rows, 24 files, 3 days, 3 models)."""
     import subprocess
     import sys
 
@@ -61,8 +62,8 @@ def test_full_demo_command(tmp_path):
     env = {"DAGSTER_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
     first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "partitions scored   6 (6 ran a job" in first.stdout
-    assert "files               48 (48 scored in this run)" in first.stdout
+    assert "partitions scored   9 (9 ran a job" in first.stdout
+    assert "files               72 (72 scored in this run)" in first.stdout
     second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "6 (0 ran a job, 6 were already complete)" in second.stdout
+    assert "9 (0 ran a job, 9 were already complete)" in second.stdout

@@ -18,9 +18,9 @@ from benchmarks.engines import lay_out_instance
 from benchmarks.models import load_framework_model
 from benchmarks.workloads import FEATURES, KEY_COLUMN, prepare, workload_specs
 from container.__main__ import main
-from container.adapters import load_adapter
 from container.contract import NUM_CPUS_ENV_VAR, ROOT_ENV_VAR
 from container.contract import ONEDAL_CACHE_FILE as CACHE_FILE
+from container.frameworks import load_model
 from container.model_bundle import read_metadata
 from container.onedal_trees import onedal_available, onedal_version
 from tests.helpers import read_outputs
@@ -155,12 +155,12 @@ def test_native_thread_pools_get_only_the_threads_given(workloads):
 
     workload = workloads["W1"]
     metadata = read_metadata(workload.model_dir)
-    adapter = load_adapter(metadata, workload.model_dir, threads=1)
-    assert adapter.predictor_name == "oneDAL"
+    model = load_model(metadata, workload.model_dir, threads=1)
+    assert model.predictor_name == "oneDAL"
     assert daal4py.num_threads() == 1
-    config = json.loads(adapter.booster.save_config())
+    config = json.loads(model.booster.save_config())
     assert config["learner"]["generic_param"]["nthread"] == "1"
-    load_adapter(metadata, workload.model_dir, threads=2)
+    load_model(metadata, workload.model_dir, threads=2)
     assert daal4py.num_threads() == 2
 
 
@@ -192,11 +192,11 @@ def test_a_stored_fold_spares_importing_scikit_learn(workloads):
     model_dir = workloads["W2"].model_dir
     program = (
         "import sys\nfrom pathlib import Path\n"
-        "from container.adapters import load_adapter\n"
+        "from container.frameworks import load_model\n"
         "from container.model_bundle import read_metadata\n"
         f"bundle = Path({str(model_dir)!r})\n"
-        "adapter = load_adapter(read_metadata(bundle), bundle)\n"
-        "print(adapter.predictor_name, 'sklearn' in sys.modules)\n"
+        "model = load_model(read_metadata(bundle), bundle)\n"
+        "print(model.predictor_name, 'sklearn' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                             check=True, cwd=Path(__file__).resolve().parents[1])

@@ -12,25 +12,85 @@ from batch_assets.registry import (
 )
 
 
-def test_shipped_registry_has_the_two_models():
+def test_shipped_registry_has_binary_and_regression_models():
     registry = load_registry()
-    assert registry.model_names == ["churn_xgb", "churn_logreg"]
+    assert registry.model_names == ["churn_xgb", "churn_logreg", "customer_value_xgb"]
     xgb, logreg = registry.get("churn_xgb"), registry.get("churn_logreg")
     assert xgb.framework == "xgboost" and len(xgb.features) >= 30
+    assert xgb.task == logreg.task == "binary" and xgb.passthrough_columns == ()
     assert logreg.framework == "sklearn" and logreg.categorical_features == ("segment",)
+    value = registry.get("customer_value_xgb")
+    assert (value.task, value.quality_metric, value.passthrough_columns) == (
+        "regression", "rmse", ("segment",))
+
+
+def test_quality_threshold_direction_follows_the_metric(tmp_path):
+    """rmse, mae and logloss: lower is better, so the threshold is a maximum; roc_auc,
+    accuracy and r2: a minimum."""
+    value = load_registry().get("customer_value_xgb")
+    assert value.quality_threshold_is_maximum
+    assert value.quality_passes(value.quality_threshold - 0.1)
+    assert value.quality_passes(value.quality_threshold)
+    assert not value.quality_passes(value.quality_threshold + 0.1)
+    assert not value.quality_passes(None) and not value.quality_passes(float("nan"))
+    churn = load_registry().get("churn_xgb")
+    assert not churn.quality_threshold_is_maximum
+    assert churn.quality_passes(0.9) and not churn.quality_passes(0.5)
+    path = tmp_path / "models.toml"
+    path.write_text(DEFAULT_REGISTRY_PATH.read_text().replace(
+        'quality_metric = "rmse"\nquality_threshold = 1.5',
+        'quality_metric = "r2"\nquality_threshold = -0.5'))
+    r2 = load_registry(path).get("customer_value_xgb")
+    assert r2.quality_passes(0.0) and not r2.quality_passes(-0.6)
 
 
 def test_unknown_model_lists_registered_names():
     with pytest.raises(UnknownModelError) as error:
         load_registry().get("churn_rf")
-    assert "churn_rf" in str(error.value) and "churn_xgb, churn_logreg" in str(error.value)
+    assert "churn_rf" in str(error.value)
+    assert "churn_xgb, churn_logreg, customer_value_xgb" in str(error.value)
 
 
 BROKEN = [
-    ('framework = "xgboost"', 'framework = "lightgbm"', "framework 'lightgbm' is not one of"),
+    ('framework = "xgboost"', 'framework = "lightgbm"',
+     "framework 'lightgbm' is not one of xgboost, sklearn (lightgbm models can be scored, "
+     "but registered models are trained here)"),
+    ('framework = "xgboost"', 'framework = "caffe"', "framework 'caffe' is not one of"),
+    ('task = "regression"', 'task = "ranking"',
+     "model #3 ('customer_value_xgb'): task 'ranking' is not one of binary, multiclass, "
+     "regression"),
+    ('quality_metric = "rmse"', 'quality_metric = "roc_auc"',
+     "quality_metric 'roc_auc' does not fit task 'regression'; a regression model is measured "
+     "by one of rmse, mae, r2"),
+    ('quality_metric = "roc_auc"\nquality_threshold = 0.70',
+     'quality_metric = "rmse"\nquality_threshold = 0.70',
+     "model #1 ('churn_xgb'): quality_metric 'rmse' does not fit task 'binary'; a binary "
+     "model is measured by one of roc_auc, logloss, accuracy"),
+    ('quality_metric = "rmse"\nquality_threshold = 1.5',
+     'quality_metric = "rmse"\nquality_threshold = -1',
+     "quality_threshold for rmse is a maximum and must be at least 0, got -1"),
+    ('quality_metric = "rmse"\nquality_threshold = 1.5',
+     'quality_metric = "r2"\nquality_threshold = 1.5',
+     "quality_threshold for r2 is a minimum of at most 1, got 1.5"),
+    ('quality_threshold = 0.70', 'quality_threshold = "high"',
+     "quality_threshold must be a number, got 'high'"),
+    ('passthrough_columns = ["segment"]', 'passthrough_columns = ["customer_id"]',
+     "output.passthrough_columns lists key column 'customer_id'; key columns are in every "
+     "output already"),
+    ('passthrough_columns = ["segment"]', 'passthrough_columns = ["segment", "segment"]',
+     "output.passthrough_columns lists a column twice"),
+    ('passthrough_columns = ["segment"]', "passthrough_columns = [3]",
+     "output.passthrough_columns must contain column names"),
+    ('passthrough_columns = ["segment"]', 'passthrough_columns = ["prediction"]',
+     "column 'prediction' would clash with the prediction columns of the output"),
+    ('passthrough_columns = ["segment"]', 'passthrough_columns = ["probability_a"]',
+     "column 'probability_a' would clash"),
+    ('passthrough_columns = ["segment"]', 'passthrough = ["segment"]',
+     "output: unknown setting(s) passthrough; allowed: passthrough_columns"),
     ('name = "churn_xgb"', 'name = "Churn-XGB"', "name must be"),
     ("instance_count = 2", "instance_count = 0", "instance_count must be"),
-    ("quality_threshold = 0.70", "quality_threshold = 7", "quality_threshold must be"),
+    ("quality_threshold = 0.70", "quality_threshold = 7",
+     "quality_threshold must be a number in [0, 1] for roc_auc (a minimum), got 7"),
     ('training_data = "training/customers/"', 'training_data = "training"', "training_data"),
     ('categorical_features = ["segment"]', 'categorical_features = ["nope"]', "subset"),
     ('key_columns = ["customer_id"]\nfeatures = [\n  "f00"',

@@ -30,6 +30,7 @@ class ModelFacts:
     n_features: int | None
     task: str | None
     class_labels: list[str] | None = None
+    n_classes: int | None = None  # where the format records a count but no labels (XGBoost)
 
 
 class FrameworkModel(Protocol):
