@@ -1,0 +1,27 @@
+"""Feature matrices beyond ``container.features.feature_matrix`` (float32, row-major).
+
+LightGBM compares features with its split thresholds in float64, and an ONNX graph
+may declare a float64 input: rounding a float64 column to float32 first would move
+values that lie within float32's rounding of a threshold to the other side, so those
+frameworks get the column's own precision.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+
+def feature_columns(batch: pa.RecordBatch, features: list[str], dtype: type) -> list[np.ndarray]:
+    """Each feature as a contiguous array of ``dtype``; nulls become NaN."""
+    arrow_type = pa.float64() if dtype is np.float64 else pa.float32()
+    return [batch.column(name).cast(arrow_type).to_numpy(zero_copy_only=False)
+            for name in features]
+
+
+def float64_matrix(batch: pa.RecordBatch, features: list[str]) -> np.ndarray:
+    """Dense float64 row-major matrix in the model's feature order; nulls become NaN."""
+    columns = feature_columns(batch, features, np.float64)
+    if not columns:
+        return np.empty((batch.num_rows, 0), np.float64)
+    return np.column_stack(columns)

@@ -1,0 +1,209 @@
+"""TorchScript modules (container/frameworks/torch.py): predictions equal the module's
+own within 1e-5 on either path, the faster verified path scores each batch size, a
+disagreeing or unexportable graph leaves PyTorch scoring, the probability/logit
+convention holds, and broken artifacts fail naming the file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from container.contract import DEFAULT_BATCH_ROWS, ModelMetadata
+from container.errors import JobInputError
+from tests.framework_bundles import (
+    corrupt,
+    feature_names,
+    record_batch,
+    rows,
+    run_container,
+    worst,
+    write_bundle,
+)
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+from container.frameworks.fastest import GRAPH_TOLERANCE, MARGIN  # noqa: E402
+from container.frameworks.torch import load  # noqa: E402
+
+NAMES = feature_names(6)
+LABELS = ["a", "b", "c"]
+FAST = "ONNX Runtime (torch.onnx.export)"
+FRAMEWORK = "torch inference_mode"
+
+
+class Net(torch.nn.Module):
+    """A small MLP ending in ``head``: sigmoid, softmax or nothing (a value or logits)."""
+
+    def __init__(self, outputs: int, head: str, inputs: int = 6) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = torch.nn.Sequential(torch.nn.Linear(inputs, 32), torch.nn.ReLU(),
+                                        torch.nn.Linear(32, outputs))
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        if self.head == "sigmoid":
+            return torch.sigmoid(y)
+        if self.head == "softmax":
+            return torch.softmax(y, dim=1)
+        return y
+
+
+class Erfinv(torch.nn.Module):
+    """``erfinv`` has no ONNX export (opset 17)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(torch.special.erfinv(torch.tanh(x)).sum(1, keepdim=True))
+
+
+class Noisy(torch.nn.Module):
+    """Test-time noise: ONNX Runtime's random numbers are not PyTorch's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid((x + torch.randn_like(x)).sum(1, keepdim=True))
+
+
+@dataclass(frozen=True)
+class LogitMetadata(ModelMetadata):
+    """model.json with the ``output`` flag (container.frameworks.network_outputs),
+    which ModelMetadata does not have yet."""
+
+    output: str = "logit"
+
+
+HEADS = {"binary": (1, "sigmoid"), "multiclass": (3, "softmax"), "regression": (1, "none")}
+
+
+def save(tmp_path, module: torch.nn.Module, task: str, name: str = "model.pt"):
+    torch.jit.save(torch.jit.script(module.eval()), str(tmp_path / name))
+    return write_bundle(tmp_path, "torch", name, task, NAMES,
+                        LABELS if task == "multiclass" else None)
+
+
+def module_output(module: torch.nn.Module, matrix: np.ndarray) -> np.ndarray:
+    """The module's own predictions in the engine's shape (the reference)."""
+    with torch.no_grad():
+        out = module.eval()(torch.from_numpy(matrix)).numpy().astype(np.float64)
+    return out[:, 0] if out.shape[1] == 1 else out
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_predictions_equal_the_module_on_the_faster_verified_path(tmp_path, task):
+    data = rows(missing=0.02)  # NaN propagates to NaN on both paths
+    module = Net(*HEADS[task])
+    metadata = save(tmp_path, module, task)
+    model = load(metadata, tmp_path, threads=2, predictor="auto")
+    batch = record_batch(data, NAMES)
+
+    checked = model.verify_fast_path(batch.slice(0, 1_000))
+    predicted = model.predict(batch)
+
+    assert predicted.shape == ((len(data), 3) if task == "multiclass" else (len(data),))
+    assert worst(predicted, module_output(module, data)) <= GRAPH_TOLERANCE
+    assert np.isnan(predicted).any()
+    # both agreed, then were timed at the sample's size and the default batch size;
+    # each size is scored by the one that was faster there
+    assert "max difference" in checked and "timed" in checked
+    assert sorted(model.timings) == [1_000, DEFAULT_BATCH_ROWS]
+    for size, (framework, fast) in model.timings.items():
+        assert model.uses_fast_path(size) == (fast < MARGIN * framework), model.timings
+    assert FAST in model.predictor_name or model.predictor_name == FRAMEWORK
+    facts = model.facts()
+    assert (facts.feature_names, facts.n_features) == (None, None)  # not recorded
+    assert facts.task == ("multiclass" if task == "multiclass" else None)
+    assert facts.n_classes == (3 if task == "multiclass" else None)
+
+
+def test_framework_predictor_is_the_module_itself(tmp_path):
+    data = rows(missing=0.02)
+    module = Net(3, "softmax")
+    model = load(save(tmp_path, module, "multiclass"), tmp_path, 2, "framework")
+    batch = record_batch(data, NAMES)
+    assert model.verify_fast_path(batch) == "no faster predictor for this model"
+    assert model.predictor_name == FRAMEWORK
+    np.testing.assert_array_equal(model.predict(batch), module_output(module, data))
+
+
+def test_logits_declared_as_such_get_the_sigmoid_or_softmax(tmp_path):
+    data = rows()
+    for task, outputs in (("binary", 1), ("multiclass", 3)):
+        module = Net(outputs, "none")
+        declared = save(tmp_path, module, task)
+        metadata = LogitMetadata(**declared.to_dict())
+        model = load(metadata, tmp_path, 2, "auto")
+        batch = record_batch(data, NAMES)
+        model.verify_fast_path(batch.slice(0, 500))
+        logits = module_output(module, data)
+        expected = (1 / (1 + np.exp(-logits)) if task == "binary"
+                    else np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True))
+        assert worst(model.predict(batch), expected) <= GRAPH_TOLERANCE
+
+
+def test_logits_declared_as_probabilities_fail_the_job(tmp_path):
+    model = load(save(tmp_path, Net(1, "none"), "binary"), tmp_path, 1, "framework")
+    with pytest.raises(JobInputError, match=r"model\.pt returned values outside \[0, 1\]"
+                                            r".*output = \"logit\""):
+        model.predict(record_batch(rows(), NAMES))
+
+
+def test_a_module_that_does_not_export_is_scored_by_pytorch(tmp_path):
+    data = rows()
+    module = Erfinv()
+    model = load(save(tmp_path, module, "binary"), tmp_path, 2, "auto")
+    batch = record_batch(data, NAMES)
+    assert "does not export" in model.verify_fast_path(batch)
+    assert model.predictor_name == FRAMEWORK
+    np.testing.assert_array_equal(model.predict(batch), module_output(module, data))
+
+
+def test_a_graph_that_disagrees_is_dropped(tmp_path):
+    model = load(save(tmp_path, Noisy(), "binary"), tmp_path, 2, "auto")
+    assert model._fast is not None  # it exported
+    checked = model.verify_fast_path(record_batch(rows(), NAMES))
+    assert model.predictor_name == FRAMEWORK, checked
+    assert "timed" not in checked
+
+
+def test_a_module_for_other_features_fails_naming_the_artifact(tmp_path):
+    metadata = save(tmp_path, Net(1, "sigmoid", inputs=5), "binary")
+    with pytest.raises(JobInputError, match=r"model\.pt: the module fails on a float32 "
+                                            r"tensor of shape \(rows, 6\)"):
+        load(metadata, tmp_path, 1, "auto")
+
+
+def test_a_module_with_three_outputs_declared_binary_is_refused(tmp_path):
+    save(tmp_path, Net(3, "softmax"), "multiclass")
+    metadata = write_bundle(tmp_path, "torch", "model.pt", "binary", NAMES)
+    with pytest.raises(JobInputError, match=r"declared task 'binary'.*multiclass model"):
+        load(metadata, tmp_path, 1, "auto")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "state_dict"])
+def test_a_broken_artifact_fails_naming_the_file(tmp_path, damage):
+    metadata = save(tmp_path, Net(1, "sigmoid"), "binary")
+    artifact = tmp_path / "model.pt"
+    if damage == "truncated":
+        corrupt(artifact)
+    else:  # torch.save of weights: no TorchScript code to run
+        torch.save(Net(1, "sigmoid").state_dict(), str(artifact))
+    with pytest.raises(JobInputError, match=f"{artifact} is not a readable TorchScript "
+                                            r"module.*torch\.jit\.save"):
+        load(metadata, tmp_path, 1, "auto")
+
+
+def test_the_container_scores_a_binary_module(tmp_path, monkeypatch):
+    data = rows(missing=0.02)
+    module = Net(1, "sigmoid")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    save(bundle, module, "binary")
+
+    output, manifest = run_container(tmp_path, monkeypatch, bundle, data, NAMES)
+
+    scored = output.column("prediction").to_numpy(zero_copy_only=False)
+    assert worst(scored, module_output(module, data)) <= GRAPH_TOLERANCE
+    assert manifest["predictor"] == FRAMEWORK or FAST in manifest["predictor"]
