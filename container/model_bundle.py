@@ -54,7 +54,8 @@ def read_metadata(bundle_dir: Path) -> ModelMetadata:
         raise JobInputError(
             f"model metadata {path}: prediction_bin_edges must increase strictly, got "
             f"{edges}; retrain the model to recompute them")
-    if not (bundle_dir / metadata.artifact).is_file():
+    # a file, or a directory for formats that are one (a TensorFlow SavedModel)
+    if not (bundle_dir / metadata.artifact).exists():
         raise JobInputError(
             f"model artifact missing: {bundle_dir / metadata.artifact} (named in {path}) "
             "does not exist. Re-materialize trained_model for this model."

@@ -175,12 +175,14 @@ def test_a_model_for_other_features_is_refused(tmp_path):
         load(metadata, tmp_path, 1, "auto")
 
 
-def test_the_container_scores_a_keras_model(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", ["keras", "saved_model"])
+def test_the_container_scores_a_keras_model(tmp_path, monkeypatch, kind):
+    """A .keras file, and a SavedModel directory as the bundle's artifact."""
     data = rows()
     network = keras_model("regression")
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    save(bundle, network, "regression", "keras")
+    save(bundle, network, "regression", kind)
 
     output, manifest = run_container(tmp_path, monkeypatch, bundle, data, NAMES)
 
