@@ -16,40 +16,69 @@ ROOT = Path(__file__).resolve().parents[1]
 CONTAINER = ROOT / "container"
 
 
-def imported_top_level_modules() -> set[str]:
+# distributions that install a module under another project's name
+PROVIDES = {"xgboost-cpu": "xgboost", "tensorflow-cpu": "tensorflow-cpu"}
+FRAMEWORK_EXTRAS = ("lightgbm", "onnx", "torch", "tensorflow")
+
+
+def imports_of(path: Path) -> set[str]:
     modules = set()
-    for path in CONTAINER.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                modules.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                modules.add(node.module.split(".")[0])
-    return modules
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules.add(node.module.split(".")[0])
+    return {m for m in modules if m not in sys.stdlib_module_names and m != "container"}
 
 
-def required_distributions() -> set[str]:
-    lines = (CONTAINER / "requirements.txt").read_text().splitlines()
-    names = [re.split(r"[<>=!~\[ ]", line.strip())[0] for line in lines
-             if line.strip() and not line.startswith("#")]
-    return {name.lower().replace("_", "-") for name in names}
+def required_distributions(name: str = "requirements.txt") -> set[str]:
+    """Distributions a requirements file lists, following its ``-r`` includes."""
+    found = set()
+    for line in (CONTAINER / name).read_text().splitlines():
+        line = line.strip()
+        if line.startswith("-r "):
+            found |= required_distributions(line[3:].strip())
+        elif line and not line.startswith("#"):
+            found.add(re.split(r"[<>=!~\[ ;]", line)[0].lower().replace("_", "-"))
+    return {PROVIDES.get(d, d) for d in found}
+
+
+def assert_provided(module: str, required: set[str], where: str) -> None:
+    owners = {d.lower().replace("_", "-") for d in packages_distributions().get(module, [])}
+    assert owners, f"no installed distribution provides {module!r}"
+    assert owners & required, f"{where} imports {module!r} ({owners}) but its requirements " \
+                              f"list does not"
 
 
 def test_every_third_party_import_is_a_requirement():
-    third_party = {m for m in imported_top_level_modules()
-                   if m not in sys.stdlib_module_names and m != "container"}
-    assert third_party, "found no imports: the scan is broken"
-    distributions = packages_distributions()
-    required = required_distributions()
-    for module in sorted(third_party):
-        owners = {d.lower().replace("_", "-") for d in distributions.get(module, [])}
-        assert owners, f"no installed distribution provides {module!r}"
-        assert owners & required, f"container imports {module!r} ({owners}) but " \
-                                  "container/requirements.txt does not list it"
+    """The core list covers the container; each framework module is covered by the
+    core list plus its own requirements-<framework>.txt (one image per family)."""
+    core = required_distributions()
+    checked = set()
+    for path in sorted(CONTAINER.rglob("*.py")):
+        extra = path.stem if path.parent.name == "frameworks" and \
+            path.stem in FRAMEWORK_EXTRAS else None
+        required = core | (required_distributions(f"requirements-{extra}.txt")
+                           if extra else set())
+        for module in sorted(imports_of(path)):
+            assert_provided(module, required, str(path.relative_to(ROOT)))
+            checked.add(module)
+    assert {"pyarrow", "xgboost", "torch", "tensorflow", "onnxruntime", "lightgbm"} <= checked
+
+
+def test_every_framework_has_its_requirements_file():
+    from container.contract import FRAMEWORKS
+
+    for framework in FRAMEWORKS:
+        if framework not in ("xgboost", "sklearn"):
+            assert framework in FRAMEWORK_EXTRAS
+            assert required_distributions(f"requirements-{framework}.txt")
 
 
 def test_requirements_are_not_orchestration_packages():
-    assert not {d for d in required_distributions()
-                if d.startswith(("dagster", "boto", "sagemaker"))}
+    for name in ("requirements.txt", *(f"requirements-{x}.txt" for x in FRAMEWORK_EXTRAS)):
+        assert not {d for d in required_distributions(name)
+                    if d.startswith(("dagster", "boto", "sagemaker"))}, name
 
 
 def test_dockerfile_uses_exec_form_entrypoint_and_the_requirements():
@@ -60,3 +89,5 @@ def test_dockerfile_uses_exec_form_entrypoint_and_the_requirements():
     assert "pip install -r /opt/program/requirements.txt" in dockerfile
     assert "COPY container/requirements.txt" in dockerfile
     assert "dagster" not in dockerfile
+    assert "COPY container/requirements-*.txt" in dockerfile
+    assert 'requirements-$name.txt' in dockerfile
