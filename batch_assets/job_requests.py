@@ -1,4 +1,5 @@
-"""The two processing jobs the pipeline runs, as ``create_processing_job`` requests."""
+"""The processing jobs the pipeline runs (train, import, score), as
+``create_processing_job`` requests."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from batch_assets.registry import ModelSpec
 from container.contract import (
     CONFIG_INPUT,
     DATA_INPUT,
+    HOLDOUT_INPUT,
     MODEL_INPUT,
     MODEL_OUTPUT,
     PREDICTIONS_OUTPUT,
+    SOURCE_INPUT,
     TRAIN_INPUT,
     input_path,
     output_path,
@@ -41,16 +44,37 @@ def training_request(
     processing: SageMakerProcessing, launch: ContainerLaunch, spec: ModelSpec, job_name: str,
     *, train_uri: str, config_uri: str, model_uri: str, tags: dict[str, str],
 ) -> dict:
+    return _model_request(processing, launch, spec, job_name, "train", [
+        InputChannel(TRAIN_INPUT, train_uri, input_path(TRAIN_INPUT)),
+        InputChannel(CONFIG_INPUT, config_uri, input_path(CONFIG_INPUT)),
+    ], model_uri, tags)
+
+
+def import_request(
+    processing: SageMakerProcessing, launch: ContainerLaunch, spec: ModelSpec, job_name: str,
+    *, source_uri: str, config_uri: str, holdout_uri: str | None, model_uri: str,
+    tags: dict[str, str],
+) -> dict:
+    """``python -m container import``: the artifact as delivered, the import spec and,
+    when the registry gives holdout_data, the holdout rows."""
+    inputs = [InputChannel(SOURCE_INPUT, source_uri, input_path(SOURCE_INPUT)),
+              InputChannel(CONFIG_INPUT, config_uri, input_path(CONFIG_INPUT))]
+    if holdout_uri:
+        inputs.append(InputChannel(HOLDOUT_INPUT, holdout_uri, input_path(HOLDOUT_INPUT)))
+    return _model_request(processing, launch, spec, job_name, "import", inputs, model_uri,
+                          tags)
+
+
+def _model_request(processing: SageMakerProcessing, launch: ContainerLaunch, spec: ModelSpec,
+                   job_name: str, command: str, inputs: list[InputChannel], model_uri: str,
+                   tags: dict[str, str]) -> dict:
+    """A single-instance job that writes one model bundle (train or import)."""
     return build_processing_job_request(ProcessingJobSpec(
         job_name=job_name,
         image_uri=launch.image_uri,
         entrypoint=launch.entrypoint,
-        arguments=["train"],
-        inputs=[
-            InputChannel(TRAIN_INPUT, train_uri, input_path(TRAIN_INPUT)),
-            InputChannel(CONFIG_INPUT, config_uri, input_path(CONFIG_INPUT)),
-            *launch.extra_inputs,
-        ],
+        arguments=[command],
+        inputs=[*inputs, *launch.extra_inputs],
         environment=launch.environment,
         outputs=[OutputChannel(MODEL_OUTPUT, model_uri, output_path(MODEL_OUTPUT),
                                upload_mode="EndOfJob")],

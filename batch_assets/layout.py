@@ -4,6 +4,7 @@
     <training_data>*.parquet                              training data (registry)
     models/<model>/<version>/{model.json, artifact}       model bundles
     models/<model>/current.json                           the version predictions use
+    models/<model>/sources/<sha256 head>/...              imported artifacts as delivered
     predictions/<model>/dt=YYYY-MM-DD/<stem>.parquet      output columns per input file
     predictions/<model>/dt=YYYY-MM-DD/_manifests/<stem>.json  written last, per input file
     jobs/<job-name>/...                                   per-job inputs (manifest, spec)
@@ -26,6 +27,12 @@ def success_marker_key(dataset: str, day: str) -> str:
 
 def model_prefix(model: str, version: str) -> str:
     return f"models/{model}/{version}/"
+
+
+def model_source_prefix(model: str, digest: str) -> str:
+    """Where an imported artifact is kept as delivered (apart from the bundles, so
+    scoring jobs, which copy a bundle to every instance, do not copy it too)."""
+    return f"models/{model}/sources/{digest[:16]}/"
 
 
 def current_model_key(model: str) -> str:

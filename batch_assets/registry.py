@@ -22,6 +22,7 @@ from container.contract import (
     TRAINABLE_FRAMEWORKS,
     InferArguments,
     is_prediction_column_name,
+    prediction_columns,
 )
 
 DEFAULT_REGISTRY_PATH = Path(__file__).with_name("models.toml")
@@ -59,8 +60,8 @@ class ModelSpec:
     name: str
     framework: str
     dataset: str
-    training_data: str
-    label: str
+    training_data: str  # "" for an imported model
+    label: str  # "" for an imported model without holdout_data
     key_columns: tuple[str, ...]
     features: tuple[str, ...]
     instance_type: str
@@ -73,6 +74,17 @@ class ModelSpec:
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     task: str = "binary"
     passthrough_columns: tuple[str, ...] = ()  # [models.output]: input columns copied out
+    # an imported model: its artifact (s3:// URI or absolute local path), the model's path
+    # inside a tarball or directory, Parquet holdout rows for the quality gate, and its
+    # classes (multiclass) in the order of its probability outputs
+    artifact: str = ""
+    model_file: str = ""
+    holdout_data: str = ""
+    class_labels: tuple[str, ...] = ()
+
+    @property
+    def imported(self) -> bool:
+        return bool(self.artifact)
 
     @property
     def quality_threshold_is_maximum(self) -> bool:
@@ -122,11 +134,16 @@ class Registry:
             ) from None
 
 
-_REQUIRED = ("name", "framework", "dataset", "training_data", "label", "key_columns",
-             "features", "instance_type", "instance_count", "quality_metric",
-             "quality_threshold")
-_OPTIONAL = ("categorical_features", "training_instance_type", "hyperparameters", "inference",
-             "task", "output")
+_REQUIRED = ("name", "framework", "dataset", "key_columns", "features", "instance_type",
+             "instance_count", "quality_metric", "quality_threshold")
+# a model is trained (training_data, label) or imported (artifact; the label only with
+# holdout_data)
+_SOURCES = ("training_data", "artifact")
+_OPTIONAL = ("training_data", "label", "artifact", "model_file", "holdout_data",
+             "class_labels", "categorical_features", "training_instance_type",
+             "hyperparameters", "inference", "task", "output")
+_TRAINING_ONLY = ("hyperparameters",)
+_IMPORT_ONLY = ("artifact", "model_file", "holdout_data", "class_labels")
 
 
 def load_registry(path: Path | str = DEFAULT_REGISTRY_PATH) -> Registry:
@@ -187,19 +204,26 @@ def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
     if not isinstance(entry["name"], str) or not _NAME.fullmatch(entry["name"]):
         raise fail("name must be 1-40 lower-case letters, digits or underscores, starting "
                    "with a letter")
-    if entry["framework"] not in TRAINABLE_FRAMEWORKS:
-        scored_only = (f" ({entry['framework']} models can be scored, but registered models "
-                       "are trained here)" if entry["framework"] in FRAMEWORKS else "")
+    imported = _source_of(entry, fail) == "artifact"
+    if entry["framework"] not in (FRAMEWORKS if imported else TRAINABLE_FRAMEWORKS):
+        if entry["framework"] in FRAMEWORKS:
+            raise fail(f"framework {entry['framework']!r} cannot be trained here "
+                       f"(training_data trains {', '.join(TRAINABLE_FRAMEWORKS)}); import a "
+                       f"{entry['framework']} model instead: replace training_data with "
+                       "artifact = \"s3://bucket/key\" (or a local path)")
         raise fail(f"framework {entry['framework']!r} is not one of "
-                   f"{', '.join(TRAINABLE_FRAMEWORKS)}{scored_only}")
+                   f"{', '.join(FRAMEWORKS if imported else TRAINABLE_FRAMEWORKS)}")
     task = entry.get("task", "binary")
     if task not in TASKS:
         raise fail(f"task {task!r} is not one of {', '.join(TASKS)}")
     if not isinstance(entry["dataset"], str) or not _DATASET.fullmatch(entry["dataset"]):
         raise fail(f"dataset {entry['dataset']!r} is not a valid dataset name")
-    training = entry["training_data"]
-    if not isinstance(training, str) or not training.endswith("/") or training.startswith("/"):
-        raise fail("training_data must be a key prefix ending with '/', e.g. 'training/x/'")
+    training = entry.get("training_data", "")
+    holdout = entry.get("holdout_data", "")
+    for name, prefix in (("training_data", training), ("holdout_data", holdout)):
+        if name in entry and (not isinstance(prefix, str) or not prefix.endswith("/")
+                              or prefix.startswith("/")):
+            raise fail(f"{name} must be a key prefix ending with '/', e.g. 'training/x/'")
     features = _columns(entry["features"], "features", fail)
     keys = _columns(entry["key_columns"], "key_columns", fail)
     categorical = _columns(entry.get("categorical_features", []), "categorical_features",
@@ -217,7 +241,12 @@ def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
         raise fail(f"column {clashing[0]!r} would clash with the prediction columns of the "
                    "output (prediction, predicted_label, probability_<class>); rename it in "
                    "the data")
-    label = _label(entry["label"], keys, features, fail)
+    if not imported and "label" not in entry:
+        raise fail("missing field(s) label (the training data's label column)")
+    label = _label(entry["label"], keys, features, fail) if "label" in entry else ""
+    if holdout and not label:
+        raise fail("holdout_data needs label: the holdout files' label column (e.g. "
+                   "label = \"label\")")
     instance_type = _instance_type(entry["instance_type"], "instance_type", fail)
     training_instance_type = entry.get("training_instance_type")
     if training_instance_type is not None:
@@ -234,6 +263,13 @@ def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
     hyperparameters = entry.get("hyperparameters", {})
     if not isinstance(hyperparameters, dict):
         raise fail("hyperparameters must be a table")
+    artifact = _artifact(entry, path, fail) if imported else ""
+    model_file = entry.get("model_file", "")
+    if (not isinstance(model_file, str) or model_file.startswith("/")
+            or ".." in model_file.split("/")):
+        raise fail(f"model_file must be a relative path inside the artifact's tarball or "
+                   f"directory, e.g. \"model/xgboost-model\", got {model_file!r}")
+    class_labels = _class_labels(entry, task, imported, fail)
     return ModelSpec(
         name=entry["name"], framework=entry["framework"], dataset=entry["dataset"],
         training_data=training, label=label, key_columns=keys,
@@ -245,7 +281,69 @@ def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
         inference=_inference(entry.get("inference", {}), fail),
         task=task,
         passthrough_columns=passthrough,
+        artifact=artifact, model_file=model_file, holdout_data=holdout,
+        class_labels=class_labels,
     )
+
+
+def _source_of(entry: dict, fail) -> str:
+    """``training_data`` (train the model here) or ``artifact`` (import an existing one):
+    exactly one, and no field of the other kind."""
+    given = [name for name in _SOURCES if name in entry]
+    if len(given) != 1:
+        raise fail("give exactly one of training_data (a key prefix of training files: the "
+                   "model is trained here) or artifact (an existing model file, "
+                   "model.tar.gz or directory: the model is imported)"
+                   + (", not both" if given else ""))
+    source = given[0]
+    foreign = [k for k in (_IMPORT_ONLY if source == "training_data" else _TRAINING_ONLY)
+               if k in entry]
+    if foreign:
+        raise fail(f"{', '.join(foreign)} applies to "
+                   f"{'imported' if source == 'training_data' else 'trained'} models only; "
+                   f"this model has {source}: remove {foreign[0]}")
+    return source
+
+
+def _artifact(entry: dict, path: Path, fail) -> str:
+    """An ``s3://bucket/key`` URI, or a local path (relative to the registry file's
+    folder) made absolute."""
+    value = entry["artifact"]
+    if not isinstance(value, str) or not value.strip():
+        raise fail(f"artifact must be an s3://bucket/key URI or a local path, got {value!r}")
+    if "://" in value:
+        bucket, _, key = value.removeprefix("s3://").partition("/")
+        if not value.startswith("s3://") or not bucket or not key:
+            raise fail(f"artifact {value!r} is not an s3://bucket/key URI (nor a local "
+                       "path); e.g. \"s3://my-bucket/models/churn/model.tar.gz\"")
+        return value
+    return str((path.parent / Path(value).expanduser()).resolve())
+
+
+def _class_labels(entry: dict, task: str, imported: bool, fail) -> tuple[str, ...]:
+    """An imported multiclass model's classes, in the order of its probability outputs:
+    the names of the output's probability columns (trained models take them from the
+    training labels)."""
+    labels = entry.get("class_labels")
+    if labels is None:
+        if imported and task == "multiclass":
+            raise fail("an imported multiclass model needs class_labels: its classes in the "
+                       "order of its probability outputs, e.g. class_labels = [\"basic\", "
+                       "\"plus\", \"premium\"] (they name the probability_<class> columns)")
+        return ()
+    if task != "multiclass":
+        raise fail(f"class_labels apply to multiclass models; this one is {task}: remove "
+                   "class_labels")
+    if (not isinstance(labels, list) or len(labels) < 2
+            or not all(isinstance(label, str) and label for label in labels)):
+        raise fail("class_labels must be a list of at least 2 class names (strings)")
+    if len(set(labels)) != len(labels):
+        raise fail("class_labels lists a class twice")
+    try:
+        prediction_columns("multiclass", labels)
+    except ValueError as exc:
+        raise fail(f"class_labels: {exc}") from None
+    return tuple(labels)
 
 
 def _quality_threshold(metric: str, value, fail) -> float:

@@ -1,4 +1,4 @@
-"""Command line of the processing container: ``python -m container {train,infer}``.
+"""Command line of the processing container: ``python -m container {train,import,infer}``.
 
 Any failure is written to ``/opt/ml/output/message`` (SageMaker's FailureReason)
 and the process exits non-zero, so the job is marked Failed with that reason.
@@ -15,6 +15,7 @@ import traceback
 from container.contract import BAD_INPUT_PREFIX, InferArguments
 from container.environment import ProcessingEnvironment
 from container.errors import JobInputError
+from container.import_model import run_import
 from container.infer import run_infer
 from container.train import run_train
 
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m container")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("train", help="fit a registered model and write its bundle")
+    commands.add_parser("import", help="check an existing model artifact and write its bundle")
     infer = commands.add_parser("infer", help="score this instance's shard of input files")
     InferArguments.add_to_parser(infer)
     return parser
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             run_train(env)
+        elif args.command == "import":
+            run_import(env)
         else:
             run_infer(env, InferArguments.from_namespace(args))
     except JobInputError as exc:

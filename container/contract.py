@@ -61,13 +61,15 @@ DATA_INPUT = "data"  # infer: input files, listed in a manifest and sharded by k
 MODEL_INPUT = "model"  # infer: the model bundle, on every instance
 PREDICTIONS_OUTPUT = "predictions"  # infer: outputs and their manifests
 TRAIN_INPUT = "train"  # train: Parquet files with features and the label
-CONFIG_INPUT = "config"  # train: SPEC_FILE
-MODEL_OUTPUT = "model"  # train: the bundle
+CONFIG_INPUT = "config"  # train and import: SPEC_FILE
+MODEL_OUTPUT = "model"  # train and import: the bundle
+SOURCE_INPUT = "source"  # import: the artifact as delivered (a file, model.tar.gz or tree)
+HOLDOUT_INPUT = "holdout"  # import, optional: Parquet files with features and the label
 
 # --- files -------------------------------------------------------------------------
 
 METADATA_FILE = "model.json"  # ModelMetadata, written last in a bundle
-SPEC_FILE = "spec.json"  # the training spec in the config input
+SPEC_FILE = "spec.json"  # the training or import spec in the config input
 FOLD_FILE = "linear_fold.json"  # a folded linear pipeline stored beside its artifact
 ONEDAL_CACHE_FILE = "onedal_model.pkl"  # a booster converted for oneDAL, beside it
 MANIFEST_DIR = "_manifests"  # per-file manifests, below the predictions output
@@ -196,6 +198,9 @@ class ModelMetadata:
     prediction_bin_edges: list[float] = field(default_factory=list)
     # input columns copied to every output row after the keys (registry order)
     passthrough_columns: list[str] = field(default_factory=list)
+    # imported models: where the artifact came from and the SHA-256 of what was delivered
+    imported_from: str = ""
+    source_sha256: str = ""
 
     @property
     def input_columns(self) -> list[str]:
@@ -223,6 +228,45 @@ class ModelMetadata:
         unknown = sorted(set(values) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"ModelMetadata has unknown field(s) {', '.join(unknown)}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ImportSpec:
+    """``spec.json`` of an import job: what the registry declares about an existing
+    artifact, checked against what the artifact itself records."""
+
+    name: str
+    version: str
+    framework: str
+    task: str
+    features: list[str]
+    key_columns: list[str]
+    artifact_uri: str  # as the registry names it (a local path or s3:// URI): for messages
+    source_sha256: str  # of the source as delivered (a directory: its files' paths and bytes)
+    label: str = ""  # the holdout's label column; "" without holdout data
+    categorical_features: list[str] = field(default_factory=list)
+    passthrough_columns: list[str] = field(default_factory=list)
+    class_labels: list[str] = field(default_factory=list)  # multiclass: the model's class order
+    model_file: str = ""  # path of the model inside a model.tar.gz or directory; "" = find it
+
+    # fields that go into the bundle's model.json or choose the model file: a change to
+    # any of them makes another bundle from the same artifact (another version)
+    DECLARED = ("framework", "task", "features", "key_columns", "categorical_features",
+                "passthrough_columns", "class_labels", "model_file")
+
+    def declared(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.DECLARED}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: object) -> ImportSpec:
+        values = _check_object(cls, raw)
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"ImportSpec has unknown field(s) {', '.join(unknown)}")
         return cls(**values)
 
 

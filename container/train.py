@@ -121,25 +121,29 @@ class FittedModel:
     bin_edges: list[float]
 
 
-def read_training_table(train_dir: Path, spec: TrainingSpec) -> pa.Table:
-    """Read only the needed columns of every training file, checking each file first."""
+def read_training_table(train_dir: Path, spec: TrainingSpec, what: str = "training"
+                        ) -> pa.Table:
+    """Read only the needed columns of every ``what`` (training, holdout) file,
+    checking each file first."""
     files = sorted(p for p in train_dir.rglob("*.parquet") if p.is_file())
     if not files:
         raise JobInputError(
-            f"no training data: no *.parquet files under the train input for {spec.name!r}. "
-            "Check training_data in the model registry."
+            f"no {what} data: no *.parquet files under the {what} input for {spec.name!r}. "
+            f"Check {what}_data in the model registry."
         )
     probe = spec.metadata("", {}, 0)  # checks the features' types; the label's is _labels'
     columns = list(dict.fromkeys([*spec.features, spec.label]))
     tables = []
     for path in files:
         label = path.relative_to(train_dir).as_posix()
+        if what != "training":
+            label = f"{label} ({what}_data)"
         schema = read_input_schema(path, label)
         check_columns(schema, label, probe, required=columns)
         try:
             tables.append(pq.read_table(path, columns=columns))
         except (pa.ArrowException, OSError) as exc:
-            raise JobInputError(f"training file {label} could not be read: {exc}") from exc
+            raise JobInputError(f"{what} file {label} could not be read: {exc}") from exc
     return pa.concat_tables(tables, promote_options="permissive")
 
 
@@ -324,23 +328,39 @@ def save_bundle(fitted: FittedModel, spec: TrainingSpec, rows: int, out_dir: Pat
     estimator = fitted.estimator
     if spec.framework == "xgboost":
         artifact = "model.ubj"
-        estimator.get_booster().save_model(str(scratch / artifact))
-        if save_converted(estimator.get_booster(), scratch / ONEDAL_CACHE_FILE):
-            publish(scratch / ONEDAL_CACHE_FILE, out_dir / ONEDAL_CACHE_FILE)
+        estimator = estimator.get_booster()
+        estimator.save_model(str(scratch / artifact))
     else:
         import joblib
 
         artifact = "model.joblib"
         joblib.dump(estimator, scratch / artifact)
-        if spec.task == "binary" and save_fold(estimator, spec.features, scratch / artifact,
-                                               scratch / FOLD_FILE, fitted.holdout):
-            publish(scratch / FOLD_FILE, out_dir / FOLD_FILE)
+    save_fast_path_cache(spec.framework, spec.task, estimator, spec.features,
+                         scratch / artifact, fitted.holdout, scratch, out_dir)
     publish(scratch / artifact, out_dir / artifact)
     metadata = spec.metadata(artifact, fitted.metrics, rows, fitted.class_labels,
                              fitted.bin_edges)
     write_metadata(metadata, scratch)
     publish(scratch / METADATA_FILE, out_dir / METADATA_FILE)
     return metadata
+
+
+def save_fast_path_cache(framework: str, task: str, model: Any, features: list[str],
+                         artifact: Path, holdout: Any, scratch: Path, out_dir: Path) -> None:
+    """Store the fast predictor's cache beside the artifact (written in ``scratch``,
+    published to ``out_dir``): an XGBoost booster converted for oneDAL, or a binary
+    scikit-learn pipeline's linear fold bound to ``artifact``'s digest once it agreed
+    with the pipeline on the ``holdout`` rows (without holdout rows, none: scoring jobs
+    fold and check on their first batch)."""
+    if framework == "xgboost":
+        cache = ONEDAL_CACHE_FILE if save_converted(model, scratch / ONEDAL_CACHE_FILE) else None
+    elif framework == "sklearn" and task == "binary" and holdout is not None:
+        cache = FOLD_FILE if save_fold(model, features, artifact, scratch / FOLD_FILE,
+                                       holdout) else None
+    else:
+        cache = None
+    if cache is not None:
+        publish(scratch / cache, out_dir / cache)
 
 
 def run_train(env: ProcessingEnvironment) -> ModelMetadata:

@@ -26,3 +26,10 @@ class S3BucketStorage(ObjectStorage):
         settings = {"region_name": self.s3.region_name, "endpoint_url": self.s3.endpoint_url,
                     "max_attempts": self.s3.max_attempts}
         return S3Bucket(self.bucket, self.s3.get_client(), settings)
+
+    def open_other_bucket(self, name: str) -> Bucket | None:
+        """Another bucket through the same client (e.g. a training job's output bucket
+        that a model is imported from)."""
+        opened = self._bucket
+        assert isinstance(opened, S3Bucket)
+        return S3Bucket(name, opened.client, opened.client_settings)

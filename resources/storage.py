@@ -75,6 +75,14 @@ class ObjectStorage(dg.ConfigurableResource):
         """Settings another process uses to open the same bucket (no secrets)."""
         return self._bucket.spec()
 
+    def bucket_named(self, name: str) -> Bucket | None:
+        """The bucket called ``name`` for reading: this one, another one this storage can
+        reach (S3: with the same client and credentials), or ``None``."""
+        return self._bucket if name == self.bucket else self.open_other_bucket(name)
+
+    def open_other_bucket(self, name: str) -> Bucket | None:
+        return None  # a local folder is one bucket only
+
 
 class LocalBucketStorage(ObjectStorage):
     """A local directory acting as the bucket (the embedded default)."""

@@ -60,7 +60,8 @@ def test_model_metadata_reads_bundles_written_before_task_and_keeps_its_json():
     assert metadata.input_columns == ["id", "f1", "f2"]
     assert metadata.output_column_names() == ["id", "prediction"]
     assert list(metadata.to_dict()) == [*old, "task", "class_labels", "prediction_bin_edges",
-                                        "passthrough_columns"]
+                                        "passthrough_columns", "imported_from",
+                                        "source_sha256"]
     assert ModelMetadata.from_dict(json.loads(json.dumps(metadata.to_dict()))) == metadata
     with pytest.raises(ValueError, match="unknown field"):
         ModelMetadata.from_dict({**old, "surprise": 1})

@@ -53,8 +53,8 @@ def test_unknown_model_lists_registered_names():
 
 BROKEN = [
     ('framework = "xgboost"', 'framework = "lightgbm"',
-     "framework 'lightgbm' is not one of xgboost, sklearn (lightgbm models can be scored, "
-     "but registered models are trained here)"),
+     "framework 'lightgbm' cannot be trained here (training_data trains xgboost, sklearn); "
+     "import a lightgbm model instead: replace training_data with artifact"),
     ('framework = "xgboost"', 'framework = "caffe"', "framework 'caffe' is not one of"),
     ('task = "regression"', 'task = "ranking"',
      "model #3 ('customer_value_xgb'): task 'ranking' is not one of binary, multiclass, "
