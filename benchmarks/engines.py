@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.measure import Measurement, python
-from benchmarks.workloads import Workload, WorkloadSpec
+from benchmarks.workloads import Workload
 from container.contract import (
     DATA_INPUT,
     MODEL_INPUT,
@@ -29,6 +29,10 @@ ENGINE = "engine"
 ENGINE_FRAMEWORK = "engine (framework predictor)"
 RAY = "ray data"
 LIMIT = "machine limit"
+FRAMEWORK_BEST = "framework best"
+ONNX_RUNTIME = "onnx runtime"
+# the network workloads' paths the engine is compared with ("time / fastest")
+NETWORK_PATHS = (SEED, FRAMEWORK_BEST, ONNX_RUNTIME)
 
 
 # The engine's summary line (container.infer): "scored N rows in X s (...) after Y s ..."
@@ -59,6 +63,7 @@ class Engine:
         """What the engine said about its own run (the engine: its start-up and
         scoring phases, from its last log line)."""
         details = dict(measured.reported)
+        details["other_cores"] = measured.other_cores
         found = SCORED_LINE.search(measured.stdout)
         if found:
             details["scoring_seconds"] = float(found["scoring"])
@@ -119,6 +124,16 @@ def _ray(workload: Workload, run_dir: Path) -> Invocation:
                        str(workload.model_dir), str(out)], _env(), out)
 
 
+def _network_path(path: str) -> Callable[[Workload, Path], Invocation]:
+    """``benchmarks.network_paths``: the framework at its best, or ONNX Runtime."""
+    def start(workload: Workload, run_dir: Path) -> Invocation:
+        out = run_dir / "out"
+        return Invocation([python(), "-m", "benchmarks.network_paths", path,
+                           str(workload.data_dir), str(workload.model_dir), str(out)],
+                          _env(), out)
+    return start
+
+
 def _limit(workload: Workload, run_dir: Path) -> Invocation:
     return Invocation([python(), "-m", "benchmarks.limit", str(workload.data_dir),
                        str(workload.model_dir)], _env(), None)
@@ -131,6 +146,8 @@ ENGINES: dict[str, Engine] = {
     ENGINE_FRAMEWORK: Engine(ENGINE_FRAMEWORK, _engine("framework")),
     RAY: Engine(RAY, _ray, startup_excluded=True),
     LIMIT: Engine(LIMIT, _limit, reported_seconds=True),
+    FRAMEWORK_BEST: Engine(FRAMEWORK_BEST, _network_path("framework")),
+    ONNX_RUNTIME: Engine(ONNX_RUNTIME, _network_path("onnx")),
 }
 
 
@@ -138,12 +155,25 @@ def ray_installed() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
-def applicable_engines(spec: WorkloadSpec, mode: str, chosen: list[str]) -> list[Engine]:
+def applicable_engines(workload: Workload, mode: str, chosen: list[str]) -> list[Engine]:
     """Which engines run on a workload: the all-columns seed only on W1 (the issue
     asks for it there); on the big-file workload no in-memory limit, no Ray and
     only the engine's default predictor, and in full mode no seed (it holds about
     five times the file in memory: over 20 GB for the 4 GiB file; short mode
-    measures that ratio on a 1 GiB file); Ray only where installed."""
+    measures that ratio on a 1 GiB file); Ray only where installed. The network
+    workloads have their own rows: the seed, the framework at its best, ONNX Runtime
+    (if the model exported) and the engine, plus in full mode the engine with the
+    framework predictor (the path the engine's choice is measured against)."""
+    spec = workload.spec
+    if spec.network:
+        names = [SEED, FRAMEWORK_BEST, ONNX_RUNTIME, ENGINE]
+        if mode == "full":
+            names.append(ENGINE_FRAMEWORK)
+        if workload.onnx_path is None or importlib.util.find_spec("onnxruntime") is None:
+            print(f"  {spec.name}: no ONNX export or no ONNX Runtime (pip install -e "
+                  f"'.[onnx]'); {ONNX_RUNTIME} skipped")
+            names.remove(ONNX_RUNTIME)
+        return [ENGINES[name] for name in names if name in chosen]
     names = [SEED, ENGINE, ENGINE_FRAMEWORK, RAY, LIMIT]
     if spec.name == "W1":
         names.insert(1, SEED_ALL_COLUMNS)

@@ -6,12 +6,19 @@ which ``getrusage``'s per-process maximum would miss. Listing descendants scans
 all of /proc, so the list is refreshed only every ``REFRESH_SECONDS``; the
 sampler then costs about 1% of a core instead of 20%, which would otherwise be
 taken from the engine under test.
+
+The development machine is shared, so each run also records how busy the other
+processes kept its CPUs: the machine's busy CPU time during the run minus the CPU
+time of the engine's own process tree (``resource.getrusage(RUSAGE_CHILDREN)``: every
+descendant, once waited for), in cores. On 2 cores, 0.1 is a quiet machine and 1.0
+means half of it went elsewhere.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -33,6 +40,18 @@ class Measurement:
     peak_rss_bytes: int
     reported: dict  # the JSON line the engine printed last, if any
     stdout: str
+    other_cores: float = 0.0  # CPU cores other processes kept busy during the run
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine spent on anything but idling and waiting."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class EngineFailed(RuntimeError):
@@ -60,6 +79,7 @@ def run_measured(command: list[str], env: dict[str, str], cwd: Path, log_path: P
                  ) -> Measurement:
     """Run ``command``; raise ``EngineFailed`` with its log tail if it fails."""
     peak = 0
+    busy_before, ours_before = busy_cpu_seconds(), children_cpu_seconds()
     with log_path.open("w") as log:
         started = time.perf_counter()
         child = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE,
@@ -89,11 +109,14 @@ def run_measured(command: list[str], env: dict[str, str], cwd: Path, log_path: P
         finally:
             done.set()
             sampler.join()
+    busy = busy_cpu_seconds() - busy_before
+    ours = children_cpu_seconds() - ours_before
     log_path.with_suffix(".out").write_text(stdout)
     if child.returncode != 0:
         tail = log_path.read_text()[-2000:]
         raise EngineFailed(f"{' '.join(command[:4])} exited {child.returncode}:\n{tail}")
-    return Measurement(wall, peak, _last_json_line(stdout), stdout)
+    return Measurement(wall, peak, _last_json_line(stdout), stdout,
+                       other_cores=max(0.0, busy - ours) / max(wall, 1e-9))
 
 
 def _last_json_line(stdout: str) -> dict:

@@ -1,8 +1,19 @@
 """Check an engine's output: every input row once, predictions equal to the
-framework's own within 1e-6 on a sample."""
+framework's own on a sample: within 1e-6 for trees and linear models, within 1e-5
+for the float32 networks (W4, W5).
+
+Why 1e-5 for networks: every unit of the MLP sums hundreds of float32 products, and
+two correct float32 engines (oneDNN/MKL under PyTorch and TensorFlow, MLAS under
+ONNX Runtime, one call with all threads or one thread per batch) sum them in
+different orders, so their probabilities differ by a few float32 units in the last
+place (measured here: about 2e-7). 1e-5 leaves fifty times that, and a path that
+computes something else (a mis-exported operator, a missing value handled
+otherwise) is off by far more on some row.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +27,16 @@ from container.contract import MANIFEST_DIR, PREDICTION_COLUMN
 
 SAMPLE_ROWS = 2_000
 TOLERANCE = 1e-6
+NETWORK_TOLERANCE = 1e-5
 
 
-def verify_output(workload: Workload, output_dir: Path) -> None:
-    """Raise ``AssertionError`` naming what is wrong with the output."""
+def tolerance_for(workload: Workload) -> float:
+    return NETWORK_TOLERANCE if workload.spec.network else TOLERANCE
+
+
+def verify_output(workload: Workload, output_dir: Path) -> float:
+    """Raise ``AssertionError`` naming what is wrong with the output; returns the
+    largest difference from the framework's predictions on the sample."""
     files = sorted(p for p in output_dir.rglob("*.parquet") if MANIFEST_DIR not in p.parts)
     assert files, f"no output files under {output_dir}"
     output = ds.dataset(files, format="parquet").to_table(columns=[KEY_COLUMN, PREDICTION_COLUMN])
@@ -40,6 +57,18 @@ def verify_output(workload: Workload, output_dir: Path) -> None:
                      scored.column(PREDICTION_COLUMN).to_pylist(), strict=True))
     got = np.array([by_id[key] for key in sample[KEY_COLUMN]])
     worst = float(np.max(np.abs(got - expected)))
-    assert worst <= TOLERANCE, (
-        f"predictions differ from the framework's by up to {worst:.2e} (> {TOLERANCE})"
+    tolerance = tolerance_for(workload)
+    assert worst <= tolerance, (
+        f"predictions differ from the framework's by up to {worst:.2e} (> {tolerance})"
     )
+    return worst
+
+
+def manifest_predictors(output_dir: Path) -> list[str]:
+    """What scored the rows, per the engine's manifests (``FileManifest.predictor``)."""
+    found = []
+    for path in sorted((output_dir / MANIFEST_DIR).rglob("*.json")):
+        predictor = json.loads(path.read_text()).get("predictor")
+        if predictor and predictor not in found:
+            found.append(predictor)
+    return found

@@ -4,6 +4,14 @@ Every workload is a folder of Parquet input files plus a model bundle in the
 container's format (``model.json`` + artifact), so each engine under test scores
 exactly the same bytes with exactly the same model. Data and models are generated
 from fixed seeds; a folder whose ``spec.json`` matches the requested spec is reused.
+
+W1-W3 (``workload_specs``) score files with 1% missing values by XGBoost and a
+scikit-learn pipeline. W4 and W5 (``network_workload_specs``) score one MLP
+(``benchmarks.mlp``), as TorchScript and as Keras, over files generated the same
+way but without missing values: a network has no notion of a missing value (a NaN
+input makes a NaN output in PyTorch, while TensorFlow's fused graph kernels turn it
+into 0), so tabular pipelines impute before the network, and the benchmark's
+inputs are what such a network is given.
 """
 
 from __future__ import annotations
@@ -29,6 +37,12 @@ FEATURES = [f"x{i:02d}" for i in range(FEATURE_COUNT)]
 MISSING_FRACTION = 0.01
 WRITE_CHUNK_ROWS = 250_000
 ROW_GROUP_ROWS = 1_048_576  # pyarrow's default maximum row group size
+NETWORK_MODELS = ("torch", "keras")
+MODEL_FRAMEWORKS = {"xgboost": "xgboost", "linear": "sklearn", "torch": "torch",
+                    "keras": "tensorflow"}
+# what each network workload needs installed (the engine, the seed and the baselines)
+NETWORK_MODULES = {"torch": ("torch",), "keras": ("tensorflow", "keras")}
+ONNX_EXPORT_FILE = "export.onnx"  # beside the bundle's artifact; the engine ignores it
 
 
 @dataclass(frozen=True)
@@ -39,10 +53,23 @@ class WorkloadSpec:
     description: str
     files: int
     rows_per_file: int
-    model: str  # "xgboost" (200 trees, depth 8) or "linear" (StandardScaler + LogReg)
+    # "xgboost" (200 trees, depth 8), "linear" (StandardScaler + LogReg), "torch" (a
+    # TorchScript MLP) or "keras" (the same MLP's weights in Keras)
+    model: str
     trees: int = 200
     depth: int = 8
     training_rows: int = 200_000
+    hidden: int = 256  # networks: units in each of the two hidden layers
+    epochs: int = 2  # networks: training epochs
+
+    @property
+    def network(self) -> bool:
+        return self.model in NETWORK_MODELS
+
+    @property
+    def framework(self) -> str:
+        """``ModelMetadata.framework`` of the workload's bundle."""
+        return MODEL_FRAMEWORKS[self.model]
 
     @property
     def rows(self) -> int:
@@ -50,14 +77,23 @@ class WorkloadSpec:
 
     @property
     def data_key(self) -> str:
-        """Workloads with the same files share one data folder (W1 and W2 do)."""
-        return f"data-{self.files}x{self.rows_per_file}"
+        """Workloads with the same files share one data folder (W1 and W2 do, and
+        W4 and W5); the networks' files have no missing values."""
+        key = f"data-{self.files}x{self.rows_per_file}"
+        return f"{key}-complete" if self.network else key
 
     @property
     def model_key(self) -> str:
         if self.model == "xgboost":
             return f"model-xgboost-{self.trees}x{self.depth}-{self.training_rows}"
+        if self.network:
+            return f"model-{self.model}-{self.weights_key}"
         return f"model-linear-{self.training_rows}"
+
+    @property
+    def weights_key(self) -> str:
+        """The MLP's trained weights, shared by W4 (torch) and W5 (Keras)."""
+        return f"mlp{self.hidden}-{self.training_rows}x{self.epochs}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +109,12 @@ class Workload:
     @property
     def input_bytes(self) -> int:
         return sum(path.stat().st_size for path in self.input_files)
+
+    @property
+    def onnx_path(self) -> Path | None:
+        """The network exported to ONNX (for the ONNX Runtime baseline), if it exported."""
+        path = self.model_dir / ONNX_EXPORT_FILE
+        return path if path.is_file() else None
 
 
 def rows_for_bytes(target_bytes: int) -> int:
@@ -103,10 +145,57 @@ def workload_specs(mode: str) -> list[WorkloadSpec]:
     ]
 
 
+def network_workload_specs(mode: str) -> list[WorkloadSpec]:
+    """W4 and W5: one MLP (40 -> 256 -> 256 -> 1) as TorchScript and as Keras, over
+    files of the W1 layout without missing values. Full mode has W1's shape (16
+    files x 250,000 rows); short mode is small (4 x 25,000 rows), because each engine
+    here pays seconds of framework import (TensorFlow: 4-8 s) and the seed's Keras
+    ``model.predict`` at its default batch of 32 rows scores about 20,000 rows/s per
+    process: short mode's ratios are mostly start-up, only full mode's are targets."""
+    if mode == "full":
+        shape, training_rows, hidden, epochs = (16, 250_000), 200_000, 256, 2
+    elif mode == "short":
+        shape, training_rows, hidden, epochs = (4, 25_000), 50_000, 256, 2
+    elif mode == "tiny":
+        shape, training_rows, hidden, epochs = (3, 4_000), 4_000, 16, 1
+    else:
+        raise ValueError(f"unknown benchmark mode {mode!r}: use full, short or tiny")
+    described = f"MLP {FEATURE_COUNT}-{hidden}-{hidden}-1"
+    return [
+        WorkloadSpec("W4", f"torch: {described} TorchScript", *shape, "torch",
+                     training_rows=training_rows, hidden=hidden, epochs=epochs),
+        WorkloadSpec("W5", f"keras: {described} .keras", *shape, "keras",
+                     training_rows=training_rows, hidden=hidden, epochs=epochs),
+    ]
+
+
+def all_workload_specs(mode: str) -> list[WorkloadSpec]:
+    return workload_specs(mode) + network_workload_specs(mode)
+
+
+def missing_modules(spec: WorkloadSpec) -> list[str]:
+    """Modules a workload needs that are not installed (networks: their framework)."""
+    import importlib.util
+
+    return [name for name in NETWORK_MODULES.get(spec.model, ())
+            if importlib.util.find_spec(name) is None]
+
+
 def prepare(spec: WorkloadSpec, root: Path) -> Workload:
     """Build (or reuse) the workload's data and model under ``root``."""
     data_dir = root / spec.data_key
     model_dir = root / spec.model_key
+    if spec.network:
+        _ensure(data_dir, {"files": spec.files, "rows_per_file": spec.rows_per_file,
+                           "missing_fraction": 0.0},
+                lambda folder: _write_files(folder, spec.files, spec.rows_per_file, 0.0))
+        weights_dir = root / spec.weights_key
+        _ensure(weights_dir, {"hidden": spec.hidden, "training_rows": spec.training_rows,
+                              "epochs": spec.epochs},
+                lambda folder: _train_network(folder, spec))
+        _ensure(model_dir, {"model": spec.model, "weights": spec.weights_key},
+                lambda folder: _network_bundle(folder, spec, weights_dir))
+        return Workload(spec, data_dir, model_dir)
     _ensure(data_dir, {"files": spec.files, "rows_per_file": spec.rows_per_file},
             lambda folder: _write_files(folder, spec.files, spec.rows_per_file))
     _ensure(model_dir, {"model": spec.model, "trees": spec.trees, "depth": spec.depth,
@@ -128,10 +217,12 @@ def _ensure(folder: Path, spec: dict, build) -> None:
     partial.rename(folder)
 
 
-def feature_block(rng: np.random.Generator, rows: int) -> np.ndarray:
+def feature_block(rng: np.random.Generator, rows: int,
+                  missing: float = MISSING_FRACTION) -> np.ndarray:
     """Standard-normal float32 features with a few missing values (NaN)."""
     block = rng.standard_normal((rows, FEATURE_COUNT), dtype=np.float32)
-    block[rng.random((rows, FEATURE_COUNT)) < MISSING_FRACTION] = np.nan
+    if missing:
+        block[rng.random((rows, FEATURE_COUNT)) < missing] = np.nan
     return block
 
 
@@ -148,7 +239,8 @@ def _table(ids: np.ndarray, block: np.ndarray) -> pa.Table:
     return pa.table(columns)
 
 
-def _write_files(folder: Path, files: int, rows_per_file: int) -> None:
+def _write_files(folder: Path, files: int, rows_per_file: int,
+                 missing: float = MISSING_FRACTION) -> None:
     """Input files as a data producer would write them: snappy, default row groups."""
     rng = np.random.default_rng(20261128)
     next_id = 0
@@ -161,7 +253,7 @@ def _write_files(folder: Path, files: int, rows_per_file: int) -> None:
             while remaining:
                 rows = min(WRITE_CHUNK_ROWS, remaining)
                 ids = np.arange(next_id, next_id + rows, dtype=np.int64)
-                writer.write_table(_table(ids, feature_block(rng, rows)),
+                writer.write_table(_table(ids, feature_block(rng, rows, missing)),
                                    row_group_size=ROW_GROUP_ROWS)
                 next_id += rows
                 remaining -= rows
@@ -203,5 +295,43 @@ def _train(folder: Path, spec: WorkloadSpec) -> None:
         name=f"bench_{spec.model}", version="bench", framework=framework,
         features=FEATURES, key_columns=[KEY_COLUMN], artifact=artifact,
         training_rows=spec.training_rows,
+    )
+    write_metadata(metadata, folder)
+
+
+def _train_network(folder: Path, spec: WorkloadSpec) -> None:
+    """The MLP's weights, trained on complete rows (as W4's and W5's files are)."""
+    from benchmarks import mlp
+
+    rng = np.random.default_rng(7)
+    block = feature_block(rng, spec.training_rows, missing=0.0)
+    weights = mlp.train_weights(block, labels_for(block, rng), spec.hidden, spec.epochs)
+    mlp.save_weights(weights, folder / "weights.npz")
+
+
+def _network_bundle(folder: Path, spec: WorkloadSpec, weights_dir: Path) -> None:
+    """The trained MLP as the workload's framework saves it, a bundle for the engine,
+    and its ONNX export for the ONNX Runtime baseline (skipped if the exporter is not
+    installed: that baseline is then not run)."""
+    import importlib.util
+
+    from benchmarks import mlp
+
+    weights = mlp.load_weights(weights_dir / "weights.npz")
+    export = folder / ONNX_EXPORT_FILE
+    if spec.model == "torch":
+        artifact = "model.pt"
+        mlp.save_torchscript(weights, folder / artifact)
+        if importlib.util.find_spec("onnx") is not None:
+            mlp.export_torch_onnx(folder / artifact, FEATURE_COUNT, export)
+    else:
+        artifact = "model.keras"
+        mlp.save_keras(weights, folder / artifact)
+        if importlib.util.find_spec("tf2onnx") is not None:
+            mlp.export_keras_onnx(folder / artifact, FEATURE_COUNT, export)
+    metadata = ModelMetadata(
+        name=f"bench_mlp_{spec.model}", version="bench", framework=spec.framework,
+        features=FEATURES, key_columns=[KEY_COLUMN], artifact=artifact,
+        training_rows=spec.training_rows, task="binary",
     )
     write_metadata(metadata, folder)
