@@ -176,6 +176,15 @@ def _check_object(cls: type, raw: object) -> Mapping[str, Any]:
     return raw
 
 
+def _strict(cls: type, raw: object) -> Any:
+    """Build ``cls`` from a JSON object, refusing fields it does not know."""
+    values = _check_object(cls, raw)
+    unknown = sorted(set(values) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ValueError(f"{cls.__name__} has unknown field(s) {', '.join(unknown)}")
+    return cls(**values)
+
+
 @dataclass(frozen=True)
 class ModelMetadata:
     """``model.json``: what inference needs without loading the artifact, so input
@@ -224,11 +233,7 @@ class ModelMetadata:
     def from_dict(cls, raw: object) -> ModelMetadata:
         """Strict about unknown fields: a bundle from a newer trainer may describe a
         model this container would score wrongly, so it fails instead of guessing."""
-        values = _check_object(cls, raw)
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"ModelMetadata has unknown field(s) {', '.join(unknown)}")
-        return cls(**values)
+        return _strict(cls, raw)
 
 
 @dataclass(frozen=True)
@@ -263,11 +268,7 @@ class ImportSpec:
 
     @classmethod
     def from_dict(cls, raw: object) -> ImportSpec:
-        values = _check_object(cls, raw)
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"ImportSpec has unknown field(s) {', '.join(unknown)}")
-        return cls(**values)
+        return _strict(cls, raw)
 
 
 @dataclass(frozen=True)
