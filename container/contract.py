@@ -70,6 +70,7 @@ HOLDOUT_INPUT = "holdout"  # import, optional: Parquet files with features and t
 
 METADATA_FILE = "model.json"  # ModelMetadata, written last in a bundle
 SPEC_FILE = "spec.json"  # the training or import spec in the config input
+SCORING_PLAN_FILE = "scoring.json"  # infer, optional: the models of a multi-model job
 FOLD_FILE = "linear_fold.json"  # a folded linear pipeline stored beside its artifact
 ONEDAL_CACHE_FILE = "onedal_model.pkl"  # a booster converted for oneDAL, beside it
 MANIFEST_DIR = "_manifests"  # per-file manifests, below the predictions output
@@ -334,6 +335,9 @@ class FileManifest:
     predictor: str | None = None  # what scored the rows (oneDAL, framework, ...)
     output_bytes: int | None = None  # size and digest of the output as published
     output_sha256: str | None = None
+    # seconds this model's predictor spent on the file (a multi-model job reads and
+    # decodes a file once for all its models; this is the model's own share)
+    predict_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -348,6 +352,50 @@ class FileManifest:
         if known.get("predictions") is not None:
             known["predictions"] = PredictionSummary.from_dict(known["predictions"])
         return cls(**known)
+
+
+@dataclass(frozen=True)
+class PlannedModel:
+    """One model of a multi-model scoring job (``ScoringPlan``)."""
+
+    name: str
+    bundle: str  # the bundle's folder, relative to the model input
+    output: str  # where its outputs and manifests go, relative to the predictions output
+    # the input files (relative to the data input) this model scores; None: all of them.
+    # A model already done with some files of the day skips them.
+    files: list[str] | None = None
+    predictor: str | None = None  # one of PREDICTORS; None: DEFAULT_PREDICTOR
+
+    @classmethod
+    def from_dict(cls, raw: object) -> PlannedModel:
+        return _strict(cls, raw)
+
+
+@dataclass(frozen=True)
+class ScoringPlan:
+    """``scoring.json`` in the config input of an ``infer`` job that scores several
+    models in one pass: each input row group is read and decoded once and scored by
+    every model that needs the file; outputs and manifests stay per model. Without
+    this file ``infer`` scores the one bundle at the model input's root."""
+
+    models: list[PlannedModel]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: object) -> ScoringPlan:
+        values = _strict(cls, raw)
+        if not isinstance(values.models, list) or not values.models:
+            raise ValueError("ScoringPlan.models must be a non-empty list")
+        models = [PlannedModel.from_dict(m) for m in values.models]
+        names = [m.name for m in models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ScoringPlan names a model twice: {names}")
+        bad = [m.predictor for m in models if m.predictor not in (None, *PREDICTORS)]
+        if bad:
+            raise ValueError(f"ScoringPlan predictor {bad[0]!r} is not one of {PREDICTORS}")
+        return cls(models)
 
 
 DEFAULT_BATCH_ROWS = 65_536

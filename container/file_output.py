@@ -50,7 +50,7 @@ class FileOutput:
 
     def __init__(self, relative_input: str, source: Path, rows_in: int,
                  schema: pa.Schema, output_root: Path, scratch: Path,
-                 stats: PredictionStats) -> None:
+                 stats: PredictionStats, model_name: str = "") -> None:
         self.relative_input = relative_input
         self.source = source
         self.rows_in = rows_in
@@ -59,13 +59,19 @@ class FileOutput:
         self.started = time.time()
         self.stats = stats
         self.rows_out = 0
+        self.predict_seconds = 0.0
         scratch.mkdir(parents=True, exist_ok=True)
-        self.temp_path = scratch / f"{relative_input.replace('/', '__')}.{os.getpid()}.tmp"
+        # one scratch folder for all models of a job: the model's name keeps their
+        # outputs of the same input apart
+        stem = f"{model_name}__{relative_input}" if model_name else relative_input
+        self.temp_path = scratch / f"{stem.replace('/', '__')}.{os.getpid()}.tmp"
         self._writer = pq.ParquetWriter(self.temp_path, schema, use_dictionary=False,
                                         write_page_checksum=True)
 
-    def write(self, table: pa.Table) -> None:
-        """Append the next rows (one input row group's worth: one output row group)."""
+    def write(self, table: pa.Table, predict_seconds: float = 0.0) -> None:
+        """Append the next rows (one input row group's worth: one output row group);
+        ``predict_seconds``: what the model spent predicting them."""
+        self.predict_seconds += predict_seconds
         self.stats.add_table(table)
         self._writer.write_table(table)
         self.rows_out += table.num_rows
@@ -104,6 +110,7 @@ class FileOutput:
             predictions=self.stats.summary(),
             started_at=self.started,
             finished_at=time.time(),
+            predict_seconds=round(self.predict_seconds, 4),
             **manifest_fields,
         )
         write_json_atomically(manifest.to_dict(), self.output_root /

@@ -14,6 +14,12 @@ Why threads and row groups:
 - Results are consumed strictly in input order, so each output file's rows keep
   the input's order and an output is complete the moment its last row group is
   written. At most ``2 x workers`` results wait ahead of the writer.
+- Several models in one job (``ScoringPlan``): each row group is read and
+  decoded once, with the union of the models' columns, and each batch is scored
+  by every model that needs the file; outputs, statistics and manifests stay per
+  model. A model that fails (its artifact, a column its files lack, predictions
+  of the wrong shape) drops out and the others finish; the job then fails naming
+  it, and a rerun scores only what is missing, per model.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -55,7 +61,34 @@ class OpenedFile:
     file: InputFile
     rows: int
     row_groups: int
-    schema: pa.Schema  # keys + passthrough + prediction columns, as written
+    input_schema: pa.Schema
+
+
+@dataclass
+class ScoredModel:
+    """One model of a job: its predictor, which files it scores and where its outputs
+    go. ``failure`` is set when the model fails (load, schema, predictions): the job
+    goes on with the other models and fails at the end, naming this one."""
+
+    metadata: ModelMetadata
+    model: FrameworkModel | None
+    output_root: Path
+    manifest_fields: dict
+    files: frozenset[str] | None = None  # relative inputs to score; None: every file
+    failure: BaseException | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def scores(self, relative: str) -> bool:
+        return self.failure is None and (self.files is None or relative in self.files)
+
+    def fail(self, exc: BaseException, where: str) -> None:
+        if self.failure is None:
+            log.error("model %s failed %s: %s; the job's other models go on", self.name,
+                      where, exc)
+            self.failure = exc
 
 
 def _unreadable(relative: str, exc: BaseException) -> JobInputError:
@@ -65,14 +98,15 @@ def _unreadable(relative: str, exc: BaseException) -> JobInputError:
     )
 
 
-def open_input(file: InputFile, model: ModelMetadata) -> OpenedFile:
-    """Read the file's footer once: check its schema against the model (errors name
-    the file and column) and note its rows and row groups."""
+def open_input(file: InputFile, model: ModelMetadata | None = None) -> OpenedFile:
+    """Read the file's footer once (a corrupt footer fails the job, naming the file);
+    with ``model``, also check the schema against it (errors name file and column)."""
     parquet_file = open_parquet(file.source, file.relative)
     schema = parquet_file.schema_arrow
-    check_columns(schema, file.relative, model)
+    if model is not None:
+        check_columns(schema, file.relative, model)
     return OpenedFile(file, parquet_file.metadata.num_rows,
-                      parquet_file.metadata.num_row_groups, output_schema(schema, model))
+                      parquet_file.metadata.num_row_groups, schema)
 
 
 def first_batch(files: list[OpenedFile], columns: list[str],
@@ -101,48 +135,83 @@ def _read_batches(opened: OpenedFile, row_group: int, batch_rows: int,
         raise _unreadable(opened.file.relative, exc) from exc
 
 
-def score_row_group(model: FrameworkModel, metadata: ModelMetadata, opened: OpenedFile,
-                    row_group: int, batch_rows: int) -> pa.Table:
-    """Read one row group batch by batch, predict each batch, return keys +
-    passthrough + prediction columns."""
-    copied = [*metadata.key_columns, *metadata.passthrough_columns]
-    batches: list[pa.RecordBatch] = []
-    for batch in _read_batches(opened, row_group, batch_rows, metadata.input_columns):
+def needed_columns(models: list[ScoredModel]) -> list[str]:
+    """Every column any of ``models`` reads, each once, in first-use order."""
+    return list(dict.fromkeys(c for m in models for c in m.metadata.input_columns))
+
+
+@dataclass
+class UnitResult:
+    """One row group scored by each model that scores its file: keys + passthrough +
+    prediction columns per model, or the model's failure, and its predict time."""
+
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    errors: dict[str, BaseException] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    rows: int = 0
+
+
+def score_row_group(models: list[ScoredModel], opened: OpenedFile, row_group: int,
+                    batch_rows: int, schemas: dict[str, pa.Schema]) -> UnitResult:
+    """Read one row group batch by batch (decoded once, the union of the models'
+    columns), predict each batch with every model, return each model's table. One
+    model's failure is that model's; a read failure is the file's (raised)."""
+    targets = [m for m in models if m.scores(opened.file.relative)]
+    result = UnitResult()
+    batches: dict[str, list[pa.RecordBatch]] = {m.name: [] for m in targets}
+    for batch in _read_batches(opened, row_group, batch_rows, needed_columns(targets)):
+        result.rows += batch.num_rows
         where = f"{batch.num_rows} rows of input file {opened.file.relative}"
-        scored = checked_predictions(model.predict(batch), metadata, batch.num_rows, where)
-        columns = [batch.column(name) for name in copied]
-        columns += prediction_arrays(scored, metadata)
-        batches.append(pa.RecordBatch.from_arrays(columns, schema=opened.schema))
-    return pa.Table.from_batches(batches, schema=opened.schema)
+        for target in targets:
+            if target.name in result.errors:
+                continue
+            metadata = target.metadata
+            started = time.perf_counter()
+            try:
+                scored = checked_predictions(target.model.predict(batch), metadata,
+                                             batch.num_rows, where)
+            except Exception as exc:  # the model's failure: the job's others go on
+                result.errors[target.name] = exc
+                continue
+            result.seconds[target.name] = (result.seconds.get(target.name, 0.0)
+                                           + time.perf_counter() - started)
+            columns = [batch.column(name)
+                       for name in [*metadata.key_columns, *metadata.passthrough_columns]]
+            columns += prediction_arrays(scored, metadata)
+            batches[target.name].append(
+                pa.RecordBatch.from_arrays(columns, schema=schemas[target.name]))
+    for target in targets:
+        if target.name not in result.errors:
+            result.tables[target.name] = pa.Table.from_batches(
+                batches[target.name], schema=schemas[target.name])
+    return result
 
 
 class ScoringPipeline:
-    """Scores a list of files with ``workers`` threads and publishes each file's
-    output and manifest as soon as it is complete."""
+    """Scores a list of files with ``workers`` threads for every model and publishes
+    each file's output and manifest, per model, as soon as it is complete."""
 
-    def __init__(self, model: FrameworkModel, metadata: ModelMetadata, workers: int,
-                 batch_rows: int, output_root: Path, scratch: Path,
-                 manifest_fields: dict) -> None:
-        self.model = model
-        self.metadata = metadata
+    def __init__(self, models: list[ScoredModel], workers: int, batch_rows: int,
+                 scratch: Path) -> None:
+        self.models = models
         self.workers = workers
         self.batch_rows = batch_rows
-        self.output_root = output_root
         self.scratch = scratch
-        self.manifest_fields = manifest_fields
 
     def run(self, files: list[OpenedFile],
             progress: Progress | None = None) -> list[FileManifest]:
-        """Score every file; on the first failure cancel what has not started, let
-        running row groups end, drop the unfinished output, and raise that failure."""
+        """Score every file; a read failure cancels what has not started, lets running
+        row groups end, drops the unfinished outputs and is raised. A model's failure
+        drops only that model's unfinished output; its other files are skipped."""
         manifests: list[FileManifest] = []
-        units = ((opened, group) for opened in files for group in range(opened.row_groups))
+        self._file_schemas = {opened.file.relative: self._schemas(opened) for opened in files}
+        units = ((opened, group, self._file_schemas[opened.file.relative])
+                 for opened in files for group in range(opened.row_groups))
         with ThreadPoolExecutor(self.workers, thread_name_prefix="score") as pool:
-            in_flight: deque[Future[pa.Table]] = deque()
+            in_flight: deque[Future[UnitResult]] = deque()
             try:
                 for opened in files:
-                    manifests.append(self._score_file(opened, pool, units, in_flight,
-                                                      progress))
+                    manifests += self._score_file(opened, pool, units, in_flight, progress)
                     if progress is not None:
                         progress.file_done()
             finally:
@@ -150,33 +219,63 @@ class ScoringPipeline:
                     future.cancel()
         return manifests
 
+    def _schemas(self, opened: OpenedFile) -> dict[str, pa.Schema]:
+        """Each model's output schema for this file (the input's key and passthrough
+        types); a model whose columns the file lacks fails here, before any compute."""
+        schemas = {}
+        for target in self.models:
+            if not target.scores(opened.file.relative):
+                continue
+            try:
+                check_columns(opened.input_schema, opened.file.relative, target.metadata)
+                schemas[target.name] = output_schema(opened.input_schema, target.metadata)
+            except JobInputError as exc:
+                target.fail(exc, f"on input file {opened.file.relative}")
+        return schemas
+
     def _score_file(self, opened: OpenedFile, pool: ThreadPoolExecutor,
-                    units: Iterator[tuple[OpenedFile, int]],
-                    in_flight: deque[Future[pa.Table]],
-                    progress: Progress | None) -> FileManifest:
-        output = FileOutput(opened.file.relative, opened.file.source, opened.rows,
-                            opened.schema, self.output_root, self.scratch,
-                            PredictionStats.for_model(self.metadata))
+                    units: Iterator[tuple[OpenedFile, int, dict[str, pa.Schema]]],
+                    in_flight: deque[Future[UnitResult]],
+                    progress: Progress | None) -> list[FileManifest]:
+        relative = opened.file.relative
+        schemas = self._file_schemas[relative]
+        outputs = {
+            m.name: (m, FileOutput(relative, opened.file.source, opened.rows,
+                                   schemas[m.name], m.output_root, self.scratch,
+                                   PredictionStats.for_model(m.metadata), m.name))
+            for m in self.models if m.scores(relative) and m.name in schemas
+        }
         try:
             for _ in range(opened.row_groups):
                 self._top_up(pool, units, in_flight)
-                scored = in_flight.popleft().result()
-                output.write(scored)
+                result = in_flight.popleft().result()
+                for name, (target, output) in list(outputs.items()):
+                    error = result.errors.get(name) or target.failure
+                    if error is not None or name not in result.tables:
+                        target.fail(error or RuntimeError("no output"),
+                                    f"on input file {relative}")
+                        output.discard()
+                        del outputs[name]
+                        continue
+                    output.write(result.tables[name], result.seconds.get(name, 0.0))
                 if progress is not None:
-                    progress.rows_written(scored.num_rows)
+                    progress.rows_written(result.rows)
+            return [output.publish(target.manifest_fields)
+                    for target, output in outputs.values()]
         except BaseException:
-            output.discard()
+            for _target, output in outputs.values():
+                output.discard()
             raise
-        return output.publish(self.manifest_fields)
 
-    def _top_up(self, pool: ThreadPoolExecutor, units: Iterator[tuple[OpenedFile, int]],
-                in_flight: deque[Future[pa.Table]]) -> None:
+    def _top_up(self, pool: ThreadPoolExecutor,
+                units: Iterator[tuple[OpenedFile, int, dict[str, pa.Schema]]],
+                in_flight: deque[Future[UnitResult]]) -> None:
         while len(in_flight) < self.workers * UNITS_AHEAD_PER_WORKER:
             unit = next(units, None)
             if unit is None:
                 return
-            in_flight.append(pool.submit(score_row_group, self.model, self.metadata,
-                                         unit[0], unit[1], self.batch_rows))
+            in_flight.append(pool.submit(score_row_group, self.models, unit[0], unit[1],
+                                         self.batch_rows, unit[2]))
 
 
 class Progress:
