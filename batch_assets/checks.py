@@ -1,4 +1,6 @@
-"""Asset checks on predictions, read back from storage (not from what the job said).
+"""Asset checks on each model's predictions, read back from storage (not from what the
+job said). They are ``check_specs`` of the scoring step, evaluated right after its
+job from the tally the step makes anyway (a check-only run tallies by itself).
 
 * ``predictions_complete`` (blocking): every input file of the day has a manifest
   from the current model version, rows in == rows out, and an intact output: the
@@ -15,6 +17,7 @@
   ``drift_psi_threshold`` (per task: ``batch_assets.prediction_drift``).
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -22,10 +25,9 @@ import dagster as dg
 
 from batch_assets.layout import predictions_prefix
 from batch_assets.model_pointer import ModelNotTrainedError, read_current_model
-from batch_assets.partitions import prediction_partitions, split_prediction_key
 from batch_assets.prediction_drift import compare_days, day_predictions
-from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.registry import Registry
+from batch_assets.scoring_groups import group_of, prediction_key
 from batch_assets.scoring_plan import (
     MissingInputError,
     PartitionTally,
@@ -41,16 +43,33 @@ VALID_CHECK = "predictions_valid"
 DRIFT_CHECK = "predictions_drift"
 _SHOWN = 20
 
+_DESCRIPTIONS = {
+    COMPLETE_CHECK: "Every input file of the day has a manifest from the current model "
+    "version with rows in == rows out, and an intact output (the manifest's size, a footer "
+    "with the manifest's row count).",
+    VALID_CHECK: "No NaN; binary predictions and multiclass probabilities in [0, 1]; each "
+    "output's columns (keys, passthrough, prediction columns), prediction types and row "
+    "count as the contract says (read from its Parquet footer); metadata `repairable` says "
+    "whether a rerun fixes the problems.",
+    DRIFT_CHECK: "Population stability index of the day's predictions against the previous "
+    "day's (binary: 10 bins over [0, 1]; regression: the model's holdout-decile bins; "
+    "multiclass: the predicted-label distribution). Warning only.",
+}
+_BLOCKING = {COMPLETE_CHECK: True, VALID_CHECK: True, DRIFT_CHECK: False}
 
-class _Unavailable(Exception):
+
+class Unavailable(Exception):
     """The partition cannot be checked yet (no trained model, no data)."""
 
 
 @dataclass(frozen=True)
-class _Partition:
+class CheckedPartition:
+    """One model's day as the checks see it: the current version's metadata (the
+    outputs' expected columns) and the tally of its outputs."""
+
     day: str
     model: str
-    metadata: ModelMetadata  # of the current version: the outputs' expected columns
+    metadata: ModelMetadata
     tally: PartitionTally
 
     @property
@@ -58,139 +77,141 @@ class _Partition:
         return self.metadata.version
 
 
-def _tally(registry: Registry, storage: ObjectStorage, partitions_def,
-           partition_key: str) -> _Partition:
-    day, model = split_prediction_key(partitions_def, partition_key)
+def prediction_check_specs(models: tuple[str, ...] | list[str]) -> list[dg.AssetCheckSpec]:
+    """The three checks of every model's predictions asset, evaluated in the scoring
+    step itself (from the tally it made anyway: no step, no reads of its own)."""
+    return [dg.AssetCheckSpec(name, asset=prediction_key(model), blocking=_BLOCKING[name],
+                              description=_DESCRIPTIONS[name])
+            for model in models for name in (COMPLETE_CHECK, VALID_CHECK, DRIFT_CHECK)]
+
+
+def read_partition(registry: Registry, storage: ObjectStorage, model: str,
+                   day: str) -> CheckedPartition:
+    """Tally a model's day from storage (checks run without a scoring job)."""
     spec = registry.get(model)
     try:
         current = read_current_model(storage, model)
         inputs = list_inputs(storage, spec.dataset, day, registry.success_marker)
     except (ModelNotTrainedError, MissingInputError) as exc:
-        raise _Unavailable(str(exc)) from exc
-    metadata = ModelMetadata.from_dict(storage.read_json(current.prefix + METADATA_FILE))
-    return _Partition(day, model, metadata,
-                      tally_partition(storage, model, day, inputs, current.version))
+        raise Unavailable(str(exc)) from exc
+    return CheckedPartition(day, model, current_metadata(storage, current.prefix),
+                            tally_partition(storage, model, day, inputs, current.version))
 
 
-def build_prediction_checks(registry: Registry) -> list[dg.AssetChecksDefinition]:
-    partitions_def = prediction_partitions(registry)
+def current_metadata(storage: ObjectStorage, model_prefix: str) -> ModelMetadata:
+    return ModelMetadata.from_dict(storage.read_json(model_prefix + METADATA_FILE))
 
-    @dg.asset_check(asset=PREDICTIONS, name=COMPLETE_CHECK, blocking=True,
-                    partitions_def=partitions_def,
-                    description="Every input file of the day has a manifest from the "
-                    "current model version with rows in == rows out, and an intact output "
-                    "(the manifest's size, a footer with the manifest's row count).")
-    def predictions_complete(
-        context: dg.AssetCheckExecutionContext, storage: ObjectStorage, job_store: JobStore
-    ) -> dg.AssetCheckResult:
-        try:
-            partition = _tally(registry, storage, partitions_def, context.partition_key)
-        except _Unavailable as exc:
-            return dg.AssetCheckResult(passed=False, description=str(exc))
-        tally, version = partition.tally, partition.version
-        inputs = tally.inputs
+
+def evaluate_checks(registry: Registry, storage: ObjectStorage, job_store: JobStore,
+                    partition: CheckedPartition | Unavailable, model: str, day: str,
+                    selected: set[dg.AssetCheckKey]) -> Iterator[dg.AssetCheckResult]:
+    """The selected checks of ``model``'s day; ``Unavailable`` fails the first two."""
+    key = prediction_key(model)
+    if dg.AssetCheckKey(key, COMPLETE_CHECK) in selected:
+        yield (_unavailable(key, COMPLETE_CHECK, partition)
+               if isinstance(partition, Unavailable) else
+               _complete(registry, job_store, key, partition))
+    if dg.AssetCheckKey(key, VALID_CHECK) in selected:
+        yield (_unavailable(key, VALID_CHECK, partition)
+               if isinstance(partition, Unavailable) else _valid(storage, key, partition))
+    if dg.AssetCheckKey(key, DRIFT_CHECK) in selected:
+        yield _drift(registry, storage, key, model, day)
+
+
+def _unavailable(key: dg.AssetKey, name: str, why: Unavailable) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(asset_key=key, check_name=name, passed=False,
+                               description=str(why))
+
+
+def _complete(registry: Registry, job_store: JobStore, key: dg.AssetKey,
+              partition: CheckedPartition) -> dg.AssetCheckResult:
+    tally, inputs = partition.tally, partition.tally.inputs
+    group = group_of(registry, partition.model)
+    return dg.AssetCheckResult(
+        asset_key=key, check_name=COMPLETE_CHECK,
+        passed=tally.complete,
+        description=None if tally.complete else (
+            f"{len(tally.pending)} of {len(inputs)} input files lack a valid output"),
+        metadata={
+            "input_files": len(inputs),
+            "complete_files": len(tally.done),
+            "missing_files": len(tally.pending),
+            "rows_in": tally.rows_in,
+            "rows_out": tally.rows_out,
+            "model_version": partition.version,
+            "problems": dg.MetadataValue.json(
+                {r.relative: tally.problems[r.relative] for r in tally.pending[:_SHOWN]}),
+            "attempts": dg.MetadataValue.md(
+                attempt_history(job_store, group.name, partition.day, registry.max_attempts)),
+        },
+    )
+
+
+def _valid(storage: ObjectStorage, key: dg.AssetKey,
+           partition: CheckedPartition) -> dg.AssetCheckResult:
+    tally = partition.tally
+    invalid = _validity_problems(tally, partition.metadata)
+    problems = {**tally.damaged, **invalid}
+    stats = [m.predictions for m in tally.done.values() if m.predictions is not None]
+    return dg.AssetCheckResult(
+        asset_key=key, check_name=VALID_CHECK,
+        passed=not problems,
+        description=_validity_summary(
+            tally.damaged, invalid,
+            storage.uri(predictions_prefix(partition.model, partition.day))),
+        metadata={
+            "task": partition.metadata.task,
+            "files_checked": len(tally.done) + len(tally.damaged),
+            "damaged_outputs": len(tally.damaged),
+            "invalid_predictions": len(invalid),
+            "repairable": bool(problems) and not invalid,
+            "nan_predictions": sum(s.nan_count for s in stats),
+            "outside_0_1": sum(s.outside_unit_interval for s in stats),
+            "min_prediction": min((s.min for s in stats if s.min is not None), default=None),
+            "max_prediction": max((s.max for s in stats if s.max is not None), default=None),
+            "problems": dg.MetadataValue.json(dict(list(problems.items())[:_SHOWN])),
+        },
+    )
+
+
+def _drift(registry: Registry, storage: ObjectStorage, key: dg.AssetKey, model: str,
+           day: str) -> dg.AssetCheckResult:
+    task = registry.get(model).task
+    previous_day = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+    drift = compare_days(task, day_predictions(storage, model, previous_day, task),
+                         day_predictions(storage, model, day, task))
+    if drift.psi is None:
         return dg.AssetCheckResult(
-            passed=tally.complete,
-            description=None if tally.complete else (
-                f"{len(tally.pending)} of {len(inputs)} input files lack a valid output"),
-            metadata={
-                "input_files": len(inputs),
-                "complete_files": len(tally.done),
-                "missing_files": len(tally.pending),
-                "rows_in": tally.rows_in,
-                "rows_out": tally.rows_out,
-                "model_version": version,
-                "problems": dg.MetadataValue.json(
-                    {r.relative: tally.problems[r.relative] for r in tally.pending[:_SHOWN]}),
-                "attempts": dg.MetadataValue.md(
-                    attempt_history(job_store, context.partition_key, registry.max_attempts)),
-            },
+            asset_key=key, check_name=DRIFT_CHECK,
+            passed=True, severity=dg.AssetCheckSeverity.WARN,
+            description=f"nothing to compare between {day} and {previous_day}: "
+            f"{drift.why_not_compared}",
+            metadata={"task": task, "compared_with": previous_day},
         )
-
-    @dg.asset_check(asset=PREDICTIONS, name=VALID_CHECK, blocking=True,
-                    partitions_def=partitions_def,
-                    description="No NaN; binary predictions and multiclass probabilities in "
-                    "[0, 1]; each output's columns (keys, passthrough, prediction columns), "
-                    "prediction types and row count as the contract says (read from its "
-                    "Parquet footer); metadata `repairable` says whether a rerun fixes the "
-                    "problems.")
-    def predictions_valid(
-        context: dg.AssetCheckExecutionContext, storage: ObjectStorage
-    ) -> dg.AssetCheckResult:
-        try:
-            partition = _tally(registry, storage, partitions_def, context.partition_key)
-        except _Unavailable as exc:
-            return dg.AssetCheckResult(passed=False, description=str(exc))
-        tally = partition.tally
-        invalid = _validity_problems(tally, partition.metadata)
-        problems = {**tally.damaged, **invalid}
-        stats = [m.predictions for m in tally.done.values() if m.predictions is not None]
-        return dg.AssetCheckResult(
-            passed=not problems,
-            description=_validity_summary(
-                tally.damaged, invalid,
-                storage.uri(predictions_prefix(partition.model, partition.day))),
-            metadata={
-                "task": partition.metadata.task,
-                "files_checked": len(tally.done) + len(tally.damaged),
-                "damaged_outputs": len(tally.damaged),
-                "invalid_predictions": len(invalid),
-                "repairable": bool(problems) and not invalid,
-                "nan_predictions": sum(s.nan_count for s in stats),
-                "outside_0_1": sum(s.outside_unit_interval for s in stats),
-                "min_prediction": min((s.min for s in stats if s.min is not None),
-                                      default=None),
-                "max_prediction": max((s.max for s in stats if s.max is not None),
-                                      default=None),
-                "problems": dg.MetadataValue.json(dict(list(problems.items())[:_SHOWN])),
-            },
-        )
-
-    @dg.asset_check(asset=PREDICTIONS, name=DRIFT_CHECK, blocking=False,
-                    partitions_def=partitions_def,
-                    description="Population stability index of the day's predictions "
-                    "against the previous day's (binary: 10 bins over [0, 1]; regression: "
-                    "the model's holdout-decile bins; multiclass: the predicted-label "
-                    "distribution). Warning only.")
-    def predictions_drift(
-        context: dg.AssetCheckExecutionContext, storage: ObjectStorage
-    ) -> dg.AssetCheckResult:
-        day, model = split_prediction_key(partitions_def, context.partition_key)
-        task = registry.get(model).task
-        previous_day = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
-        drift = compare_days(task, day_predictions(storage, model, previous_day, task),
-                             day_predictions(storage, model, day, task))
-        if drift.psi is None:
-            return dg.AssetCheckResult(
-                passed=True, severity=dg.AssetCheckSeverity.WARN,
-                description=f"nothing to compare between {day} and {previous_day}: "
-                f"{drift.why_not_compared}",
-                metadata={"task": task, "compared_with": previous_day},
-            )
-        threshold = registry.drift_psi_threshold
-        worst = drift.details.get("worst_class")
-        return dg.AssetCheckResult(
-            passed=drift.psi <= threshold,
-            severity=dg.AssetCheckSeverity.WARN,
-            description=None if drift.psi <= threshold else
-            f"prediction distribution moved: PSI {drift.psi:.3f} > {threshold} vs "
-            f"{previous_day}" + (f" (most moved: class {worst!r})" if worst else ""),
-            metadata={
-                "psi": round(drift.psi, 4),
-                "threshold": threshold,
-                "task": task,
-                "compared_with": previous_day,
-                **{name: dg.MetadataValue.json(value) if isinstance(value, dict | list)
-                   else value for name, value in drift.details.items()},
-            },
-        )
-
-    return [predictions_complete, predictions_valid, predictions_drift]
+    threshold = registry.drift_psi_threshold
+    worst = drift.details.get("worst_class")
+    return dg.AssetCheckResult(
+        asset_key=key, check_name=DRIFT_CHECK,
+        passed=drift.psi <= threshold,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=None if drift.psi <= threshold else
+        f"prediction distribution moved: PSI {drift.psi:.3f} > {threshold} vs "
+        f"{previous_day}" + (f" (most moved: class {worst!r})" if worst else ""),
+        metadata={
+            "psi": round(drift.psi, 4),
+            "threshold": threshold,
+            "task": task,
+            "compared_with": previous_day,
+            **{name: dg.MetadataValue.json(value) if isinstance(value, dict | list)
+               else value for name, value in drift.details.items()},
+        },
+    )
 
 
-def attempt_history(job_store: JobStore, partition_key: str, cap: int) -> str:
-    """Markdown table of the partition's job attempts, for the UI."""
-    records = job_store.attempts(PREDICTIONS, partition_key)
+def attempt_history(job_store: JobStore, group: str, day: str, cap: int) -> str:
+    """Markdown table of the day's scoring job attempts (one job per scoring group and
+    day: all its models share them), for the UI."""
+    records = job_store.attempts(group, day)
     lines = [f"{len(records)} of at most {cap} automatic attempts", "",
              "| attempt | job | status | reason |", "|---|---|---|---|"]
     for record in records:

@@ -17,12 +17,11 @@ from pathlib import Path
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from batch_assets.checks import build_prediction_checks
 from batch_assets.orchestration import TRANSIENT_RETRY
-from batch_assets.predictions import ASSET_NAME as PREDICTIONS
-from batch_assets.predictions import build_predictions_asset
+from batch_assets.predictions import build_prediction_assets
 from batch_assets.reaper import build_reaper_sensor
 from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
+from batch_assets.scoring_groups import prediction_key
 from batch_assets.sensors import build_new_data_sensor, build_retry_sensor
 from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.trained_model import build_trained_model_asset
@@ -132,23 +131,23 @@ def build_definitions(
 ) -> dg.Definitions:
     registry = load_registry(registry_path)
     trained_model = build_trained_model_asset(registry, retry_policy)
-    predictions = build_predictions_asset(registry, retry_policy)
-    checks = build_prediction_checks(registry)
+    prediction_assets = build_prediction_assets(registry, retry_policy)
     sensors = [build_new_data_sensor(registry, dataset, models)
                for dataset, models in registry.datasets.items()]
     sensors.append(build_retry_sensor(registry))
     sensors.append(build_reaper_sensor(registry))
     return dg.Definitions(
-        assets=[trained_model, predictions],
-        asset_checks=checks,
+        assets=[trained_model, *prediction_assets],
         sensors=sensors,
         # Steps only submit and watch processing jobs (the compute runs there), so
         # they run in the run's own process: no step subprocess to start per step.
         executor=dg.in_process_executor,
         jobs=[
             dg.define_asset_job("train_models", selection=[TRAINED_MODEL]),
-            dg.define_asset_job("score_predictions", selection=[PREDICTIONS]),
-
+            # every model's predictions (with their checks); a partition is a day, and
+            # each scoring group runs one step (one processing job) for it
+            dg.define_asset_job("score_predictions", selection=dg.AssetSelection.assets(
+                *[prediction_key(model) for model in registry.model_names])),
         ],
         resources=resources if resources is not None else local_resources(),
     )

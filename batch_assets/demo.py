@@ -1,8 +1,9 @@
 """``python -m batch_assets.demo``: the whole pipeline on the embedded default.
 
 Generates the demo data set (kept if already there), trains every registered
-model that has no trained version yet, scores each demo day with each model
-through Dagster's ``score_predictions`` job, and prints a summary. A second run
+model that has no trained version yet, scores each demo day through Dagster's
+``score_predictions`` job (one run and one processing job per day for all the
+models: each file is read once and scored by every model), and prints a summary. A second run
 finds everything done and does no compute.
 """
 
@@ -21,14 +22,13 @@ import dagster as dg
 from batch_assets.definitions import build_definitions, local_resources
 from batch_assets.demo_data import DemoDataSpec, generate_demo_data
 from batch_assets.layout import current_model_key
-from batch_assets.partitions import prediction_partition_key
-from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.registry import (
     DEFAULT_REGISTRY_PATH,
     RegistryError,
     UnknownModelError,
     load_registry,
 )
+from batch_assets.scoring_groups import model_of, prediction_key
 
 # The demo's (and `make dev`'s) Dagster instance settings: one processing job at a
 # time locally, since a job uses every core.
@@ -47,6 +47,7 @@ class DemoSummary:
     rows: int = 0
     rows_scored_now: int = 0
     job_seconds: float = 0.0
+    jobs: set[str] = field(default_factory=set)
     wall_seconds: float = 0.0
     models_trained: list[str] = field(default_factory=list)
     outputs: str = ""
@@ -57,6 +58,7 @@ class DemoSummary:
         return [
             f"partitions scored   {self.partitions} ({self.partitions_with_work} ran a job, "
             f"{self.partitions - self.partitions_with_work} were already complete)",
+            f"processing jobs     {len(self.jobs)} (one per day for all models of the dataset)",
             f"models trained      {', '.join(self.models_trained) or 'none (already trained)'}",
             f"files               {self.files} ({self.files_scored_now} scored in this run)",
             f"rows                {self.rows:,} ({self.rows_scored_now:,} scored in this run)",
@@ -96,29 +98,31 @@ def run_demo(data_dir: Path, registry_path: Path = DEFAULT_REGISTRY_PATH,
         train_job.execute_in_process(partition_key=model, instance=instance,
                                      run_config=QUIET)
         summary.models_trained.append(model)
+    keys = [prediction_key(model) for model in selected
+            if registry.get(model).dataset == data_spec.dataset]
     for day in data_spec.days:
-        for model in selected:
-            if registry.get(model).dataset != data_spec.dataset:
-                continue
-            key = prediction_partition_key(day, model)
-            print(f"scoring {key} ...")
-            result = score_job.execute_in_process(partition_key=str(key), instance=instance,
-                                                  run_config=QUIET)
-            _add(summary, result)
+        print(f"scoring {day} with {', '.join(model_of(k) for k in keys)} ...")
+        result = score_job.execute_in_process(partition_key=day, instance=instance,
+                                              asset_selection=keys, run_config=QUIET)
+        _add(summary, result)
     summary.wall_seconds = time.monotonic() - started
     return summary
 
 
 def _add(summary: DemoSummary, result: dg.ExecuteInProcessResult) -> None:
-    (event,) = result.asset_materializations_for_node(PREDICTIONS)
-    meta = {k: v.value for k, v in event.metadata.items()}
-    summary.partitions += 1
-    summary.partitions_with_work += 0 if meta["nothing_to_do"] else 1
-    summary.files += meta["input_files"]
-    summary.files_scored_now += meta["files_scored_now"]
-    summary.rows += meta["rows"]
-    summary.rows_scored_now += meta["rows_scored_now"]
-    summary.job_seconds += meta["seconds"]
+    """Add one day's run: per model its partition's figures; job seconds once per job."""
+    for event in result.get_asset_materialization_events():
+        meta = {k: v.value for k, v in event.materialization.metadata.items()}
+        summary.partitions += 1
+        summary.partitions_with_work += 0 if meta["nothing_to_do"] else 1
+        summary.files += meta["input_files"]
+        summary.files_scored_now += meta["files_scored_now"]
+        summary.rows += meta["rows"]
+        summary.rows_scored_now += meta["rows_scored_now"]
+        job = meta.get("job_name")
+        if job and job not in summary.jobs and meta["files_scored_now"]:
+            summary.jobs.add(job)
+            summary.job_seconds += meta["seconds"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from batch_assets.registry import ModelSpec
+from batch_assets.registry import InferenceSettings, ModelSpec
 from container.contract import (
     CONFIG_INPUT,
     DATA_INPUT,
@@ -89,31 +89,49 @@ def _model_request(processing: SageMakerProcessing, launch: ContainerLaunch, spe
 
 
 def scoring_request(
-    processing: SageMakerProcessing, launch: ContainerLaunch, spec: ModelSpec, job_name: str,
-    *, manifest_uri: str, model_uri: str, output_uri: str, tags: dict[str, str],
+    processing: SageMakerProcessing, launch: ContainerLaunch, specs: list[ModelSpec],
+    job_name: str, *, manifest_uri: str, models_manifest_uri: str, config_uri: str,
+    output_uri: str, tags: dict[str, str],
 ) -> dict:
-    """Input files are listed in a manifest and sharded by key across the instances;
-    the model bundle is copied to every instance; outputs upload continuously, so
-    files finished before a failure are kept."""
+    """One job for every model in ``specs`` (one scoring group: one dataset, one
+    instance type). Input files are listed in a manifest and sharded by key across
+    the instances; the models' bundles (a manifest below ``models/``) and the scoring
+    plan (``config_uri``) are copied to every instance; outputs go below
+    ``output_uri`` (``predictions/``) per model and upload continuously, so files
+    finished before a failure are kept. The job has the largest ``instance_count`` of
+    its models; the engine's knobs are the first set in registry order."""
     return build_processing_job_request(ProcessingJobSpec(
         job_name=job_name,
         image_uri=launch.image_uri,
         entrypoint=launch.entrypoint,
-        arguments=["infer", *spec.inference.container_arguments()],
+        arguments=["infer", *job_inference(specs).container_arguments()],
         inputs=[
             InputChannel(DATA_INPUT, manifest_uri, input_path(DATA_INPUT),
                          distribution="ShardedByS3Key", data_type="ManifestFile"),
-            InputChannel(MODEL_INPUT, model_uri, input_path(MODEL_INPUT)),
+            InputChannel(MODEL_INPUT, models_manifest_uri, input_path(MODEL_INPUT),
+                         data_type="ManifestFile"),
+            InputChannel(CONFIG_INPUT, config_uri, input_path(CONFIG_INPUT)),
             *launch.extra_inputs,
         ],
         environment=launch.environment,
         outputs=[OutputChannel(PREDICTIONS_OUTPUT, output_uri,
                                output_path(PREDICTIONS_OUTPUT), upload_mode="Continuous")],
-        cluster=ClusterSpec(spec.instance_type, spec.instance_count, processing.volume_size_gb,
-                            processing.volume_kms_key_id),
+        cluster=ClusterSpec(specs[0].instance_type, max(s.instance_count for s in specs),
+                            processing.volume_size_gb, processing.volume_kms_key_id),
         output_kms_key_id=processing.output_kms_key_id,
         network=processing.network(),
         role_arn=processing.role_arn,
         max_runtime_seconds=processing.max_runtime_seconds,
         tags=tags,
     ))
+
+
+def job_inference(specs: list[ModelSpec]) -> InferenceSettings:
+    """The job-wide engine knobs (batch rows, workers, threads): for each, the first
+    model in ``specs`` that sets it; the predictor is per model (the scoring plan)."""
+    def first(name: str):
+        return next((getattr(s.inference, name) for s in specs
+                     if getattr(s.inference, name) is not None), None)
+
+    return InferenceSettings(batch_rows=first("batch_rows"), workers=first("workers"),
+                             threads_per_worker=first("threads_per_worker"))

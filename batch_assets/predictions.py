@@ -1,19 +1,43 @@
-"""``predictions[date|model]``: a sharded scoring Processing job over one day's files."""
+"""``predictions/<model>[date]``: one asset per model, scored per dataset-day in one pass.
+
+Each scoring group (``batch_assets.scoring_groups``: the models of one dataset on
+one instance type) is one subsettable multi-asset. A run that selects some of its
+models runs one step per day, and that step runs ONE sharded Processing job for
+all of them: each input file is downloaded and decoded once and scored by every
+model that still needs it (``container.infer``, ``ScoringPlan``). Outputs,
+manifests, metadata, data versions and checks stay per model, so each model's
+history is its own in the UI, and retraining one model re-scores only that one.
+A model that fails (not trained, a bad artifact) costs none of the others'
+outputs: they are materialized, and the step then fails naming it.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import dagster as dg
 
+from batch_assets.checks import (
+    CheckedPartition,
+    Unavailable,
+    current_metadata,
+    evaluate_checks,
+    prediction_check_specs,
+    read_partition,
+)
 from batch_assets.failures import MISSING_PREREQUISITE
 from batch_assets.job_requests import job_tags, scoring_request
 from batch_assets.job_runner import JobOutcome, PartitionJobRunner
-from batch_assets.layout import data_prefix, job_prefix, predictions_prefix
-from batch_assets.model_pointer import ModelNotTrainedError, read_current_model
+from batch_assets.layout import data_prefix, job_prefix, model_prefix, predictions_prefix
+from batch_assets.model_pointer import CurrentModel, ModelNotTrainedError, read_current_model
 from batch_assets.orchestration import PREDICTIONS_BACKFILL, PROCESSING_POOL, TRANSIENT_RETRY
-from batch_assets.partitions import (
-    MODEL_DIMENSION,
-    prediction_partitions,
-    split_prediction_key,
-)
+from batch_assets.partitions import prediction_partitions
 from batch_assets.registry import Registry
+from batch_assets.scoring_groups import (
+    ScoringGroup,
+    model_of,
+    prediction_key,
+    scoring_groups,
+)
 from batch_assets.scoring_plan import (
     MissingInputError,
     PartitionTally,
@@ -23,108 +47,238 @@ from batch_assets.scoring_plan import (
 )
 from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.trained_model import GROUP
+from container.contract import PlannedModel, ScoringPlan
 from resources.job_status import COMPLETED
 from resources.job_store import JobStore
 from resources.local_processing.manifest_file import build_manifest
 from resources.processing import SageMakerProcessing
 from resources.storage import ObjectStorage
 
-ASSET_NAME = "predictions"
 
-
-def build_predictions_asset(
+def build_prediction_assets(
     registry: Registry, retry_policy: dg.RetryPolicy = TRANSIENT_RETRY
-) -> dg.AssetsDefinition:
+) -> list[dg.AssetsDefinition]:
+    """One multi-asset per scoring group; together one asset per registered model."""
     partitions_def = prediction_partitions(registry)
+    return [_group_asset(registry, group, partitions_def, retry_policy)
+            for group in scoring_groups(registry)]
 
-    @dg.asset(
-        name=ASSET_NAME,
+
+def _group_asset(registry: Registry, group: ScoringGroup,
+                 partitions_def: dg.PartitionsDefinition,
+                 retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
+    # Dagster allows one partition mapping per upstream asset in a multi-asset, so each
+    # model's predictions depend on the group's trained_model partitions (not only its
+    # own). The pipeline itself is exact: a model's files count as done only for its
+    # current version, so retraining one model re-scores that model alone.
+    trained = dg.AssetDep(
+        TRAINED_MODEL, partition_mapping=dg.SpecificPartitionsPartitionMapping(list(group.models)))
+    specs = [
+        dg.AssetSpec(
+            prediction_key(model),
+            deps=[trained],
+            group_name=GROUP,
+            kinds={"sagemaker", "parquet"},
+            skippable=True,
+            description=f"{model}'s predictions of a day: keys, passthrough and prediction "
+            f"columns for every input file under `data/{registry.get(model).dataset}/`, "
+            f"written to `{predictions_prefix(model, 'YYYY-MM-DD')}`. Scored by the "
+            f"`{group.name}` step: one sharded SageMaker Processing job per day for every "
+            "selected model of the dataset. Files already scored by the current model "
+            "version are skipped.",
+        )
+        for model in group.models
+    ]
+
+    @dg.multi_asset(
+        name=group.name,
+        specs=specs,
+        check_specs=prediction_check_specs(group.models),
+        can_subset=True,
         partitions_def=partitions_def,
-        deps=[dg.AssetDep(
-            TRAINED_MODEL,
-            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
-                partition_dimension_name=MODEL_DIMENSION
-            ),
-        )],
-        group_name=GROUP,
-        kinds={"sagemaker", "parquet"},
         retry_policy=retry_policy,
         pool=PROCESSING_POOL,
         backfill_policy=PREDICTIONS_BACKFILL,
-        description="Keys, passthrough and prediction columns (per the model's task) for "
-        "every input file of a day, scored by a "
-        "SageMaker Processing job with the input sharded by S3 key across the model's "
-        "instances. Files already scored by the current model version are skipped.",
+        description=f"Scores {', '.join(group.models)} on `{group.dataset}` data in one "
+        f"pass per day ({group.instance_type}).",
     )
-    def predictions(
-        context: dg.AssetExecutionContext,
-        storage: ObjectStorage,
-        job_store: JobStore,
-        processing: SageMakerProcessing,
-    ) -> dg.MaterializeResult:
-        day, model = split_prediction_key(partitions_def, context.partition_key)
-        spec = registry.get(model)
+    def score(context: dg.AssetExecutionContext, storage: ObjectStorage,
+              job_store: JobStore, processing: SageMakerProcessing):
+        yield from _score_day(context, registry, group, storage, job_store, processing)
+
+    return score
+
+
+@dataclass
+class _ModelDay:
+    """One selected model's state in the step."""
+
+    model: str
+    current: CurrentModel | None = None
+    problem: str = ""  # why it cannot be scored (not trained)
+    before: PartitionTally | None = None
+    after: PartitionTally | None = None
+
+
+def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: ScoringGroup,
+               storage: ObjectStorage, job_store: JobStore,
+               processing: SageMakerProcessing) -> Iterator:
+    day = context.partition_key
+    selected = [m for m in group.models if prediction_key(m) in context.selected_asset_keys]
+    checks = set(context.selected_asset_check_keys)
+    if not selected:  # a check-only run: evaluate from storage
+        for model in dict.fromkeys(model_of(k.asset_key) for k in checks):
+            yield from _checks(registry, storage, job_store, model, day, checks, None)
+        return
+    try:
+        inputs = list_inputs(storage, group.dataset, day, registry.success_marker)
+    except MissingInputError as exc:
+        raise dg.Failure(f"{exc} {MISSING_PREREQUISITE.describe()}",
+                         allow_retries=False) from exc
+    days = {model: _current(storage, model) for model in selected}
+    ready = [d for d in days.values() if d.current is not None]
+    outcome: JobOutcome | None = None
+    pending: list[_ModelDay] = []
+    with PartitionJobRunner(context, group.name, day, storage, job_store,
+                            processing) as runner:
+        runner.finish_in_flight()
+        for state in ready:
+            state.before = tally_partition(storage, state.model, day, inputs,
+                                           state.current.version)
+        pending = [d for d in ready if d.before.pending]
+        if pending:
+            context.log.info(
+                f"{len(inputs)} input files; to score: "
+                + ", ".join(f"{d.model} {len(d.before.pending)} files (version "
+                            f"{d.current.version})" for d in pending))
+            outcome = runner.run_new_attempt(
+                ("pred", group.name.removeprefix("score_"), day.replace("-", "")),
+                lambda job_name: _request(processing, storage, registry, group, context,
+                                          job_name, day, pending))
+        else:
+            context.log.info(f"all {len(inputs)} files already scored by "
+                             f"{', '.join(selected)}: nothing to run")
+    failures: list[str] = []
+    failed_job = outcome is not None and outcome.status != COMPLETED
+    for model in selected:
+        state = days[model]
+        if state.current is None:
+            failures.append(f"{model}: {state.problem}")
+            continue
+        state.after = tally_partition(storage, model, day, inputs, state.current.version)
+        metadata = _metadata(storage, processing, runner, group, day, state, outcome,
+                             len(pending))
+        if failed_job and not state.after.complete:
+            failures.append(f"{model}: {len(state.after.pending)} of {len(inputs)} files "
+                            "not scored")
+            continue
+        yield dg.MaterializeResult(asset_key=prediction_key(model), metadata=metadata,
+                                   data_version=dg.DataVersion(state.current.version))
+        partition = CheckedPartition(day, model, current_metadata(storage, state.current.prefix),
+                                     state.after)
+        yield from _checks(registry, storage, job_store, model, day, checks, partition)
+    if failures:
+        raise _failure(processing, runner, outcome, failures, days)
+
+
+def _current(storage: ObjectStorage, model: str) -> _ModelDay:
+    try:
+        return _ModelDay(model, current=read_current_model(storage, model))
+    except ModelNotTrainedError as exc:
+        return _ModelDay(model, problem=f"{exc} {MISSING_PREREQUISITE.describe()}")
+
+
+def _checks(registry: Registry, storage: ObjectStorage, job_store: JobStore, model: str,
+            day: str, selected: set[dg.AssetCheckKey],
+            partition: CheckedPartition | None) -> Iterator[dg.AssetCheckResult]:
+    if partition is None:
         try:
-            current = read_current_model(storage, model)
-            inputs = list_inputs(storage, spec.dataset, day, registry.success_marker)
-        except (ModelNotTrainedError, MissingInputError) as exc:
-            raise dg.Failure(f"{exc} {MISSING_PREREQUISITE.describe()}",
-                             allow_retries=False) from exc
-        with PartitionJobRunner(context, ASSET_NAME, context.partition_key, storage,
-                                job_store, processing) as runner:
-            runner.finish_in_flight()
-            before = tally_partition(storage, model, day, inputs, current.version)
-            outcome: JobOutcome | None = None
-            if before.pending:
-                context.log.info(
-                    f"{len(before.pending)} of {len(inputs)} files to score with {model} "
-                    f"version {current.version}"
-                )
-
-                def build(job_name: str) -> dict:
-                    write_job_plan(storage, job_name, before.pending)
-                    manifest_key = job_prefix(job_name) + "inputs.manifest"
-                    storage.write_bytes(manifest_key, build_manifest(
-                        storage.uri(data_prefix(spec.dataset, day)),
-                        [i.relative for i in before.pending],
-                    ))
-                    return scoring_request(
-                        processing, processing.container_launch(spec.framework, storage),
-                        spec, job_name, manifest_uri=storage.uri(manifest_key),
-                        model_uri=storage.uri(current.prefix),
-                        output_uri=storage.uri(predictions_prefix(model, day)),
-                        tags=job_tags(ASSET_NAME, context.partition_key, context.run.run_id),
-                    )
-
-                outcome = runner.run_new_attempt(("pred", model, day.replace("-", "")), build)
-            else:
-                context.log.info(f"all {len(inputs)} files already scored: nothing to run")
-        after = tally_partition(storage, model, day, inputs, current.version)
-        metadata = _metadata(storage, processing, runner, spec.instance_count, model, day,
-                             current.version, before, after, outcome)
-        if outcome is not None and outcome.status != COMPLETED:
-            links = processing.job_links(outcome.record.job_name, runner.client)
-            raise dg.Failure(
-                f"{outcome.failure_summary('scoring', links)}. {len(after.done)} of "
-                f"{len(inputs)} files are scored and kept; a rerun scores only the rest.",
-                metadata=metadata,
-                allow_retries=outcome.retryable,
-            )
-        return dg.MaterializeResult(metadata=metadata,
-                                    data_version=dg.DataVersion(current.version))
-
-    return predictions
+            partition = read_partition(registry, storage, model, day)
+        except Unavailable as exc:
+            yield from evaluate_checks(registry, storage, job_store, exc, model, day, selected)
+            return
+    yield from evaluate_checks(registry, storage, job_store, partition, model, day, selected)
 
 
-def _metadata(storage, processing, runner, instances, model, day, version,
-              before: PartitionTally, after: PartitionTally, outcome: JobOutcome | None) -> dict:
+def _request(processing: SageMakerProcessing, storage: ObjectStorage, registry: Registry,
+             group: ScoringGroup, context: dg.AssetExecutionContext, job_name: str, day: str,
+             pending: list[_ModelDay]) -> dict:
+    """The job's inputs (the union of the models' pending files, the models' bundles,
+    the scoring plan) and its ``create_processing_job`` request."""
+    files = list(dict.fromkeys(i.relative for d in pending for i in d.before.pending))
+    by_relative = {i.relative: i for d in pending for i in d.before.pending}
+    write_job_plan(storage, job_name, [by_relative[r] for r in files])
+    data_manifest = job_prefix(job_name) + "inputs.manifest"
+    storage.write_bytes(data_manifest, build_manifest(
+        storage.uri(data_prefix(group.dataset, day)), files))
+    bundle_keys = []
+    for state in pending:
+        prefix = model_prefix(state.model, state.current.version)
+        bundle_keys += [o.key.removeprefix("models/") for o in storage.list_objects(prefix)]
+    models_manifest = job_prefix(job_name) + "models.manifest"
+    storage.write_bytes(models_manifest, build_manifest(storage.uri("models/"), bundle_keys))
+    plan = ScoringPlan([
+        PlannedModel(
+            name=state.model,
+            bundle=model_prefix(state.model, state.current.version).removeprefix("models/"),
+            output=predictions_prefix(state.model, day).removeprefix("predictions/"),
+            files=None if len(state.before.pending) == len(files)
+            else [i.relative for i in state.before.pending],
+            predictor=registry.get(state.model).inference.predictor,
+        )
+        for state in pending
+    ])
+    config_prefix = job_prefix(job_name) + "config/"
+    storage.write_json(config_prefix + "scoring.json", plan.to_dict())
+    specs = [registry.get(d.model) for d in pending]
+    return scoring_request(
+        processing, processing.container_launch(_framework_of(specs), storage), specs,
+        job_name, manifest_uri=storage.uri(data_manifest),
+        models_manifest_uri=storage.uri(models_manifest),
+        config_uri=storage.uri(config_prefix),
+        output_uri=storage.uri("predictions/"),
+        tags=job_tags(group.name, day, context.run.run_id),
+    )
+
+
+def _framework_of(specs: list) -> str:
+    """The framework that decides the container image: a deep-learning one if any
+    model needs it (the image must carry its library), else the first model's."""
+    for spec in specs:
+        if spec.framework in ("torch", "tensorflow"):
+            return spec.framework
+    return specs[0].framework
+
+
+def _failure(processing: SageMakerProcessing, runner: PartitionJobRunner,
+             outcome: JobOutcome | None, failures: list[str],
+             days: dict[str, _ModelDay]) -> dg.Failure:
+    """The step's failure after the other models were materialized: which models
+    failed and why; retried only if the job's failure is retryable and every model
+    was trained."""
+    untrained = any(d.current is None for d in days.values())
+    message = "not materialized: " + "; ".join(failures)
+    retryable = not untrained
+    if outcome is not None and outcome.status != COMPLETED:
+        links = processing.job_links(outcome.record.job_name, runner.client)
+        message = (f"{outcome.failure_summary('scoring', links)}. {message}. The files "
+                   "already scored are kept; a rerun scores only the rest.")
+        retryable = retryable and outcome.retryable
+    return dg.Failure(message, allow_retries=retryable)
+
+
+def _metadata(storage: ObjectStorage, processing: SageMakerProcessing,
+              runner: PartitionJobRunner, group: ScoringGroup, day: str, state: _ModelDay,
+              outcome: JobOutcome | None, models_in_job: int) -> dict:
+    before, after = state.before, state.after
     scored_now = [m for r, m in after.done.items() if r not in before.done]
     rows_now = sum(m.rows_out for m in scored_now)
-    seconds = outcome.seconds if outcome else 0.0
+    seconds = outcome.seconds if outcome and scored_now else 0.0
+    predict_seconds = sum(m.predict_seconds or 0.0 for m in scored_now)
     metadata = {
-        "model_version": version,
+        "model_version": state.current.version,
         "backend": processing.backend_name,
-        "instances": instances,
+        "scoring_step": group.name,
         "input_files": len(after.inputs),
         "files_scored_now": len(scored_now),
         "files_already_done": len(before.done),
@@ -133,16 +287,19 @@ def _metadata(storage, processing, runner, instances, model, day, version,
         "rows_scored_now": rows_now,
         "seconds": round(seconds, 2),
         "rows_per_second": round(rows_now / seconds, 1) if seconds else 0.0,
-        "output_location": dg.MetadataValue.path(storage.uri(predictions_prefix(model, day))),
-        "nothing_to_do": outcome is None,
+        "predict_seconds": round(predict_seconds, 2),
+        "output_location": dg.MetadataValue.path(
+            storage.uri(predictions_prefix(state.model, day))),
+        "nothing_to_do": not scored_now and not before.pending,
         # which predictor scored the files (oneDAL, folded linear map, framework),
         # as each file's manifest records it
         "predictors": ", ".join(sorted({m.predictor or "unrecorded"
                                         for m in after.done.values()})) or "none",
     }
-    if outcome is not None:
+    if outcome is not None and before.pending:
         links = processing.job_links(outcome.record.job_name, runner.client)
         metadata.update(outcome.metadata(links) | {"seconds": round(seconds, 2)})
+        metadata["models_in_job"] = models_in_job
     if after.pending:
         metadata["missing_examples"] = dg.MetadataValue.json(
             {r.relative: after.problems.get(r.relative, "?") for r in after.pending[:20]}

@@ -24,8 +24,8 @@ from botocore.exceptions import ClientError
 
 from batch_assets.job_runner import record_status
 from batch_assets.owner_liveness import job_owner_verdict, run_worker_verdict
-from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.registry import Registry
+from batch_assets.scoring_groups import model_of, prediction_key
 from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from resources.job_status import FAILED, TERMINAL
 from resources.job_store import JobStore
@@ -34,7 +34,10 @@ from resources.storage import ObjectStorage
 
 REAPED_TAG = "batch/reaped_run"
 PARTITION_TAG = "dagster/partition"
-_OUR_ASSETS = frozenset({dg.AssetKey(PREDICTIONS), dg.AssetKey(TRAINED_MODEL)})
+
+
+def _ours(key: dg.AssetKey) -> bool:
+    return key == dg.AssetKey(TRAINED_MODEL) or model_of(key) is not None
 
 
 @dataclass
@@ -96,7 +99,7 @@ def _request_again(instance: dg.DagsterInstance, job_store: JobStore, registry: 
                    run: dg.DagsterRun, report: ReapReport) -> None:
     """Ask for the dead run's partition again, at most ``max_attempts`` times per partition."""
     partition = run.tags.get(PARTITION_TAG)
-    assets = [key for key in (run.asset_selection or ()) if key in _OUR_ASSETS]
+    assets = [key for key in (run.asset_selection or ()) if _ours(key)]
     if not partition or not assets:
         report.not_rerun[run.run_id] = "not a partition run of the pipeline's assets"
         return
@@ -116,7 +119,8 @@ def _request_again(instance: dg.DagsterInstance, job_store: JobStore, registry: 
 def build_reaper_sensor(registry: Registry) -> dg.SensorDefinition:
     @dg.sensor(
         name="orphan_reaper",
-        asset_selection=[PREDICTIONS, TRAINED_MODEL],
+        asset_selection=[*[prediction_key(m) for m in registry.model_names],
+                         dg.AssetKey(TRAINED_MODEL)],
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Fails runs whose worker process died (freeing their pool slots), "

@@ -2,7 +2,8 @@
 
 ``new_data_sensor_<dataset>`` lists ``data/<dataset>/`` (paginated), looks at the
 objects modified since its cursor, and for every date whose success marker
-exists requests ``predictions`` for each model that scores the dataset. The run
+exists requests one run of the predictions of every model that scores the
+dataset (one step and one processing job per scoring group). The run
 key carries a signature of the day's files (keys, sizes, times), so a tick
 repeated after a crash asks for nothing new, while a late or replaced file
 changes the signature and asks again; the asset then scores only what changed.
@@ -10,7 +11,8 @@ changes the signature and asks again; the asset then scores only what changed.
 ``predictions_retry_sensor`` reads failed ``predictions_complete`` evaluations,
 and failed ``predictions_valid`` evaluations whose metadata says ``repairable``
 (every problem a damaged or missing output, which the next attempt re-scores),
-and re-requests those partitions while the job store counts fewer attempts than
+and re-requests those models' days while the job store counts fewer attempts
+(of the day's scoring step, shared by its models) than
 the registry's ``max_attempts`` (a failing check after a completed job would
 otherwise loop forever); past that it leaves the failure visible in the UI, where
 the check's metadata lists the attempt history. A partition whose last job
@@ -28,9 +30,8 @@ import dagster as dg
 
 from batch_assets.checks import COMPLETE_CHECK, VALID_CHECK
 from batch_assets.failures import classify_job_failure
-from batch_assets.partitions import prediction_partition_key
-from batch_assets.predictions import ASSET_NAME as PREDICTIONS
 from batch_assets.registry import Registry
+from batch_assets.scoring_groups import group_of, model_of, prediction_key
 from resources.job_status import FAILED, STOPPED
 from resources.job_store import JobStore
 from resources.storage import ObjectInfo, ObjectStorage
@@ -72,9 +73,11 @@ def build_new_data_sensor(registry: Registry, dataset: str, models: list[str]
                           ) -> dg.SensorDefinition:
     prefix = f"data/{dataset}/"
 
+    keys = [prediction_key(model) for model in models]
+
     @dg.sensor(
         name=f"new_data_sensor_{dataset.replace('-', '_').replace('.', '_')}",
-        asset_selection=[PREDICTIONS],
+        asset_selection=keys,
         minimum_interval_seconds=60,
         description=f"Requests predictions of {', '.join(models)} for each newly complete "
         f"day under {prefix} (complete = {registry.success_marker} present).",
@@ -102,13 +105,14 @@ def build_new_data_sensor(registry: Registry, dataset: str, models: list[str]
             if state["days"].get(day) == signature:
                 continue
             state["days"][day] = signature
-            for model in models:
-                requests.append(dg.RunRequest(
-                    run_key=f"{dataset}/{day}/{model}/{signature}",
-                    partition_key=str(prediction_partition_key(day, model)),
-                    asset_selection=[dg.AssetKey(PREDICTIONS)],
-                    tags={"batch/dataset": dataset, "batch/data_signature": signature},
-                ))
+            # one run per day for all the dataset's models: one step, one job per
+            # scoring group
+            requests.append(dg.RunRequest(
+                run_key=f"{dataset}/{day}/{signature}",
+                partition_key=day,
+                asset_selection=keys,
+                tags={"batch/dataset": dataset, "batch/data_signature": signature},
+            ))
         if objects:
             newest = max(i.last_modified for i in objects)
             state["since"] = max(newest, since or newest).astimezone(UTC).isoformat()
@@ -121,12 +125,11 @@ def build_new_data_sensor(registry: Registry, dataset: str, models: list[str]
 
 
 def build_retry_sensor(registry: Registry) -> dg.SensorDefinition:
-    complete_key = dg.AssetCheckKey(dg.AssetKey(PREDICTIONS), COMPLETE_CHECK)
-    valid_key = dg.AssetCheckKey(dg.AssetKey(PREDICTIONS), VALID_CHECK)
+    keys = [prediction_key(model) for model in registry.model_names]
 
     @dg.sensor(
         name="predictions_retry_sensor",
-        asset_selection=[PREDICTIONS],
+        asset_selection=keys,
         minimum_interval_seconds=60,
         description="Re-requests predictions partitions whose completeness check failed, "
         "or whose validity check failed on damaged outputs only (repairable), "
@@ -147,23 +150,30 @@ def build_retry_sensor(registry: Registry) -> dg.SensorDefinition:
         last_seen = int(context.cursor or 0)
         event_log = context.instance.event_log_storage
         seen_ids: list[int] = []
-        failed: dict[str, tuple[str, object]] = {}  # partition -> (run key prefix, record)
-        for prefix, key, retry_if in (("retry", complete_key, lambda record: True),
-                                      ("retry-valid", valid_key, repairable)):
-            history = event_log.get_asset_check_execution_history(key, limit=1000)
+        # (model, day) -> (run key prefix, record)
+        failed: dict[tuple[str, str], tuple[str, object]] = {}
+        checks = [(prefix, dg.AssetCheckKey(key, name), retry_if)
+                  for key in keys
+                  for prefix, name, retry_if in (
+                      ("retry", COMPLETE_CHECK, lambda record: True),
+                      ("retry-valid", VALID_CHECK, repairable))]
+        for prefix, check_key, retry_if in checks:
+            model = model_of(check_key.asset_key)
+            history = event_log.get_asset_check_execution_history(check_key, limit=1000)
             seen_ids.extend(r.id for r in history)
             newest: dict[str, object] = {}
             for record in history:  # newest first
                 if record.partition and record.partition not in newest:
                     newest[record.partition] = record
-            for partition, record in newest.items():
-                if (record.id > last_seen and partition not in failed
+            for day, record in newest.items():
+                if (record.id > last_seen and (model, day) not in failed
                         and record.status == AssetCheckExecutionRecordStatus.FAILED
                         and retry_if(record)):
-                    failed[partition] = (prefix, record)
+                    failed[(model, day)] = (prefix, record)
         requests, capped = [], []
-        for partition, (prefix, record) in failed.items():
-            attempts = job_store.attempts(PREDICTIONS, partition)
+        for (model, day), (prefix, record) in failed.items():
+            partition = f"{model}/{day}"
+            attempts = job_store.attempts(group_of(registry, model).name, day)
             if len(attempts) >= registry.max_attempts:
                 capped.append(partition)
                 continue
@@ -176,8 +186,8 @@ def build_retry_sensor(registry: Registry) -> dg.SensorDefinition:
                     continue
             requests.append(dg.RunRequest(
                 run_key=f"{prefix}/{partition}/{record.id}",
-                partition_key=partition,
-                asset_selection=[dg.AssetKey(PREDICTIONS)],
+                partition_key=day,
+                asset_selection=[prediction_key(model)],
                 tags={"batch/retry_of_check_execution": str(record.id)},
             ))
         for partition in capped:
