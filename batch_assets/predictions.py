@@ -166,8 +166,11 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
             failures.append(f"{model}: {state.problem}")
             continue
         state.after = tally_partition(storage, model, day, inputs, state.current.version)
+        instances = max((registry.get(d.model).instance_count for d in pending),
+                        default=registry.get(model).instance_count)
         metadata = _metadata(storage, processing, runner, group, day, state, outcome,
-                             len(pending))
+                             len(pending)) | {"instance_type": group.instance_type,
+                                              "instances": instances}
         if failed_job and not state.after.complete:
             failures.append(f"{model}: {len(state.after.pending)} of {len(inputs)} files "
                             "not scored")

@@ -16,6 +16,7 @@ import pytest
 from batch_assets.definitions import build_definitions
 from batch_assets.demo_data import DemoDataSpec, generate_demo_data
 from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
+from batch_assets.scoring_groups import group_of, model_of, prediction_key
 from resources.job_store import SQLiteJobStore
 from resources.processing import SageMakerProcessing
 from resources.storage import LocalBucketStorage
@@ -41,7 +42,7 @@ training_data = "training/customers/"
 label = "tier"
 key_columns = ["customer_id"]
 features = ["f04", "f05", "f06", "f07", "f08", "f09"]
-instance_type = "ml.m5.large"
+instance_type = "ml.m5.xlarge"
 instance_count = 1
 quality_metric = "accuracy"
 quality_threshold = 0.5
@@ -92,11 +93,38 @@ class Pipeline:
         return build_definitions(self.registry_path, self.resources)
 
     def run_job(self, job: str, partition_key: str, raise_on_error: bool = True,
-                instance: dg.DagsterInstance | None = None, tags: dict | None = None):
+                instance: dg.DagsterInstance | None = None, tags: dict | None = None,
+                asset_selection: list[dg.AssetKey] | None = None):
         return self.definitions().resolve_job_def(job).execute_in_process(
             partition_key=partition_key, instance=instance or dg.DagsterInstance.ephemeral(),
             run_config=QUIET, raise_on_error=raise_on_error, tags=tags,
+            asset_selection=asset_selection,
         )
+
+    def score(self, day: str, *models: str, raise_on_error: bool = True,
+              instance: dg.DagsterInstance | None = None, tags: dict | None = None):
+        """Run ``score_predictions`` for ``day`` with these models' predictions selected
+        (one step and one processing job per scoring group)."""
+        return self.run_job("score_predictions", day, raise_on_error, instance, tags,
+                            [prediction_key(model) for model in models])
+
+    def attempts(self, day: str, model: str) -> list:
+        """The job store's attempts of the day's scoring step that scores ``model``."""
+        group = group_of(load_registry(self.registry_path), model)
+        return self.job_store.attempts(group.name, day)
+
+
+def materialization(result, model: str) -> dict:
+    """The metadata values of ``model``'s predictions materialization in ``result``."""
+    (event,) = [e for e in result.get_asset_materialization_events()
+                if e.asset_key == prediction_key(model)]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def check_evaluations(result, model: str | None = None) -> dict:
+    """Check name -> evaluation in ``result`` (of ``model``'s predictions, if given)."""
+    return {e.check_name: e for e in result.get_asset_check_evaluations()
+            if model is None or e.asset_key == prediction_key(model)}
 
 
 def make_pipeline(root: Path, registry_path: Path, bucket: Path | None = None) -> Pipeline:
@@ -141,21 +169,21 @@ def pipeline(tmp_path, trained_template) -> Pipeline:
     return make_pipeline(tmp_path, write_test_registry(tmp_path / "models.toml"))
 
 
-def run_checks_only(pipeline: Pipeline, partition_key: str,
+def run_checks_only(pipeline: Pipeline, day: str, model: str,
                     instance: dg.DagsterInstance | None = None):
-    """Run the predictions checks alone on one partition, as the UI's "Execute checks".
+    """Run a model's predictions checks alone on one day, as the UI's "Execute checks".
 
     A check-only asset job has no partitions definition in Dagster 1.13, so the
     partition is given by the run's partition tag, as the UI does.
     """
     definitions = pipeline.definitions()
     checks = {key for key in definitions.resolve_asset_graph().asset_check_keys
-              if key.asset_key == dg.AssetKey("predictions")}
+              if model_of(key.asset_key) == model}
     job = definitions.resolve_implicit_global_asset_job_def().get_subset(
         asset_check_selection=checks
     )
     return job.execute_in_process(
-        tags={"dagster/partition": partition_key},
+        tags={"dagster/partition": day},
         instance=instance or dg.DagsterInstance.ephemeral(),
         run_config=QUIET, raise_on_error=False,
     )

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from batch_assets.definitions import defs
 from batch_assets.model_pointer import read_current_model
-from batch_assets.partitions import prediction_partition_key
+from batch_assets.scoring_groups import prediction_key
 from container.onedal_trees import onedal_available
-from tests.conftest import SMALL_DATA, run_checks_only
+from tests.conftest import SMALL_DATA, check_evaluations, materialization, run_checks_only
 from tests.helpers import corrupt_data_page, framework_predictions, read_outputs
 
 DAY = SMALL_DATA.days[0]
 
 
-def _materialization(result, node="predictions"):
+def _materialization(result, node="trained_model"):
     (event,) = result.asset_materializations_for_node(node)
     return {k: v.value for k, v in event.metadata.items()}
 
 
-def _checks(result) -> dict:
-    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+_checks = check_evaluations
 
 
 def test_definitions_load_without_settings(monkeypatch):
@@ -33,19 +31,24 @@ def test_definitions_load_without_settings(monkeypatch):
     definitions = defs()
     graph = definitions.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"trained_model", "predictions"}
-    predictions = graph.get(dg.AssetKey("predictions"))
-    assert predictions.partitions_def.get_partitions_def_for_dimension(
-        "model").get_partition_keys() == ["churn_xgb", "churn_logreg", "customer_value_xgb"]
-    assert "2026-11-01|churn_xgb" in predictions.partitions_def.get_partition_keys()
+    assert keys == {"trained_model", "predictions/churn_xgb", "predictions/churn_logreg",
+                    "predictions/customer_value_xgb"}
+    churn = graph.get(prediction_key("churn_xgb"))
+    assert "2026-11-01" in churn.partitions_def.get_partition_keys()
+    # the three models of the customers dataset share one step: one job per day
+    assert churn.assets_def.node_def.name == "score_customers"
+    assert churn.assets_def.can_subset
+    assert churn.assets_def.keys == {prediction_key(m) for m in
+                                     ("churn_xgb", "churn_logreg", "customer_value_xgb")}
+    checks = {k.name for k in churn.assets_def.check_keys if k.asset_key == churn.key}
+    assert checks == {"predictions_complete", "predictions_valid", "predictions_drift"}
     assert definitions.resolve_job_def("score_predictions") is not None
 
 
 @pytest.mark.parametrize("model", ["churn_xgb", "churn_logreg"])
 def test_partition_end_to_end_matches_framework(pipeline, model):
-    key = str(prediction_partition_key(DAY, model))
-    result = pipeline.run_job("score_predictions", key)
-    meta = _materialization(result)
+    result = pipeline.score(DAY, model)
+    meta = materialization(result, model)
     current = read_current_model(pipeline.storage, model)
     assert meta["backend"] == "local"
     assert meta["instances"] == 2
@@ -57,7 +60,8 @@ def test_partition_end_to_end_matches_framework(pipeline, model):
                                   "xgboost inplace_predict",
                                   "churn_logreg": "folded linear map"}[model]
     assert meta["model_version"] == current.version
-    assert meta["job_name"] == f"pred-{model.replace('_', '-')}-{DAY.replace('-', '')}-a1"
+    assert meta["job_name"] == f"pred-customers-{DAY.replace('-', '')}-a1"
+    assert meta["models_in_job"] == 1
     assert meta["output_location"].endswith(f"predictions/{model}/dt={DAY}/")
     checks = _checks(result)
     assert checks["predictions_complete"].passed and checks["predictions_valid"].passed
@@ -79,28 +83,26 @@ def test_partition_end_to_end_matches_framework(pipeline, model):
 
 
 def test_rerun_of_complete_partition_does_no_compute(pipeline):
-    key = str(prediction_partition_key(DAY, "churn_xgb"))
-    pipeline.run_job("score_predictions", key)
-    again = _materialization(pipeline.run_job("score_predictions", key))
+    pipeline.score(DAY, "churn_xgb")
+    again = materialization(pipeline.score(DAY, "churn_xgb"), "churn_xgb")
     assert again["nothing_to_do"] is True
     assert again["files_scored_now"] == 0
     assert again["rows"] == SMALL_DATA.files_per_day * SMALL_DATA.rows_per_file
-    assert len(pipeline.job_store.attempts("predictions", key)) == 1
+    assert len(pipeline.attempts(DAY, "churn_xgb")) == 1
 
 
 def test_deleted_output_fails_check_and_rerun_redoes_only_that_file(pipeline):
-    key = str(prediction_partition_key(DAY, "churn_logreg"))
-    pipeline.run_job("score_predictions", key)
+    pipeline.score(DAY, "churn_logreg")
     out_dir = pipeline.storage.root_path / f"predictions/churn_logreg/dt={DAY}"
     victim = out_dir / "part-00002.parquet"
     before = {p.name: p.read_bytes() for p in out_dir.glob("*.parquet") if p != victim}
     victim.unlink()
 
-    evaluation = _checks(run_checks_only(pipeline, key))["predictions_complete"]
+    evaluation = _checks(run_checks_only(pipeline, DAY, "churn_logreg"))["predictions_complete"]
     assert not evaluation.passed
     assert evaluation.metadata["missing_files"].value == 1
 
-    meta = _materialization(pipeline.run_job("score_predictions", key))
+    meta = materialization(pipeline.score(DAY, "churn_logreg"), "churn_logreg")
     assert meta["files_scored_now"] == 1
     assert meta["files_already_done"] == SMALL_DATA.files_per_day - 1
     assert meta["attempt"] == 2
@@ -121,46 +123,42 @@ def test_job_failure_keeps_finished_files_and_rerun_resumes(tmp_path, trained_te
     registry = write_test_registry(tmp_path / "models.toml", xgb_inference="workers = 1",
                                    instance_count=1)
     pipeline = make_pipeline(tmp_path, registry)
-    key = str(prediction_partition_key(DAY, "churn_xgb"))
     data_file = pipeline.storage.root_path / f"data/customers/dt={DAY}/part-00003.parquet"
     original = data_file.read_bytes()
     corrupt_data_page(data_file)
 
-    failed = pipeline.run_job("score_predictions", key, raise_on_error=False)
+    failed = pipeline.score(DAY, "churn_xgb", raise_on_error=False)
     assert not failed.success
     failure = failed.get_step_failure_events()[0].step_failure_data.error.message
     assert "part-00003.parquet" in failure
-    assert "3 of 5 files are scored and kept" in failure
+    assert "churn_xgb: 2 of 5 files not scored" in failure
+    assert "files already scored are kept" in failure
     out_dir = pipeline.storage.root_path / f"predictions/churn_xgb/dt={DAY}"
     assert sorted(p.name for p in out_dir.glob("*.parquet")) == [
         "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
     assert not [p for p in out_dir.rglob("*") if ".tmp" in p.name]
-    (attempt,) = pipeline.job_store.attempts("predictions", key)
+    (attempt,) = pipeline.attempts(DAY, "churn_xgb")
     assert attempt.status == "Failed" and "part-00003.parquet" in attempt.failure_reason
 
     data_file.write_bytes(original)
-    meta = _materialization(pipeline.run_job("score_predictions", key))
+    meta = materialization(pipeline.score(DAY, "churn_xgb"), "churn_xgb")
     assert meta["files_scored_now"] == 2
     assert meta["attempt"] == 2
     assert pq.read_metadata(out_dir / "part-00003.parquet").num_rows == SMALL_DATA.rows_per_file
 
 
 def test_date_without_data_fails_with_clear_message(pipeline):
-    result = pipeline.run_job("score_predictions",
-                              str(prediction_partition_key("2026-11-20", "churn_xgb")),
-                              raise_on_error=False)
+    result = pipeline.score("2026-11-20", "churn_xgb", raise_on_error=False)
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "no inference data for customers on 2026-11-20" in message
     assert "s3://local-bucket/data/customers/dt=2026-11-20/" in message
-    assert pipeline.job_store.attempts(
-        "predictions", str(prediction_partition_key("2026-11-20", "churn_xgb"))) == []
+    assert pipeline.attempts("2026-11-20", "churn_xgb") == []
 
 
 def test_missing_success_marker_is_reported(pipeline):
     (pipeline.storage.root_path / f"data/customers/dt={DAY}/_SUCCESS").unlink()
-    result = pipeline.run_job("score_predictions", str(prediction_partition_key(DAY, "churn_xgb")),
-                              raise_on_error=False)
+    result = pipeline.score(DAY, "churn_xgb", raise_on_error=False)
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "not marked complete" in message and "_SUCCESS" in message
 
@@ -192,13 +190,12 @@ def test_bad_redelivered_file_fails_clearly_and_keeps_other_outputs(pipeline, da
     """A day is scored; then one file is re-delivered broken. The rerun fails with a
     message naming the file (and column), shows no partial output, and leaves the
     other files' outputs and manifests exactly as they were."""
-    key = str(prediction_partition_key(DAY, "churn_xgb"))
-    pipeline.run_job("score_predictions", key)
+    pipeline.score(DAY, "churn_xgb")
     out_dir = pipeline.storage.root_path / f"predictions/churn_xgb/dt={DAY}"
     before = {p.relative_to(out_dir): p.read_bytes() for p in out_dir.rglob("*") if p.is_file()}
     damage(pipeline.storage.root_path / f"data/customers/dt={DAY}/part-00001.parquet")
 
-    result = pipeline.run_job("score_predictions", key, raise_on_error=False)
+    result = pipeline.score(DAY, "churn_xgb", raise_on_error=False)
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     for text in expected:
@@ -206,7 +203,7 @@ def test_bad_redelivered_file_fails_clearly_and_keeps_other_outputs(pipeline, da
     after = {p.relative_to(out_dir): p.read_bytes() for p in out_dir.rglob("*") if p.is_file()}
     assert after == before, "finished outputs changed or partial output appeared"
     assert not [p for p in pipeline.storage.root_path.rglob("*") if ".tmp" in p.name]
-    attempts = pipeline.job_store.attempts("predictions", key)
+    attempts = pipeline.attempts(DAY, "churn_xgb")
     assert [a.status for a in attempts] == ["Completed", "Failed"]
     assert "part-00001.parquet" in attempts[-1].failure_reason
 
@@ -214,9 +211,7 @@ def test_bad_redelivered_file_fails_clearly_and_keeps_other_outputs(pipeline, da
 def test_missing_model_artifact_is_reported(pipeline):
     current = read_current_model(pipeline.storage, "churn_xgb")
     (pipeline.storage.root_path / current.prefix / "model.ubj").unlink()
-    result = pipeline.run_job("score_predictions",
-                              str(prediction_partition_key(DAY, "churn_xgb")),
-                              raise_on_error=False)
+    result = pipeline.score(DAY, "churn_xgb", raise_on_error=False)
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "model artifact missing" in message and "model.ubj" in message
     assert not (pipeline.storage.root_path / "predictions/churn_xgb").exists()
@@ -224,9 +219,7 @@ def test_missing_model_artifact_is_reported(pipeline):
 
 def test_untrained_model_is_reported(pipeline):
     (pipeline.storage.root_path / "models/churn_logreg/current.json").unlink()
-    result = pipeline.run_job("score_predictions",
-                              str(prediction_partition_key(DAY, "churn_logreg")),
-                              raise_on_error=False)
+    result = pipeline.score(DAY, "churn_logreg", raise_on_error=False)
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "Materialize trained_model[churn_logreg] first" in message
 
@@ -261,10 +254,9 @@ def test_model_below_quality_threshold_never_becomes_current(pipeline):
 def test_attempt_left_pending_by_a_dead_run_is_closed_and_replaced(pipeline):
     """A run that crashed between recording an attempt and submitting its job leaves a
     Pending record; the next run marks it Failed (never submitted) and carries on."""
-    key = str(prediction_partition_key(DAY, "churn_xgb"))
-    pipeline.job_store.create_attempt("predictions", key, lambda a: f"orphan-a{a}",
+    pipeline.job_store.create_attempt("score_customers", DAY, lambda a: f"orphan-a{a}",
                                       "run-that-died", "local")
-    meta = _materialization(pipeline.run_job("score_predictions", key))
-    first, second = pipeline.job_store.attempts("predictions", key)
+    meta = materialization(pipeline.score(DAY, "churn_xgb"), "churn_xgb")
+    first, second = pipeline.attempts(DAY, "churn_xgb")
     assert first.status == "Failed" and "never submitted" in first.failure_reason
     assert second.status == "Completed" and meta["attempt"] == 2
