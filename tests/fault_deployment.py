@@ -19,6 +19,8 @@ import dagster as dg
 import pyarrow as pa
 
 from batch_assets.layout import predictions_prefix
+from batch_assets.registry import load_registry
+from batch_assets.scoring_groups import group_of
 from resources.job_store import JobRecord, SQLiteJobStore
 from resources.processing import SageMakerProcessing
 from resources.storage import LocalBucketStorage
@@ -101,13 +103,15 @@ class Deployment:
         return {**os.environ, "DAGSTER_HOME": str(self.home), "PYTHONPATH": str(REPO),
                 "PYTHONWARNINGS": "ignore"}
 
-    def materialize(self, partition: str, asset: str = "predictions") -> subprocess.Popen:
-        """``dagster asset materialize`` of one partition, as a person or a script runs it."""
+    def materialize(self, partition: str) -> subprocess.Popen:
+        """``dagster asset materialize`` of one model's day (``"<day>|<model>"``: the
+        suite's name for predictions/<model>[<day>]), as a person or a script runs it."""
+        day, model = partition.split("|")
         self._launched += 1
         log = open(self.root / f"run-{self._launched}.log", "wb")  # noqa: SIM115 (child owns it)
         process = subprocess.Popen(
-            [DAGSTER, "asset", "materialize", "-f", str(self.defs_file), "--select", asset,
-             "--partition", partition],
+            [DAGSTER, "asset", "materialize", "-f", str(self.defs_file), "--select",
+             f"predictions/{model}", "--partition", day],
             cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -119,7 +123,11 @@ class Deployment:
         return code, process.log_path.read_text(errors="replace")  # type: ignore[attr-defined]
 
     def attempts(self, partition: str) -> list[JobRecord]:
-        return self.job_store.attempts("predictions", partition)
+        """The attempts of the scoring step of the model's day (shared by the models of
+        its scoring group: the suite's faults each touch one model of a day)."""
+        day, model = partition.split("|")
+        group = group_of(load_registry(self.registry_path), model)
+        return self.job_store.attempts(group.name, day)
 
     def wait_for_record(self, partition: str, status: str, timeout: float = 120) -> JobRecord:
         deadline = time.monotonic() + timeout

@@ -16,13 +16,13 @@ from dagster_aws.s3 import S3Resource
 from batch_assets.definitions import AWS_SETTINGS, build_definitions, resources_for
 from batch_assets.demo_data import DemoDataSpec, generate_demo_data
 from batch_assets.model_pointer import read_current_model
-from batch_assets.partitions import prediction_partition_key
+from batch_assets.scoring_groups import prediction_key
 from resources.dynamodb_job_store import DynamoDBJobStore, create_job_table
 from resources.local_processing.client import LocalProcessingClient
 from resources.processing import SageMakerProcessing
 from resources.s3_storage import S3BucketStorage
 from tests.aws import REGION
-from tests.conftest import QUIET, write_test_registry
+from tests.conftest import QUIET, materialization, write_test_registry
 
 TINY = DemoDataSpec(days=("2026-11-01",), files_per_day=4, rows_per_file=1_500,
                     training_rows=5_000)
@@ -61,28 +61,28 @@ def aws_pipeline(tmp_path, moto_endpoint):
     return build_definitions(registry, resources), resources
 
 
-def _run(definitions, job, key):
+def _run(definitions, job, key, models=None):
     return definitions.resolve_job_def(job).execute_in_process(
-        partition_key=key, instance=dg.DagsterInstance.ephemeral(), run_config=QUIET)
+        partition_key=key, instance=dg.DagsterInstance.ephemeral(), run_config=QUIET,
+        asset_selection=[prediction_key(m) for m in models] if models else None)
 
 
 def test_predictions_partition_on_s3_dynamodb_and_sagemaker_request(aws_pipeline):
     definitions, resources = aws_pipeline
     storage, job_store = resources["storage"], resources["job_store"]
     _run(definitions, "train_models", "churn_xgb")
-    key = str(prediction_partition_key("2026-11-01", "churn_xgb"))
-    result = _run(definitions, "score_predictions", key)
+    day = "2026-11-01"
+    result = _run(definitions, "score_predictions", day, ["churn_xgb"])
 
-    (event,) = result.asset_materializations_for_node("predictions")
-    meta = {k: v.value for k, v in event.metadata.items()}
+    meta = materialization(result, "churn_xgb")
     assert meta["backend"] == "sagemaker"
-    assert meta["job_name"] == "e2e-pred-churn-xgb-20261101-a1"
+    assert meta["job_name"] == "e2e-pred-customers-20261101-a1"
     assert meta["console_url"].startswith("https://us-east-1.console.aws.amazon.com/")
     assert meta["rows"] == 4 * 1_500 and meta["files_scored_now"] == 4
     assert meta["output_location"] == f"s3://{storage.bucket}/predictions/churn_xgb/dt=2026-11-01/"
     assert all(e.passed for e in result.get_asset_check_evaluations())
 
-    (attempt,) = job_store.attempts("predictions", key)
+    (attempt,) = job_store.attempts("score_customers", day)
     assert attempt.status == "Completed" and attempt.backend == "sagemaker"
     assert job_store.list_in_flight() == []
 
@@ -96,9 +96,8 @@ def test_predictions_partition_on_s3_dynamodb_and_sagemaker_request(aws_pipeline
     current = read_current_model(storage, "churn_xgb")
     assert storage.exists(current.prefix + "model.ubj")
 
-    again = _run(definitions, "score_predictions", key)
-    (event,) = again.asset_materializations_for_node("predictions")
-    assert event.metadata["nothing_to_do"].value is True
+    again = _run(definitions, "score_predictions", day, ["churn_xgb"])
+    assert materialization(again, "churn_xgb")["nothing_to_do"] is True
 
 
 def test_s3_listing_paginates_past_1000_keys(moto_endpoint):

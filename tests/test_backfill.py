@@ -79,14 +79,13 @@ def test_thirty_day_two_model_backfill_completes(tmp_path, trained_template):
                 pass
             assert time.monotonic() < deadline, "dagster dev did not start"
             time.sleep(1)
-        partitions = [f"{day}|{model}" for day in DAYS for model in MODELS]
         launched = _graphql(url, """
             mutation($params: LaunchBackfillParams!) {
               launchPartitionBackfill(backfillParams: $params) {
                 __typename ... on LaunchBackfillSuccess { backfillId }
                 ... on PythonError { message } } }""",
-            {"params": {"assetSelection": [{"path": ["predictions"]}],
-                        "partitionNames": partitions}})
+            {"params": {"assetSelection": [{"path": ["predictions", m]} for m in MODELS],
+                        "partitionNames": DAYS}})
         outcome = launched["data"]["launchPartitionBackfill"]
         assert outcome["__typename"] == "LaunchBackfillSuccess", outcome
         backfill_id = outcome["backfillId"]
@@ -105,8 +104,14 @@ def test_thirty_day_two_model_backfill_completes(tmp_path, trained_template):
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(60)
     store = SQLiteJobStore(path=str(tmp_path / ".data" / "jobs.sqlite3"))
-    records = [r for p in partitions for r in store.attempts("predictions", p)]
-    assert len(records) == 60 and {r.status for r in records} == {"Completed"}
+    # one run and one job per day, scoring both models
+    records = [r for day in DAYS for r in store.attempts("score_customers", day)]
+    assert len(records) == 30 and {r.status for r in records} == {"Completed"}
+    bucket = tmp_path / ".data" / "bucket"
+    for model in MODELS:
+        for day in DAYS:
+            assert len(list((bucket / f"predictions/{model}/dt={day}/_manifests").glob(
+                "*.json"))) == 2, (model, day)
     spans = sorted((r.started_at, r.ended_at) for r in records)
     assert all(b[0] >= a[1] for a, b in itertools.pairwise(spans)), \
         "the one-slot processing pool let two jobs overlap"

@@ -12,7 +12,6 @@ import pytest
 
 from batch_assets.demo_data import make_rows, write_table
 from batch_assets.layout import data_prefix
-from batch_assets.partitions import prediction_partition_key
 from batch_assets.prediction_drift import population_stability_index
 from container.prediction_stats import PredictionStats
 from tests.conftest import SMALL_DATA, run_checks_only
@@ -42,8 +41,8 @@ def test_psi_is_zero_for_equal_and_large_for_shifted_distributions():
 
 
 def test_valid_check_fails_on_an_output_with_wrong_rows_and_columns(pipeline):
-    key = str(prediction_partition_key(DAY1, "churn_xgb"))
-    assert all(e.passed for e in _checks(pipeline.run_job("score_predictions", key)).values())
+    key = (DAY1, "churn_xgb")
+    assert all(e.passed for e in _checks(pipeline.score(*key)).values())
     out_dir = pipeline.storage.root_path / f"predictions/churn_xgb/dt={DAY1}"
     short = pq.read_table(out_dir / "part-00001.parquet").slice(0, 10)
     pq.write_table(short, out_dir / "part-00001.parquet")
@@ -51,7 +50,7 @@ def test_valid_check_fails_on_an_output_with_wrong_rows_and_columns(pipeline):
     pq.write_table(table.append_column("extra", pa.array([1] * table.num_rows)),
                    out_dir / "part-00003.parquet")
 
-    valid = _checks(run_checks_only(pipeline, key))["predictions_valid"]
+    valid = _checks(run_checks_only(pipeline, *key))["predictions_valid"]
     assert not valid.passed
     problems = valid.metadata["problems"].value
     assert set(problems) == {"part-00001.parquet", "part-00003.parquet"}
@@ -65,7 +64,7 @@ def test_valid_check_fails_on_an_output_with_wrong_rows_and_columns(pipeline):
         manifest = json.loads(manifest_path.read_text())
         del manifest["output_bytes"]
         manifest_path.write_text(json.dumps(manifest))
-    valid = _checks(run_checks_only(pipeline, key))["predictions_valid"]
+    valid = _checks(run_checks_only(pipeline, *key))["predictions_valid"]
     problems = valid.metadata["problems"].value
     assert problems["part-00001.parquet"] == \
         "output damaged: footer says 10 rows, manifest says 2000"
@@ -76,9 +75,8 @@ def test_valid_check_fails_on_an_output_with_wrong_rows_and_columns(pipeline):
 
 def test_drift_check_passes_on_a_similar_day_and_warns_on_a_shifted_one(pipeline):
     for day in (DAY1, DAY2):
-        pipeline.run_job("score_predictions", str(prediction_partition_key(day, "churn_xgb")))
-    day2_checks = _checks(run_checks_only(
-        pipeline, str(prediction_partition_key(DAY2, "churn_xgb"))))
+        pipeline.score(day, "churn_xgb")
+    day2_checks = _checks(run_checks_only(pipeline, DAY2, "churn_xgb"))
     drift = day2_checks["predictions_drift"]
     assert drift.passed and drift.metadata["psi"].value < 0.05
 
@@ -91,8 +89,7 @@ def test_drift_check_passes_on_a_similar_day_and_warns_on_a_shifted_one(pipeline
             table = table.set_column(position, name, pc.add(table.column(name), 2.5))
         write_table(pipeline.storage, table, f"{prefix}part-{index:05d}.parquet")
     pipeline.storage.write_bytes(prefix + "_SUCCESS", b"")
-    shifted_run = pipeline.run_job("score_predictions",
-                                   str(prediction_partition_key(shifted_day, "churn_xgb")))
+    shifted_run = pipeline.score(shifted_day, "churn_xgb")
     drift = _checks(shifted_run)["predictions_drift"]
     assert not drift.passed
     assert drift.severity.name == "WARN"

@@ -63,6 +63,7 @@ def test_full_demo_command(tmp_path):
     first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "partitions scored   9 (9 ran a job" in first.stdout
+    assert "processing jobs     3 (one per day" in first.stdout
     assert "files               72 (72 scored in this run)" in first.stdout
     second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]

@@ -27,6 +27,7 @@ import pytest
 from batch_assets.layout import data_prefix
 from batch_assets.reaper import build_reaper_sensor
 from batch_assets.registry import load_registry
+from batch_assets.scoring_groups import model_of, prediction_key
 from resources.job_store import COMPLETED, FAILED, IN_PROGRESS, PENDING
 from tests.conftest import QUIET, SMALL_DATA
 from tests.fault_deployment import Deployment
@@ -60,6 +61,12 @@ def assert_same_as_clean(deployment: Deployment, partition: str, reference: dict
     keys = outputs.column(0).to_pylist()
     assert len(keys) == len(set(keys)), "a key was scored twice"
     assert outputs.equals(reference[partition]), "outputs differ from a clean run's"
+
+
+def label(request: dg.RunRequest) -> str:
+    """A run request as the suite names model-days: ``"<day>|<model>"``."""
+    (key,) = request.asset_selection
+    return f"{request.partition_key}|{model_of(key)}"
 
 
 def run_ok(deployment: Deployment, partition: str) -> str:
@@ -170,7 +177,7 @@ def test_run_worker_killed_while_its_job_runs_blocks_nobody_and_its_job_is_adopt
     # the rerun took the job over, or found it ended and recorded by the reaper
     assert attempts[0].run_id in (record.run_id, rerun.run_id)
     materialized = deployment.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("predictions"), asset_partitions=[P1]),
+        dg.AssetRecordsFilter(asset_key=prediction_key("churn_xgb"), asset_partitions=[DAY1]),
         limit=5).records
     assert [m.run_id for m in materialized] == [rerun.run_id]
     assert_same_as_clean(deployment, P1, reference)
@@ -200,7 +207,7 @@ def test_run_worker_killed_while_its_attempt_is_pending_does_not_wedge_the_parti
     assert deployment.job_store.get(pending.job_name).status == PENDING
 
     requests = evaluate_reaper(deployment)
-    assert [r.partition_key for r in requests] == [P1]
+    assert [label(r) for r in requests] == [P1]
     assert deployment.instance.get_run_by_id(pending.run_id).status == \
         dg.DagsterRunStatus.FAILURE
     closed = deployment.job_store.get(pending.job_name)
@@ -234,7 +241,7 @@ def test_truncated_output_is_found_and_rescored_by_the_retry_sensor(tmp_path, tr
     assert not checks["predictions_complete"] and not checks["predictions_valid"]
 
     requests = evaluate_retry_sensor(definitions, deployment)
-    assert [r.partition_key for r in requests] == [P1]
+    assert [label(r) for r in requests] == [P1]
     log = run_ok(deployment, P1)
     assert "1 of 5 files to score" in log
     assert_same_as_clean(deployment, P1, reference)
@@ -322,11 +329,12 @@ def deployment_definitions(deployment: Deployment) -> dg.Definitions:
 def run_checks(definitions: dg.Definitions, deployment: Deployment,
                partition: str) -> dict[str, bool]:
     """The predictions checks alone, as the UI's "Execute checks" runs them."""
+    day, model = partition.split("|")
     checks = {key for key in definitions.resolve_asset_graph().asset_check_keys
-              if key.asset_key == dg.AssetKey("predictions")}
+              if key.asset_key == prediction_key(model)}
     job = definitions.resolve_implicit_global_asset_job_def().get_subset(
         asset_check_selection=checks)
-    result = job.execute_in_process(tags={"dagster/partition": partition},
+    result = job.execute_in_process(tags={"dagster/partition": day},
                                     instance=deployment.instance, raise_on_error=False,
                                     run_config=QUIET)
     return {evaluation.check_name: evaluation.passed

@@ -19,7 +19,6 @@ import xgboost as xgb
 
 from batch_assets.demo_data import feature_names
 from batch_assets.model_pointer import read_current_model
-from batch_assets.partitions import prediction_partition_key
 from batch_assets.registry import RegistryError, load_registry
 from container.contract import ImportSpec, ModelMetadata
 from container.errors import JobInputError
@@ -123,7 +122,7 @@ def _replace_churn_xgb(pipeline, entry: str) -> None:
 
 def _score(pipeline, model: str) -> pd.DataFrame:
     """Score the day with ``model``; the outputs joined to the inputs, every key once."""
-    pipeline.run_job("score_predictions", str(prediction_partition_key(DAY, model)))
+    pipeline.score(DAY, model)
     inputs = _inputs(pipeline)
     outputs = read_outputs(pipeline.storage.root_path / f"predictions/{model}/dt={DAY}")
     outputs = outputs.to_pandas()
@@ -468,7 +467,7 @@ def _import_and_score(pipeline, name: str, framework: str, artifact: Path,
     meta = _materialization(pipeline.run_job("train_models", name))
     assert meta["quality_gate"] == ("applied" if holdout else "skipped: no holdout_data")
     assert not holdout or meta["holdout_roc_auc"] > 0.9
-    pipeline.run_job("score_predictions", str(prediction_partition_key(DAY, name)))
+    pipeline.score(DAY, name)
     outputs = read_outputs(pipeline.storage.root_path / f"predictions/{name}/dt={DAY}")
     return outputs.to_pandas()
 

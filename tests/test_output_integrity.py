@@ -17,10 +17,10 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from batch_assets.partitions import prediction_partition_key
 from batch_assets.registry import load_registry
+from batch_assets.scoring_groups import prediction_key
 from batch_assets.sensors import build_retry_sensor
-from tests.conftest import QUIET, SMALL_DATA, Pipeline, run_checks_only
+from tests.conftest import QUIET, SMALL_DATA, Pipeline, materialization, run_checks_only
 from tests.helpers import corrupt_data_page, read_outputs
 
 DAY1 = SMALL_DATA.days[0]
@@ -32,8 +32,7 @@ def _checks(result) -> dict:
 
 
 def _materialization(result) -> dict:
-    (event,) = result.asset_materializations_for_node("predictions")
-    return {k: v.value for k, v in event.metadata.items()}
+    return materialization(result, MODEL)
 
 
 def _out_dir(pipeline: Pipeline, day: str = DAY1) -> Path:
@@ -41,22 +40,22 @@ def _out_dir(pipeline: Pipeline, day: str = DAY1) -> Path:
 
 
 def _score(pipeline: Pipeline, day: str = DAY1,
-           instance: dg.DagsterInstance | None = None) -> str:
-    key = str(prediction_partition_key(day, MODEL))
-    result = pipeline.run_job("score_predictions", key, instance=instance)
+           instance: dg.DagsterInstance | None = None) -> tuple[str, str]:
+    key = (day, MODEL)
+    result = pipeline.score(*key, instance=instance)
     assert all(e.passed for e in _checks(result).values()), "the clean run must pass"
     return key
 
 
-def _run_valid_check_only(pipeline: Pipeline, partition_key: str,
+def _run_valid_check_only(pipeline: Pipeline, key: tuple[str, str],
                           instance: dg.DagsterInstance):
     """Only ``predictions_valid``, so the retry sensor sees no completeness failure and
     has to act on the validity check's ``repairable`` flag alone."""
     definitions = pipeline.definitions()
     job = definitions.resolve_implicit_global_asset_job_def().get_subset(
-        asset_check_selection={dg.AssetCheckKey(dg.AssetKey("predictions"),
+        asset_check_selection={dg.AssetCheckKey(prediction_key(key[1]),
                                                 "predictions_valid")})
-    result = job.execute_in_process(tags={"dagster/partition": partition_key},
+    result = job.execute_in_process(tags={"dagster/partition": key[0]},
                                     instance=instance, run_config=QUIET, raise_on_error=False)
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.check_name == "predictions_valid" and not evaluation.passed
@@ -96,7 +95,7 @@ def test_truncated_output_fails_both_checks_and_rerun_rescores_only_it(pipeline)
     size = victim.stat().st_size
     os.truncate(victim, size // 2)
 
-    checks = _checks(run_checks_only(pipeline, key))
+    checks = _checks(run_checks_only(pipeline, *key))
     complete, valid = checks["predictions_complete"], checks["predictions_valid"]
     assert not complete.passed
     assert complete.metadata["problems"].value == {
@@ -106,7 +105,7 @@ def test_truncated_output_fails_both_checks_and_rerun_rescores_only_it(pipeline)
     assert valid.metadata["repairable"].value is True
     assert "repairable" in valid.description and "re-scores" in valid.description
 
-    rerun = pipeline.run_job("score_predictions", key)
+    rerun = pipeline.score(*key)
     meta = _materialization(rerun)
     assert meta["files_scored_now"] == 1
     assert meta["files_already_done"] == SMALL_DATA.files_per_day - 1
@@ -125,12 +124,12 @@ def test_same_size_garbage_output_is_caught_by_its_footer(pipeline):
     victim = _out_dir(pipeline) / "part-00004.parquet"
     victim.write_bytes(os.urandom(victim.stat().st_size))
 
-    checks = _checks(run_checks_only(pipeline, key))
+    checks = _checks(run_checks_only(pipeline, *key))
     problem = checks["predictions_complete"].metadata["problems"].value["part-00004.parquet"]
     assert problem.startswith("output damaged: ") and "no PAR1 trailer" in problem
     assert checks["predictions_valid"].metadata["repairable"].value is True
 
-    assert _materialization(pipeline.run_job("score_predictions", key))["files_scored_now"] == 1
+    assert _materialization(pipeline.score(*key))["files_scored_now"] == 1
     assert pq.read_metadata(victim).num_rows == SMALL_DATA.rows_per_file
 
 
@@ -140,7 +139,7 @@ def test_nan_predictions_are_not_repairable(pipeline):
     victim = _out_dir(pipeline) / "part-00003.parquet"
     os.truncate(victim, victim.stat().st_size - 1)
 
-    checks = _checks(run_checks_only(pipeline, key))
+    checks = _checks(run_checks_only(pipeline, *key))
     valid = checks["predictions_valid"]
     assert not valid.passed
     assert valid.metadata["problems"].value["part-00001.parquet"] == "3 NaN predictions"
@@ -169,9 +168,9 @@ def test_retry_sensor_requests_repairable_validity_failures_only(pipeline):
     result = sensor(dg.build_sensor_context(instance=instance, cursor=invalid.cursor,
                                             resources=resources))
     (request,) = result.run_requests
-    assert request.partition_key == key
-    assert request.run_key.startswith(f"retry-valid/{key}/")
-    assert request.asset_selection == [dg.AssetKey("predictions")]
+    assert request.partition_key == DAY1
+    assert request.run_key.startswith(f"retry-valid/{MODEL}/{DAY1}/")
+    assert request.asset_selection == [prediction_key(MODEL)]
 
     again = sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor,
                                            resources=resources))
@@ -189,6 +188,6 @@ def test_footer_of_a_listed_but_empty_output_is_not_read(pipeline):
     manifest_path.write_text(json.dumps(manifest))
     (out_dir / "part-00001.parquet").write_bytes(b"")
 
-    complete = _checks(run_checks_only(pipeline, key))["predictions_complete"]
+    complete = _checks(run_checks_only(pipeline, *key))["predictions_complete"]
     assert complete.metadata["problems"].value == {
         "part-00001.parquet": "output damaged: 0 bytes, too short for a Parquet file"}

@@ -9,11 +9,12 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from batch_assets.registry import load_registry
+from batch_assets.scoring_groups import prediction_key
 from batch_assets.sensors import build_new_data_sensor, build_retry_sensor
 from resources.s3_storage import S3BucketStorage
 from resources.storage import LocalBucketStorage
 from tests.aws import REGION
-from tests.conftest import SMALL_DATA, run_checks_only
+from tests.conftest import SMALL_DATA, materialization, run_checks_only
 
 MODELS = ["churn_xgb", "churn_logreg"]
 
@@ -43,9 +44,9 @@ def test_new_data_sensor_ticks(tmp_path):
 
     first = tick(sensor, storage)
     partitions = sorted(r.partition_key for r in first.run_requests)
-    assert partitions == ["2026-11-01|churn_logreg", "2026-11-01|churn_xgb",
-                          "2026-11-02|churn_logreg", "2026-11-02|churn_xgb"]
-    assert all(r.asset_selection == [dg.AssetKey("predictions")] for r in first.run_requests)
+    assert partitions == ["2026-11-01", "2026-11-02"]  # one run per day for both models
+    assert all(r.asset_selection == [prediction_key(m) for m in MODELS]
+               for r in first.run_requests)
 
     noop = tick(sensor, storage, first.cursor)
     assert not noop.run_requests and noop.skip_reason
@@ -55,13 +56,11 @@ def test_new_data_sensor_ticks(tmp_path):
 
     storage.write_bytes("data/customers/dt=2026-11-03/_SUCCESS", b"")
     new_day = tick(sensor, storage, noop.cursor)
-    assert sorted(r.partition_key for r in new_day.run_requests) == [
-        "2026-11-03|churn_logreg", "2026-11-03|churn_xgb"]
+    assert sorted(r.partition_key for r in new_day.run_requests) == ["2026-11-03"]
 
     deliver(storage, "2026-11-01", [7], marker=False)  # a late file for a scored day
     late = tick(sensor, storage, new_day.cursor)
-    assert sorted(r.partition_key for r in late.run_requests) == [
-        "2026-11-01|churn_logreg", "2026-11-01|churn_xgb"]
+    assert sorted(r.partition_key for r in late.run_requests) == ["2026-11-01"]
     assert not keys_of(late) & keys_of(first), "re-delivery needs new run keys"
     assert not tick(sensor, storage, late.cursor).run_requests
 
@@ -81,22 +80,22 @@ def test_new_data_sensor_on_s3_with_thousands_of_keys(moto_endpoint):
                               Body=b"")
     sensor = build_new_data_sensor(load_registry(), "customers", MODELS)
     first = tick(sensor, storage)
-    assert len(first.run_requests) == 11 * 2
-    assert "2026-10-12|churn_xgb" not in {r.partition_key for r in first.run_requests}
+    assert len(first.run_requests) == 11
+    assert "2026-10-12" not in {r.partition_key for r in first.run_requests}
     assert not tick(sensor, storage, first.cursor).run_requests
 
 
 def test_retry_sensor_requests_failed_partition_until_the_cap(pipeline):
     instance = dg.DagsterInstance.ephemeral()
     day = SMALL_DATA.days[0]
-    key = f"{day}|churn_xgb"
-    pipeline.run_job("score_predictions", key, instance=instance)
+    key = (day, "churn_xgb")
+    pipeline.score(*key, instance=instance)
     out_dir = pipeline.storage.root_path / f"predictions/churn_xgb/dt={day}"
     (out_dir / "part-00004.parquet").unlink()
-    failed = run_checks_only(pipeline, key, instance=instance)
+    failed = run_checks_only(pipeline, *key, instance=instance)
     complete = {e.check_name: e for e in failed.get_asset_check_evaluations()}
     assert not complete["predictions_complete"].passed
-    assert "| 1 | pred-churn-xgb-20261101-a1 | Completed |" in \
+    assert "| 1 | pred-customers-20261101-a1 | Completed |" in \
         complete["predictions_complete"].metadata["attempts"].value
 
     registry = load_registry(pipeline.registry_path)
@@ -105,21 +104,20 @@ def test_retry_sensor_requests_failed_partition_until_the_cap(pipeline):
                                       resources={"job_store": pipeline.job_store})
     result = sensor(context)
     (request,) = result.run_requests
-    assert request.partition_key == key
+    assert request.partition_key == day
+    assert request.asset_selection == [prediction_key("churn_xgb")]
 
-    retried = pipeline.run_job("score_predictions", key, instance=instance,
-                               tags=request.tags)
+    retried = pipeline.score(*key, instance=instance, tags=request.tags)
     checks = {e.check_name: e for e in retried.get_asset_check_evaluations()}
     assert checks["predictions_complete"].passed
-    (event,) = retried.asset_materializations_for_node("predictions")
-    assert event.metadata["files_scored_now"].value == 1
+    assert materialization(retried, "churn_xgb")["files_scored_now"] == 1
     again = sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor,
                                            resources={"job_store": pipeline.job_store}))
     assert not again.run_requests
 
     # the cap: with max_attempts = 2 and two attempts recorded, a new failure is not retried
     (out_dir / "part-00000.parquet").unlink()
-    run_checks_only(pipeline, key, instance=instance)
+    run_checks_only(pipeline, *key, instance=instance)
     capped_registry = pipeline.registry_path.read_text().replace("max_attempts = 4",
                                                                  "max_attempts = 2")
     pipeline.registry_path.write_text(capped_registry)
@@ -128,4 +126,4 @@ def test_retry_sensor_requests_failed_partition_until_the_cap(pipeline):
                                 resources={"job_store": pipeline.job_store}))
     assert not capped.run_requests
     assert "1 at the attempt cap" in capped.skip_reason.skip_message
-    assert len(pipeline.job_store.attempts("predictions", key)) == 2
+    assert len(pipeline.attempts(*key)) == 2

@@ -14,22 +14,22 @@ import pytest
 from batch_assets.demo_data import make_rows, write_table
 from batch_assets.layout import data_prefix
 from batch_assets.model_pointer import read_current_model
-from batch_assets.partitions import prediction_partition_key
 from container.contract import ModelMetadata
-from tests.conftest import SMALL_DATA, run_checks_only
+from tests.conftest import SMALL_DATA, check_evaluations, materialization, run_checks_only
 from tests.helpers import framework_predictions, read_outputs, worst_difference
 
 DAY1, DAY2 = SMALL_DATA.days
 REGRESSION, MULTICLASS = "customer_value_xgb", "tier_xgb"
 
 
-def _materialization(result, node="predictions"):
+def _materialization(result, node):
+    if node != "trained_model":
+        return materialization(result, node)
     (event,) = result.asset_materializations_for_node(node)
     return {k: v.value for k, v in event.metadata.items()}
 
 
-def _checks(result) -> dict:
-    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+_checks = check_evaluations
 
 
 def _metadata(pipeline, model: str) -> ModelMetadata:
@@ -39,8 +39,8 @@ def _metadata(pipeline, model: str) -> ModelMetadata:
 
 @pytest.mark.parametrize("model", [REGRESSION, MULTICLASS])
 def test_partition_end_to_end_per_task(pipeline, model):
-    result = pipeline.run_job("score_predictions", str(prediction_partition_key(DAY1, model)))
-    meta = _materialization(result)
+    result = pipeline.score(DAY1, model)
+    meta = _materialization(result, model)
     assert meta["files_scored_now"] == SMALL_DATA.files_per_day
     checks = _checks(result)
     assert checks["predictions_complete"].passed and checks["predictions_valid"].passed
@@ -97,12 +97,10 @@ def test_drift_per_task_passes_on_a_similar_day_and_warns_on_a_shifted_one(pipel
     _deliver_shifted_day(pipeline, shifted_day)
     for model in (REGRESSION, MULTICLASS):
         for day in (DAY1, DAY2):
-            pipeline.run_job("score_predictions", str(prediction_partition_key(day, model)))
-        drift = _checks(run_checks_only(
-            pipeline, str(prediction_partition_key(DAY2, model))))["predictions_drift"]
+            pipeline.score(day, model)
+        drift = _checks(run_checks_only(pipeline, DAY2, model))["predictions_drift"]
         assert drift.passed and drift.metadata["psi"].value < 0.05, model
-        shifted = pipeline.run_job("score_predictions",
-                                   str(prediction_partition_key(shifted_day, model)))
+        shifted = pipeline.score(shifted_day, model)
         assert shifted.success, "a drift warning must not fail the run"
         drift = _checks(shifted)["predictions_drift"]
         assert not drift.passed and drift.severity.name == "WARN", model
@@ -121,8 +119,8 @@ def test_drift_per_task_passes_on_a_similar_day_and_warns_on_a_shifted_one(pipel
 
 
 def test_multiclass_output_with_a_wrong_column_type_is_invalid(pipeline):
-    key = str(prediction_partition_key(DAY1, MULTICLASS))
-    assert all(e.passed for e in _checks(pipeline.run_job("score_predictions", key)).values())
+    key = (DAY1, MULTICLASS)
+    assert all(e.passed for e in _checks(pipeline.score(*key)).values())
     out_dir = pipeline.storage.root_path / f"predictions/{MULTICLASS}/dt={DAY1}"
     victim = out_dir / "part-00002.parquet"
     table = pq.read_table(victim)
@@ -134,7 +132,7 @@ def test_multiclass_output_with_a_wrong_column_type_is_invalid(pipeline):
     del manifest["output_bytes"]  # as written before sizes were recorded: schema rule only
     manifest_path.write_text(json.dumps(manifest))
 
-    valid = _checks(run_checks_only(pipeline, key))["predictions_valid"]
+    valid = _checks(run_checks_only(pipeline, *key))["predictions_valid"]
     assert not valid.passed
     assert valid.metadata["problems"].value == {
         "part-00002.parquet": "probability_plus is float, expected double"}
