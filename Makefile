@@ -47,9 +47,11 @@ $(BENCH_STAMP): $(FRAMEWORKS_STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks --mode short
+	$(BIN)/python -m benchmarks.multi_model --mode short
 
 bench-full: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks --mode full
+	$(BIN)/python -m benchmarks.multi_model --mode full
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
