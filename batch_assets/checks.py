@@ -77,11 +77,13 @@ class CheckedPartition:
         return self.metadata.version
 
 
-def prediction_check_specs(models: tuple[str, ...] | list[str]) -> list[dg.AssetCheckSpec]:
+def prediction_check_specs(models: tuple[str, ...] | list[str],
+                           partitions_def: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
     """The three checks of every model's predictions asset, evaluated in the scoring
-    step itself (from the tally it made anyway: no step, no reads of its own)."""
+    step itself (from the tally it made anyway: no step, no reads of its own); each
+    evaluation is recorded for its day (the sensors read them per partition)."""
     return [dg.AssetCheckSpec(name, asset=prediction_key(model), blocking=_BLOCKING[name],
-                              description=_DESCRIPTIONS[name])
+                              description=_DESCRIPTIONS[name], partitions_def=partitions_def)
             for model in models for name in (COMPLETE_CHECK, VALID_CHECK, DRIFT_CHECK)]
 
 

@@ -93,7 +93,7 @@ def _group_asset(registry: Registry, group: ScoringGroup,
     @dg.multi_asset(
         name=group.name,
         specs=specs,
-        check_specs=prediction_check_specs(group.models),
+        check_specs=prediction_check_specs(group.models, partitions_def),
         can_subset=True,
         partitions_def=partitions_def,
         retry_policy=retry_policy,
