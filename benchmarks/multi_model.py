@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=Path(".data/bench"))
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
-    rows = [measure(case, k, args.work_dir, args.mode)
+    work_dir = args.work_dir.resolve()  # the instance channels are symlinks to it
+    rows = [measure(case, k, work_dir, args.mode)
             for case, (_, ks) in CASES.items() for k in ks]
     lines = [f"multi-model jobs, mode {args.mode}: one job scoring K models vs K single-model "
              "jobs run one after another (wall seconds incl. process start-up)", ""]
