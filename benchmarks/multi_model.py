@@ -132,12 +132,14 @@ def _output(run_dir: Path, model: str | None) -> dict[str, object]:
 
 
 def measure(case: str, k: int, work_dir: Path, mode: str) -> Row:
-    workload_name, _ = CASES[case]
+    workload_name, ks = CASES[case]
     (spec,) = [s for s in workload_specs(mode) if s.name == workload_name]
     workload = prepare(spec, work_dir / "bench")
     models_dir = work_dir / "multi_model" / case / "models"
     names = [b.name for b in copies(workload.model_dir, models_dir, k)]
     runs = work_dir / "multi_model" / case / "runs"
+    if k == ks[0]:  # warm the page cache and imports; not counted
+        single_job(workload.data_dir, models_dir / names[0], runs / "warm-up")
     one = one_job(workload.data_dir, models_dir, names, runs / "one")
     singles = 0.0
     identical = True
