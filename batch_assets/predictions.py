@@ -24,7 +24,7 @@ from batch_assets.checks import (
     prediction_check_specs,
     read_partition,
 )
-from batch_assets.failures import MISSING_PREREQUISITE
+from batch_assets.failures import BAD_INPUT, MISSING_PREREQUISITE, UNKNOWN
 from batch_assets.job_requests import job_tags, scoring_request
 from batch_assets.job_runner import JobOutcome, PartitionJobRunner
 from batch_assets.layout import data_prefix, job_prefix, model_prefix, predictions_prefix
@@ -42,12 +42,13 @@ from batch_assets.scoring_plan import (
     MissingInputError,
     PartitionTally,
     list_inputs,
+    read_model_failures,
     tally_partition,
     write_job_plan,
 )
 from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.trained_model import GROUP
-from container.contract import PlannedModel, ScoringPlan
+from container.contract import ModelFailure, PlannedModel, ScoringPlan
 from resources.job_status import COMPLETED
 from resources.job_store import JobStore
 from resources.local_processing.manifest_file import build_manifest
@@ -159,6 +160,7 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
             context.log.info(f"all {len(inputs)} files already scored by "
                              f"{', '.join(selected)}: nothing to run")
     failures: list[str] = []
+    model_failures: list[ModelFailure] = []
     failed_job = outcome is not None and outcome.status != COMPLETED
     for model in selected:
         state = days[model]
@@ -171,6 +173,12 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
         metadata = _metadata(storage, processing, runner, group, day, state, outcome,
                              len(pending)) | {"instance_type": group.instance_type,
                                               "instances": instances}
+        reported = (read_model_failures(storage, model, day, outcome.record.job_name)
+                    if outcome is not None and not state.after.complete else [])
+        if reported:  # the model failed in a job that completed for the others
+            model_failures += reported
+            failures.append(f"{model}: {reported[0].message}")
+            continue
         if failed_job and not state.after.complete:
             failures.append(f"{model}: {len(state.after.pending)} of {len(inputs)} files "
                             "not scored")
@@ -181,7 +189,7 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
                                      state.after)
         yield from _checks(registry, storage, job_store, model, day, checks, partition)
     if failures:
-        raise _failure(processing, runner, outcome, failures, days)
+        raise _failure(processing, runner, outcome, failures, days, model_failures)
 
 
 def _current(storage: ObjectStorage, model: str) -> _ModelDay:
@@ -255,13 +263,16 @@ def _framework_of(specs: list) -> str:
 
 def _failure(processing: SageMakerProcessing, runner: PartitionJobRunner,
              outcome: JobOutcome | None, failures: list[str],
-             days: dict[str, _ModelDay]) -> dg.Failure:
+             days: dict[str, _ModelDay], model_failures: list[ModelFailure]) -> dg.Failure:
     """The step's failure after the other models were materialized: which models
-    failed and why; retried only if the job's failure is retryable and every model
-    was trained."""
+    failed and why; retried only if the job's failure is retryable, every model was
+    trained, and no model failed on bad input."""
     untrained = any(d.current is None for d in days.values())
     message = "not materialized: " + "; ".join(failures)
-    retryable = not untrained
+    retryable = not untrained and not any(f.bad_input for f in model_failures)
+    if model_failures:
+        failure = BAD_INPUT if any(f.bad_input for f in model_failures) else UNKNOWN
+        message += f" {failure.describe()}"
     if outcome is not None and outcome.status != COMPLETED:
         links = processing.job_links(outcome.record.job_name, runner.client)
         message = (f"{outcome.failure_summary('scoring', links)}. {message}. The files "

@@ -25,7 +25,7 @@ from batch_assets.layout import (
     predictions_prefix,
 )
 from batch_assets.parquet_footer import read_footer
-from container.contract import FileManifest
+from container.contract import FAILURES_DIR, FileManifest, ModelFailure
 from resources.storage import ObjectStorage
 
 # concurrent manifest and footer reads: each is one small request (a round trip on
@@ -155,6 +155,21 @@ def tally_partition(
                 tally.done[item.relative] = manifest
                 tally.footers[item.relative] = footer
     return tally
+
+
+def read_model_failures(storage: ObjectStorage, model: str, day: str,
+                        job_name: str) -> list[ModelFailure]:
+    """Why ``model`` failed in job ``job_name`` while the job's other models went on
+    (``container.infer`` records one ``ModelFailure`` per instance); [] if it did not."""
+    found = []
+    for item in storage.list_objects(predictions_prefix(model, day) + FAILURES_DIR + "/"):
+        try:
+            failure = ModelFailure.from_dict(storage.read_json(item.key))
+        except (FileNotFoundError, ValueError):
+            continue  # replaced or unreadable: another job's record, not this one's
+        if failure.job_name == job_name:
+            found.append(failure)
+    return found
 
 
 def _read_manifest(storage: ObjectStorage, sizes: dict[str, int], model: str, day: str,

@@ -74,6 +74,9 @@ SCORING_PLAN_FILE = "scoring.json"  # infer, optional: the models of a multi-mod
 FOLD_FILE = "linear_fold.json"  # a folded linear pipeline stored beside its artifact
 ONEDAL_CACHE_FILE = "onedal_model.pkl"  # a booster converted for oneDAL, beside it
 MANIFEST_DIR = "_manifests"  # per-file manifests, below the predictions output
+# a model that failed in a multi-model job while others went on: one ModelFailure per
+# instance, below that model's output folder (the job itself completes)
+FAILURES_DIR = "_failures"
 PREDICTION_COLUMN = "prediction"  # binary and regression outputs: one float64 column
 PREDICTED_LABEL_COLUMN = "predicted_label"  # multiclass: the most probable class's label
 PROBABILITY_PREFIX = "probability_"  # multiclass: one float64 column per class
@@ -352,6 +355,27 @@ class FileManifest:
         if known.get("predictions") is not None:
             known["predictions"] = PredictionSummary.from_dict(known["predictions"])
         return cls(**known)
+
+
+@dataclass(frozen=True)
+class ModelFailure:
+    """``_failures/<host>.json`` below a model's output: why the model failed on that
+    instance of a multi-model job. The job completes so the other models' work on
+    every instance is kept (SageMaker stops all instances when one fails); the
+    orchestration reads this to fail that model alone."""
+
+    model: str
+    host: str
+    job_name: str
+    message: str
+    bad_input: bool  # a JobInputError: a rerun cannot fix it
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: object) -> ModelFailure:
+        return _strict(cls, raw)
 
 
 @dataclass(frozen=True)

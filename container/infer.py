@@ -20,14 +20,17 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 import container
+from container.atomic import write_json_atomically
 from container.contract import (
     CONFIG_INPUT,
     DATA_INPUT,
+    FAILURES_DIR,
     MODEL_INPUT,
     PREDICTIONS_OUTPUT,
     SCORING_PLAN_FILE,
     FileManifest,
     InferArguments,
+    ModelFailure,
     ModelMetadata,
     ScoringPlan,
 )
@@ -80,7 +83,7 @@ def run_infer(env: ProcessingEnvironment, arguments: InferArguments) -> list[Fil
               for entry in planned]
     if not files:
         log.info("%s: no input files in this shard; nothing to do", host)
-        _raise_failures(models, [])
+        _raise_failures(models, [], host, job_name, env.scratch_dir)
         return []
     log.info("%s: %d files, %d rows, %d model(s), %d worker threads x %d native threads",
              host, len(files), total_rows, len(models), plan.workers,
@@ -94,7 +97,7 @@ def run_infer(env: ProcessingEnvironment, arguments: InferArguments) -> list[Fil
     log.info("%s: scored %d rows in %.2f s (%.0f rows/s) after %.2f s of start-up", host,
              total_rows, elapsed, total_rows / max(elapsed, 1e-9),
              started - container.IMPORTED_AT)
-    _raise_failures(models, manifests)
+    _raise_failures(models, manifests, host, job_name, env.scratch_dir)
     return manifests
 
 
@@ -159,11 +162,29 @@ def _load(entry: _Planned, host: str, job_name: str, threads: int,
         return failed
 
 
-def _raise_failures(models: list[ScoredModel], manifests: list[FileManifest]) -> None:
-    """Fail the job if any model failed, naming each one, after the others' outputs are
-    published: a JobInputError (bad input, not retried) when every failure is one."""
+def _raise_failures(models: list[ScoredModel], manifests: list[FileManifest],
+                    host: str = "", job_name: str = "", scratch: Path | None = None) -> None:
+    """Report the models that failed, after the others' outputs are published.
+
+    While at least one model of the job works, each failed model gets a
+    ``ModelFailure`` record in its output folder and the job completes: SageMaker
+    stops every instance of a job when one fails, which would cost the working
+    models the files other instances were still scoring. When every model failed,
+    the job fails, naming each one: a JobInputError (bad input, not retried) when
+    every failure is one.
+    """
     failed = [m for m in models if m.failure is not None]
     if not failed:
+        return
+    if len(failed) < len(models) and scratch is not None:
+        for model in failed:
+            record = ModelFailure(model=model.name, host=host, job_name=job_name,
+                                  message=str(model.failure)[:2000],
+                                  bad_input=isinstance(model.failure, JobInputError))
+            write_json_atomically(record.to_dict(),
+                                  model.output_root / FAILURES_DIR / f"{host}.json", scratch)
+        log.error("%s: %d of %d models failed (recorded under their outputs' %s/); the "
+                  "others' outputs are complete", host, len(failed), len(models), FAILURES_DIR)
         return
     done = len({m.model_name for m in manifests})
     if len(models) == 1:  # its errors name the model already

@@ -16,8 +16,10 @@ from container.contract import (
     STRING,
     FileManifest,
     InferArguments,
+    ModelFailure,
     ModelMetadata,
     PredictionSummary,
+    ScoringPlan,
     input_path,
     manifest_relative_path,
     opt_ml_relative,
@@ -107,7 +109,7 @@ def test_file_manifest_reads_older_and_newer_manifests():
     assert (manifest.output_bytes, manifest.predictions, manifest.job_name) == (None, None, "")
 
     current = {**oldest, "job_name": "j", "predictor": "oneDAL", "output_bytes": 50,
-               "output_sha256": "ab", "predictions": _summary()}
+               "output_sha256": "ab", "predictions": _summary(), "predict_seconds": 0.25}
     manifest = FileManifest.from_dict({**current, "from_a_newer_container": True})
     assert manifest.predictions == PredictionSummary(**_summary())
     assert manifest.predictions.task == "binary"  # written before tasks: binary
@@ -119,6 +121,25 @@ def test_file_manifest_reads_older_and_newer_manifests():
         FileManifest.from_dict({k: v for k, v in oldest.items() if k != "rows_out"})
     with pytest.raises(ValueError, match="JSON object"):
         FileManifest.from_dict(["not", "a", "manifest"])
+
+
+def test_scoring_plan_and_model_failure_records_are_strict():
+    plan = ScoringPlan.from_dict({"models": [
+        {"name": "a", "bundle": "a/v1", "output": "a/dt=2026-11-01"},
+        {"name": "b", "bundle": "b/v2", "output": "b/dt=2026-11-01", "files": ["p.parquet"],
+         "predictor": "framework"}]})
+    assert [m.files for m in plan.models] == [None, ["p.parquet"]]
+    assert ScoringPlan.from_dict(plan.to_dict()) == plan
+    with pytest.raises(ValueError, match="twice"):
+        ScoringPlan.from_dict({"models": [plan.to_dict()["models"][0]] * 2})
+    with pytest.raises(ValueError, match="non-empty"):
+        ScoringPlan.from_dict({"models": []})
+    with pytest.raises(ValueError, match="predictor"):
+        ScoringPlan.from_dict({"models": [{**plan.to_dict()["models"][0], "predictor": "gpu"}]})
+    with pytest.raises(ValueError, match="unknown"):
+        ScoringPlan.from_dict({"models": [{**plan.to_dict()["models"][0], "extra": 1}]})
+    failure = ModelFailure("a", "algo-1", "job-a1", "bad artifact", True)
+    assert ModelFailure.from_dict(failure.to_dict()) == failure
 
 
 def test_infer_arguments_are_parsed_as_they_are_written():

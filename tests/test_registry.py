@@ -122,9 +122,9 @@ BROKEN = [
      'instance_type = "ml.m5.xlarge"\ntraining_instance_type = "c5.2xlarge"',
      "model #1 ('churn_xgb'): training_instance_type 'c5.2xlarge' is not a SageMaker instance "
      "type of the form ml.<family>.<size>; did you mean 'ml.c5.2xlarge'?"),
-    ('instance_type = "ml.m5.large"',
-     'instance_type = "ml.m5.large"\ntraining_instance_type = ["ml.m5.large"]',
-     "model #2 ('churn_logreg'): training_instance_type ['ml.m5.large'] is not"),
+    ('instance_type = "ml.m5.xlarge"',
+     'instance_type = "ml.m5.xlarge"\ntraining_instance_type = ["ml.m5.large"]',
+     "model #1 ('churn_xgb'): training_instance_type ['ml.m5.large'] is not"),
 ]
 
 
