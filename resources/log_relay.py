@@ -70,9 +70,12 @@ THROTTLING_CODES = frozenset({
     "RequestLimitExceeded", "ServiceUnavailableException", "LimitExceededException",
 })
 
-# "2026-11-29 02:00:00,123 container.infer algo-1: 3/8 files, ..." (container/__main__.py)
+# "2026-11-29 02:00:00,123 container.infer algo-1: 3/8 files, ..." (container/__main__.py),
+# with or without a level name before the logger's
 _RECORD = re.compile(
-    r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?\s+\S+\s(?P<message>.*)$")
+    r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?\s+"
+    r"(?:(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+)?\S+\s(?P<message>.*)$")
+_FAILURE_LEVELS = frozenset({"ERROR", "CRITICAL"})
 _SUMMARY = re.compile(r"\bscored \d+ rows in\b|\bno input files in this shard\b")
 _FAILURE = re.compile(
     r"\b(?:ERROR|CRITICAL|FATAL)\b|\b\w*(?:Error|Exception):|\berror:|^Killed\b")
@@ -316,6 +319,7 @@ class LogRelay:
                 f"on {LOG_GROUP} to the Dagster role, or set relay_container_logs=false.")
             self.stopped = True
             return False
+        self._backoff = self.read_interval
         self._next_read = self.clock() + self.read_interval
         return True
 
@@ -348,7 +352,7 @@ class LogRelay:
                 self._send(self.log.info, line.instance, message)
                 state.summarized = True
                 state.pending = None
-            elif _FAILURE.search(message):
+            elif (record and record["level"] in _FAILURE_LEVELS) or _FAILURE.search(message):
                 self._send(self.log.error, line.instance, message)
             else:
                 state.pending = message
