@@ -33,7 +33,9 @@ from resources.processing import SageMakerProcessing
 from resources.storage import LocalBucketStorage
 from tests.aws import REGION
 from tests.conftest import SMALL_DATA
+from tests.helpers import interrupted_after
 from tests.test_local_runner import request as local_request
+from tests.test_local_runner import wait_for
 from tests.test_sagemaker_backend import a_request
 
 STAMP = "2026-11-29 02:00:00,123 container.infer"
@@ -272,6 +274,20 @@ def test_wait_relays_a_crashed_instances_traceback(local):
     for host in ("algo-1", "algo-2"):
         assert not any(is_summary(m) for m in log.of(host))
         assert log.of(host, "info")[-1] == "200/200 files, 200000/200000 rows, 4000 rows/s"
+
+
+def test_an_interrupted_wait_with_the_relay_still_stops_the_job(local, tmp_path):
+    processing, client = local
+    log = CollectedLog()
+    processing.submit(client, local_request("interrupted-a1", "sleep", 2))
+    append(client.logs_dir("interrupted-a1") / "algo-1.log", progress("algo-1", 1))
+    with interrupted_after(1.5):
+        processing.wait(client, "interrupted-a1", log)
+    assert log.entries[-1] == ("warning", "run interrupted: stopping processing job "
+                                          "interrupted-a1")
+    assert log.of("algo-1") == ["1/600 files, 10/6000 rows, 4000 rows/s"]
+    assert wait_for(client, "interrupted-a1", {"Stopped", "Completed", "Failed"},
+                    timeout=30)["ProcessingJobStatus"] == "Stopped"
 
 
 def test_the_relay_can_be_switched_off(local, tmp_path):
