@@ -123,10 +123,11 @@ class SageMakerProcessing(dg.ConfigurableResource):
         "instance logs, or from CloudWatch Logs (/aws/sagemaker/ProcessingJobs).",
     )
     log_relay_seconds: float = Field(
-        default=5.0, gt=0,
-        description="Read new container log lines at most this often while waiting (on "
-        "AWS each read is CloudWatch Logs API calls, whose per-account request quotas are "
-        "small and shared by every running job).",
+        default=10.0, gt=0,
+        description="Read new container log lines at most this often while waiting. On "
+        "AWS a read is one GetLogEvents call per instance (plus DescribeLogStreams until "
+        "every instance's stream is found), and CloudWatch Logs' per-account request "
+        "quotas are shared by every running job.",
     )
     wait_timeout_seconds: float = Field(
         default=48 * 3600,

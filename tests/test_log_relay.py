@@ -345,19 +345,21 @@ def job_name() -> str:
 
 def test_cloudwatch_source_reads_every_instance_across_pages_and_tokens(logs):
     job = job_name()
-    for n in range(1, 53):  # more streams than one describe_log_streams page (50)
-        logs.create_log_stream(logGroupName="/aws/sagemaker/ProcessingJobs",
-                               logStreamName=f"{job}/algo-{n}-1764381600")
+    # more streams than one describe_log_streams page (50), one line in each
+    for n in range(2, 53):
+        put(logs, f"{job}/algo-{n}-1764381600", f"hello from algo-{n}")
     put(logs, f"{job}/algo-1-1764381600", *(f"line {i}" for i in range(10)))
-    put(logs, f"{job}/algo-52-1764381600", "multi\nline")
+    put(logs, f"{job}/algo-2-1764381600", "multi\nline")
     put(logs, f"{job}0/algo-1-1764381600", "another job's line")  # pred-...-a10
     put(logs, f"{job}/not-an-instance", "not an instance's line")
     source = CloudWatchLogSource(logs, job, instance_count=52, page_size=3)
     lines = source.read()
     assert [line.text for line in lines if line.instance == "algo-1"] == \
-        [f"line {i}" for i in range(10)]  # four pages of three
-    assert [(line.instance, line.text) for line in lines if line.instance != "algo-1"] == \
-        [("algo-52", "multi"), ("algo-52", "line")]
+        [f"line {i}" for i in range(10)]  # four pages of three, by forward token
+    assert [line.text for line in lines if line.instance == "algo-2"] == \
+        ["hello from algo-2", "multi", "line"]
+    assert {line.instance for line in lines} == {f"algo-{n}" for n in range(1, 53)}
+    assert [line.instance for line in lines][-1] == "algo-52"  # in instance order
     assert source.read() == []
     put(logs, f"{job}/algo-1-1764381600", "line 10")
     assert [line.text for line in source.read()] == ["line 10"]
