@@ -67,7 +67,7 @@ MAX_BACKOFF_SECONDS = 300.0
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
 THROTTLING_CODES = frozenset({
     "ThrottlingException", "Throttling", "TooManyRequestsException",
-    "RequestLimitExceeded", "ServiceUnavailableException", "LimitExceededException",
+    "RequestLimitExceeded", "ServiceUnavailableException",
 })
 
 # "2026-11-29 02:00:00,123 container.infer algo-1: 3/8 files, ..." (container/__main__.py),

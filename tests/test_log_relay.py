@@ -207,6 +207,22 @@ def test_missing_files_are_nothing_yet_and_partial_lines_wait_for_their_end(tmp_
     assert log.levels("warning") == []
 
 
+def test_a_large_backlog_is_read_in_slices_and_the_end_is_never_lost(tmp_path):
+    logs, log = tmp_path / "logs", CollectedLog()
+    path = logs / "algo-1.log"
+    append(path, *(progress("algo-1", i) for i in range(1, 201)))
+    source = LocalLogSource(logs, max_read_bytes=1024)
+    first = source.read()
+    assert 0 < len(first) < 20 and first[0].text == progress("algo-1", 1)
+    assert source.read()[0].text == progress("algo-1", len(first) + 1)  # the next slice
+    append(path, f"{STAMP} algo-1: ERROR part-9.parquet: not a Parquet file")
+    relay = LogRelay(source, log, "job-a1", read_interval=0.0)
+    relay.drain()  # the job ended with most of the backlog unread: its tail is read
+    assert log.of("algo-1", "error") == ["ERROR part-9.parquet: not a Parquet file"]
+    # no summary: the last progress line is the instance's last words
+    assert log.of("algo-1", "info") == ["200/600 files, 2000/6000 rows, 4000 rows/s"]
+
+
 def test_an_unreadable_log_is_one_warning_and_the_relay_stops(tmp_path):
     logs, log = tmp_path / "logs", CollectedLog()
     (logs / "algo-1.log").mkdir(parents=True)  # a folder where a file should be
