@@ -11,7 +11,8 @@ to the step log, prefixed with the instance (``[algo-1] 3/8 files, ...``):
   run log. Lines in between are superseded, not queued.
 * each instance's final summary ("scored N rows in ...", or "no input files"),
   as soon as it is read, never throttled.
-* failure lines (``ERROR``, ``SomeError: ...``, ``error: ...``) and tracebacks,
+* failure lines (level ``ERROR``, or words: ``ERROR``, ``SomeError:``, ``error:``,
+  ``failed``) and tracebacks,
   never throttled or dropped; a traceback longer than ``TRACEBACK_HEAD_LINES +
   TRACEBACK_TAIL_LINES`` keeps its head and its tail (where the exception is).
 * when the job has ended, ``drain`` reads what remains once and also writes the
@@ -77,8 +78,10 @@ _RECORD = re.compile(
     r"(?:(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+)?\S+\s(?P<message>.*)$")
 _FAILURE_LEVELS = frozenset({"ERROR", "CRITICAL"})
 _SUMMARY = re.compile(r"\bscored \d+ rows in\b|\bno input files in this shard\b")
+# today's container format has no level name: an error is known by its words
 _FAILURE = re.compile(
-    r"\b(?:ERROR|CRITICAL|FATAL)\b|\b\w*(?:Error|Exception):|\berror:|^Killed\b")
+    r"\b(?:ERROR|CRITICAL|FATAL)\b|\b\w*(?:Error|Exception):|\berror:|^Killed\b"
+    r"|\b[Ff]ailed\b")
 _TRACEBACK = "Traceback (most recent call last):"
 _INSTANCE_STREAM = re.compile(r"^(?P<instance>algo-\d+)(?:-\d+)?$")
 

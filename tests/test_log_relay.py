@@ -138,15 +138,19 @@ def test_failure_lines_and_tracebacks_are_never_throttled_or_dropped(tmp_path):
            progress("algo-3", 3),
            "2026-11-29 02:00:00,123 ERROR container part-4.parquet lacks column f07",
            f"{STAMP} algo-3: OSError: [Errno 28] No space left on device",
+           "2026-11-29 02:00:00,123 container.scoring model churn_xgb failed on "
+           "part-2.parquet: bad dtype; the job's other models go on",
            progress("algo-3", 4))
     relay.poll()
     append(path, progress("algo-3", 5), *traceback)
     relay.poll()  # within the same 15 s: progress waits, failures do not
     errors = log.of("algo-3", "error")
-    assert errors[:3] == ["ERROR model bundle is missing model.json",
+    assert errors[:4] == ["ERROR model bundle is missing model.json",
                           "part-4.parquet lacks column f07",
-                          "OSError: [Errno 28] No space left on device"]
-    (relayed_traceback,) = errors[3:]
+                          "OSError: [Errno 28] No space left on device",
+                          "model churn_xgb failed on part-2.parquet: bad dtype; the job's "
+                          "other models go on"]
+    (relayed_traceback,) = errors[4:]
     lines = relayed_traceback.splitlines()
     assert lines[0] == "Traceback (most recent call last):"
     assert lines[-1] == "ValueError: row 7 of part-3.parquet has no customer_id"
