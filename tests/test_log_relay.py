@@ -20,7 +20,6 @@ import pytest
 from botocore.stub import Stubber
 
 from batch_assets.definitions import resources_for
-from batch_assets.partitions import prediction_partition_key
 from resources.log_relay import (
     PROGRESS_INTERVAL_SECONDS,
     TRACEBACK_HEAD_LINES,
@@ -89,7 +88,8 @@ def append(path: Path, *lines: str, newline: bool = True) -> None:
 
 
 def is_summary(message: str) -> bool:
-    return re.search(r"\bscored \d+ rows in\b", message) is not None
+    return re.search(r"\bscored \d+ rows in\b|^no input files in this shard",
+                     message) is not None
 
 
 # --- the relay on real files ------------------------------------------------------------
@@ -325,18 +325,29 @@ def test_pipeline_step_log_shows_each_instances_summary(pipeline):
     pipeline.processing = SageMakerProcessing(
         local_work_dir=str(pipeline.root / "processing"), poll_interval_seconds=0.1,
         log_relay_seconds=0.1, local_stop_grace_seconds=2.0)
+    day = SMALL_DATA.days[0]
+    job = pipeline.definitions().resolve_job_def("score_predictions")
+    # the day's partition that scores churn_xgb ("day|model", or the day alone)
+    key = next(k for k in job.partitions_def.get_partition_keys()
+               if k.split("|")[0] == day and k.split("|")[-1] in (day, "churn_xgb"))
     instance = dg.DagsterInstance.ephemeral()
-    key = str(prediction_partition_key(SMALL_DATA.days[0], "churn_xgb"))
     started = time.monotonic()
     result = pipeline.run_job("score_predictions", key, instance=instance)
     bound = int((time.monotonic() - started) // PROGRESS_INTERVAL_SECONDS) + 1
     assert result.success
-    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
-    relayed = [m for m in messages if m.startswith("[algo-")]
-    for host in ("algo-1", "algo-2"):  # the test registry scores churn_xgb on 2 instances
-        mine = [m for m in relayed if m.startswith(f"[{host}] ")]
-        assert len([m for m in mine if is_summary(m)]) == 1, relayed
-        assert len(mine) <= bound + 1, mine  # start-up or progress lines, the summary
+    by_step: dict[str, list[str]] = {}
+    for entry in instance.all_logs(result.run_id):
+        if entry.user_message.startswith("[algo-"):
+            by_step.setdefault(entry.step_key, []).append(entry.user_message)
+    hosts_by_step = {step: {m.split("]")[0] + "]" for m in relayed}
+                     for step, relayed in by_step.items()}
+    assert any({"[algo-1]", "[algo-2]"} <= hosts  # churn_xgb's job has 2 instances
+               for hosts in hosts_by_step.values()), by_step
+    for step, relayed in by_step.items():  # one processing job per step
+        for host in hosts_by_step[step]:
+            mine = [m for m in relayed if m.startswith(f"{host} ")]
+            assert len([m for m in mine if is_summary(m)]) == 1, relayed
+            assert len(mine) <= bound + 1, mine  # start-up or progress lines, the summary
 
 
 # --- CloudWatch Logs on moto ------------------------------------------------------------
