@@ -48,6 +48,9 @@ AWS_SETTINGS: dict[str, tuple[bool, str]] = {
     "BATCH_S3_ENDPOINT_URL": (False, "S3-compatible endpoint instead of AWS S3"),
     "BATCH_DYNAMODB_ENDPOINT_URL": (False, "DynamoDB endpoint (DynamoDB Local, tests)"),
     "BATCH_SAGEMAKER_ENDPOINT_URL": (False, "SageMaker API endpoint (VPC endpoint, tests)"),
+    "BATCH_LOGS_ENDPOINT_URL": (
+        False, "CloudWatch Logs endpoint the containers' log lines are read from for the "
+        "run log (VPC endpoint, tests)"),
     "BATCH_RUN_WORKERS_ON_THIS_HOST": (
         False, "'true' when Dagster's run workers run on the daemon's machine (one VM): "
         "the reaper then also fails runs that died waiting for a pool slot"),
@@ -88,6 +91,7 @@ def aws_resources(environment: Mapping[str, str]) -> dict:
         "image_uri": optional("BATCH_IMAGE_URI"),
         "job_name_prefix": optional("BATCH_JOB_NAME_PREFIX"),
         "endpoint_url": optional("BATCH_SAGEMAKER_ENDPOINT_URL"),
+        "logs_endpoint_url": optional("BATCH_LOGS_ENDPOINT_URL"),
         "volume_kms_key_id": optional("BATCH_KMS_KEY_ID"),
         "output_kms_key_id": optional("BATCH_KMS_KEY_ID"),
         "subnets": listed("BATCH_SUBNETS"),

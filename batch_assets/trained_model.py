@@ -63,8 +63,8 @@ def build_trained_model_asset(
         description="A model from the registry, trained by a single-instance SageMaker "
         "Processing job (`python -m container train`), or imported from an existing "
         "artifact (`python -m container import`: checked against the registry, versioned "
-        "by its digest); writes models/<model>/<version>/ and points "
-        "models/<model>/current.json at it.",
+        "by its digest); writes `models/{model}/{version}/` and points "
+        "`models/{model}/current.json` at it.",
     )
     def trained_model(
         context: dg.AssetExecutionContext,

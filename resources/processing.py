@@ -24,6 +24,7 @@ from pydantic import Field
 from resources.container_launch import ContainerLaunch, custom_image, framework_image
 from resources.job_status import STOPPING, TERMINAL
 from resources.local_processing.client import LocalProcessingClient
+from resources.log_relay import CloudWatchLogSource, LocalLogSource, LogRelay, LogSource
 from resources.processing_request import PLACEHOLDER_ROLE_ARN, NetworkSpec
 from resources.storage import ObjectStorage
 
@@ -53,6 +54,11 @@ class SageMakerProcessing(dg.ConfigurableResource):
     )
     endpoint_url: str | None = Field(
         default=None, description="Custom SageMaker API endpoint (tests, VPC endpoints)."
+    )
+    logs_endpoint_url: str | None = Field(
+        default=None,
+        description="Custom CloudWatch Logs endpoint the containers' log lines are read "
+        "from for the run log (tests, VPC endpoints); sagemaker backend only.",
     )
     max_attempts: int = Field(
         default=10,
@@ -109,6 +115,20 @@ class SageMakerProcessing(dg.ConfigurableResource):
     poll_interval_seconds: float = Field(
         default=2.0, description="Seconds between describe_processing_job calls while waiting."
     )
+    relay_container_logs: bool = Field(
+        default=True,
+        description="While waiting, relay the containers' own log lines into the step's "
+        "run log: per instance the latest progress line at most every 15 s, its final "
+        "summary, and every error line and traceback. Read from the local runner's "
+        "instance logs, or from CloudWatch Logs (/aws/sagemaker/ProcessingJobs).",
+    )
+    log_relay_seconds: float = Field(
+        default=10.0, gt=0,
+        description="Read new container log lines at most this often while waiting. On "
+        "AWS a read is one GetLogEvents call per instance (plus DescribeLogStreams until "
+        "every instance's stream is found), and CloudWatch Logs' per-account request "
+        "quotas are shared by every running job.",
+    )
     wait_timeout_seconds: float = Field(
         default=48 * 3600,
         description="Give up waiting (and stop the job) after this many seconds.",
@@ -158,6 +178,48 @@ class SageMakerProcessing(dg.ConfigurableResource):
             stop_grace_seconds=self.local_stop_grace_seconds,
             instance_quota=self.local_instance_quota,
         )
+
+    def logs_client(self, region_name: str | None = None) -> Any:
+        """A boto3 CloudWatch Logs client for reading the jobs' container output.
+
+        Short timeouts and two attempts: the reads feed the run log only, and a slow
+        logs endpoint must not hold up the wait for the job.
+        """
+        return boto3.client(
+            "logs", region_name=region_name or self.region_name,
+            endpoint_url=self.logs_endpoint_url,
+            config=Config(retries={"mode": "standard", "max_attempts": 2},
+                          connect_timeout=5, read_timeout=10),
+        )
+
+    def log_source(self, client: Any, job_name: str,
+                   instance_count: int | None = None) -> LogSource | None:
+        """Where this job's container output can be read; None for a client that is
+        neither the local runner nor boto3's SageMaker client (nothing to read)."""
+        if isinstance(client, LocalProcessingClient):
+            return LocalLogSource(client.logs_dir(job_name))
+        meta = getattr(client, "meta", None)
+        if (self.backend == SAGEMAKER_BACKEND and meta is not None
+                and meta.service_model.service_name == "sagemaker"):
+            return CloudWatchLogSource(self.logs_client(meta.region_name), job_name,
+                                       instance_count)
+        return None
+
+    def _log_relay(self, client: Any, job_name: str, log: Any,
+                   description: dict) -> LogRelay | None:
+        if not self.relay_container_logs:
+            return None
+        cluster = description.get("ProcessingResources", {}).get("ClusterConfig", {})
+        try:
+            source = self.log_source(client, job_name, cluster.get("InstanceCount"))
+        except Exception as exc:  # progress lines are a convenience: never fail the wait
+            log.warning(f"job {job_name}: no container log lines in the run log: cannot "
+                        f"create a CloudWatch Logs client ({type(exc).__name__}: {exc}); "
+                        "check region_name and logs_endpoint_url")
+            return None
+        if source is None:
+            return None
+        return LogRelay(source, log, job_name, read_interval=self.log_relay_seconds)
 
     def container_launch(self, framework: str, storage: ObjectStorage) -> ContainerLaunch:
         """Image, entrypoint and code input of the container for a model's framework."""
@@ -219,7 +281,9 @@ class SageMakerProcessing(dg.ConfigurableResource):
     ) -> dict:
         """Poll until the job ends; returns the last description.
 
-        Status changes are logged and passed to ``on_status``. If the Dagster run
+        Status changes are logged and passed to ``on_status``; the containers' own
+        progress, summaries and errors are relayed into ``log`` (``LogRelay``, read
+        between two polls, drained once the job has ended). If the Dagster run
         is interrupted (or the wait times out) the job is stopped first, so no
         instance keeps running, and billing, for a run that no longer exists;
         unless ``stop_on_interrupt`` is false (the job belongs to another live run
@@ -227,10 +291,17 @@ class SageMakerProcessing(dg.ConfigurableResource):
         """
         deadline = time.monotonic() + self.wait_timeout_seconds
         last_status = None
+        relay: LogRelay | None = None
         try:
             while True:
                 description = client.describe_processing_job(ProcessingJobName=job_name)
                 status = description["ProcessingJobStatus"]
+                if last_status is None:
+                    relay = self._log_relay(client, job_name, log, description)
+                if relay is not None and status in TERMINAL:
+                    relay.drain()  # before the status line: "Completed" follows summaries
+                elif relay is not None:
+                    relay.poll()
                 if status != last_status:
                     log.info(f"processing job {job_name}: {status}")
                     if on_status is not None:

@@ -35,3 +35,22 @@ if mode == "fail" and host == "algo-2":
 if mode == "sleep":
     (out_dir / f"{host}.pid").write_text(str(os.getpid()))
     time.sleep(600)
+if mode in ("chatty", "crash"):
+    # the container's log format (container/__main__.py) and its progress and summary
+    # wording (container/scoring.py Progress, container/infer.py)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
+                        stream=sys.stdout)
+    log = logging.getLogger("container.infer")
+    log.info("%s: 200 files, 200000 rows, model m version v1", host)
+    for i in range(1, 201):
+        log.info("%s: %d/200 files, %d/200000 rows, 4000 rows/s", host, i, i * 1000)
+    if mode == "crash" and host == "algo-2":
+        def score(row: int) -> None:
+            raise ValueError(f"row {row} of part-3.parquet has no customer_id")
+
+        score(7)
+    time.sleep(2.0)  # the relay reads the progress lines before the summary
+    log.info("%s: scored 200000 rows in 0.50 s (400000 rows/s) after 0.10 s of start-up",
+             host)

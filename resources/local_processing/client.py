@@ -205,6 +205,10 @@ class LocalProcessingClient:
     def job_dir(self, job_name: str) -> Path:
         return self._paths(job_name).root
 
+    def logs_dir(self, job_name: str) -> Path:
+        """Where the job's instances write their output (``<host>.log`` each)."""
+        return self._paths(job_name).logs_dir
+
 
 def _time(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)

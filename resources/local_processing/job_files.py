@@ -57,8 +57,13 @@ class JobPaths:
         """The instance's stand-in for ``/opt/ml``."""
         return self.root / "instances" / host / "opt_ml"
 
+    @property
+    def logs_dir(self) -> Path:
+        """Each instance's stdout and stderr, one ``<host>.log`` file per instance."""
+        return self.root / "logs"
+
     def instance_log(self, host: str) -> Path:
-        return self.root / "logs" / f"{host}.log"
+        return self.logs_dir / f"{host}.log"
 
     def read_status(self) -> JobStatus:
         return JobStatus(**json.loads(self.status.read_text()))
