@@ -10,13 +10,33 @@ Items of one table (partition key ``pk``, sort key ``sk``):
 * a job name           ``pk=job#<name>``, ``sk=job``: points at its attempt, and
   makes job names unique (written in the same transaction as the attempt);
 * a run's owner        ``pk=owner#<run id>``, ``sk=owner``: host, pid, process
-  start and ``heartbeat_at`` (renewed with a conditional update), TTL as above.
+  start and ``heartbeat_at`` (renewed with a conditional update), TTL as above;
+* an instance pool     ``pk=instances#<type>``, ``sk=pool``: ``in_use`` (instances
+  held by admitted jobs), ``next_ticket`` (the queue's ticket counter) and
+  ``version`` (bumped by every admission and every release of held instances);
+* a live request       ``pk=instances#<type>``, ``sk=active#<ticket>``: job, run,
+  count, ``renewed_at`` and, once admitted, ``admitted_at``; deleted on release,
+  so a query of ``active#`` reads only the queue and the holders, never history;
+* a request's timeline ``pk=instances#<type>``, ``sk=ticket#<ticket>``: the
+  Reservation fields (requested, admitted, released, why); TTL once released;
+* a job's reservation  ``pk=reservation#<job name>``, ``sk=reservation``: points
+  at its type and ticket (one reservation per job); TTL once released.
 
 Creating an attempt writes head and attempt in one transaction conditioned on
 the head (no attempt in flight, attempt number unchanged), so two submitters
 racing for one partition cannot both win. Every status change is conditioned on
 the status it read; reaching a terminal status clears the head in the same
-transaction.
+transaction, then releases the job's instance reservation (idempotent; the
+reaper releases what a crash between the two left behind).
+
+Admission reads the pool and the live requests, decides by the fairness rule
+(``resources.instance_admission``), and commits an admission in one transaction
+conditioned on the pool's ``version`` being the one it read and on
+``in_use <= quota - count``: a decision made on a stale view fails and is made
+again, so two processes never both take the last instances. A release deletes
+the live request on the condition that it is still in the state it read
+(waiting, or held), so an admission and a release of the same ticket never both
+count.
 """
 
 from __future__ import annotations
@@ -31,6 +51,13 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import Field, PrivateAttr
 
+from resources.instance_admission import (
+    Admission,
+    Reservation,
+    ReservationReleasedError,
+    check_request,
+    decide,
+)
 from resources.job_status import IN_PROGRESS, TERMINAL
 from resources.job_store import (
     PENDING,
@@ -41,6 +68,7 @@ from resources.job_store import (
     JobStore,
     JobStoreError,
     OwnerRecord,
+    check_reservation,
     check_transition,
 )
 from resources.liveness import ProcessIdentity
@@ -48,6 +76,10 @@ from resources.liveness import ProcessIdentity
 HEAD = "head"
 IN_FLIGHT_INDEX = "in_flight-index"
 _RECORD_FIELDS = tuple(JobRecord.__dataclass_fields__)
+_RESERVATION_FIELDS = tuple(Reservation.__dataclass_fields__)
+POOL = "pool"
+# optimistic admissions that lost a race are decided again this often per call
+_ADMISSION_TRIES = 20
 
 
 class DynamoDBJobStore(JobStore):
@@ -226,6 +258,8 @@ class DynamoDBJobStore(JobStore):
                 f"job {job_name} changed concurrently (was {record.status}); not moved to "
                 f"{new_status}"
             ) from exc
+        if new_status in TERMINAL:
+            self.release_instances(job_name, f"job {new_status}")
         return JobRecord(**{**{f: getattr(record, f) for f in _RECORD_FIELDS},
                             "status": new_status, "updated_at": now, "started_at": started,
                             "ended_at": ended, "failure_reason": reason})
@@ -288,6 +322,227 @@ class DynamoDBJobStore(JobStore):
                            float(plain["process_started_at"]), float(plain["heartbeat_at"]))
 
 
+    # --- instance admission ---------------------------------------------------------
+
+    def reserve_instances(self, job_name: str, run_id: str, instance_type: str, count: int,
+                          quota: int) -> Admission:
+        check_request(instance_type, count, quota)
+        pointer = self._pointer(job_name)
+        if pointer is None:
+            self._enqueue(job_name, run_id, instance_type, count, quota)
+            pointer = self._pointer(job_name)
+            if pointer is None:
+                raise JobStoreError(f"reservation of job {job_name} vanished after queueing")
+        ticket = int(pointer["ticket"])
+        timeline = self._timeline(pointer["instance_type"], ticket)
+        if timeline is None:
+            raise JobStoreError(f"reservation of job {job_name} points at ticket {ticket} "
+                                f"of {pointer['instance_type']}, which is missing")
+        check_reservation(timeline, instance_type, count)
+        pk = _pool_pk(instance_type)
+        admission = None
+        for _ in range(_ADMISSION_TRIES):
+            pool = self._pool(instance_type)
+            live = self._live(instance_type)
+            mine = next((r for r in live if r.ticket == ticket), None)
+            if mine is None:
+                raise ReservationReleasedError(
+                    f"the instances of job {job_name} were released meanwhile; record a new "
+                    "attempt to ask again")
+            in_use = int(pool["in_use"])
+            if mine.admitted_at is not None:
+                return Admission(True, in_use, 0, instance_type, count, quota)
+            now = time.time()  # read after the pool: admissions stamp after what they saw
+            admission = decide(ticket, count, quota, instance_type, in_use,
+                               [r for r in live if r.waiting], now, self.lease_seconds)
+            if not admission.admitted:
+                self._renew(instance_type, ticket, now, job_name)
+                return admission
+            stamp = {":now": {"N": repr(now)}}
+            try:
+                self.client.transact_write_items(TransactItems=[
+                    {"Update": {
+                        "TableName": self.table_name,
+                        "Key": {"pk": {"S": pk}, "sk": {"S": POOL}},
+                        "UpdateExpression": "SET in_use = in_use + :count, "
+                                            "version = version + :one",
+                        "ConditionExpression": "version = :version AND in_use <= :limit",
+                        "ExpressionAttributeValues": {
+                            ":count": {"N": str(count)}, ":one": {"N": "1"},
+                            ":version": {"N": str(pool["version"])},
+                            ":limit": {"N": str(quota - count)}},
+                    }},
+                    {"Update": {
+                        "TableName": self.table_name,
+                        "Key": {"pk": {"S": pk}, "sk": {"S": _active_sk(ticket)}},
+                        "UpdateExpression": "SET admitted_at = :now, renewed_at = :now",
+                        "ConditionExpression": "attribute_exists(pk) AND "
+                                               "attribute_not_exists(admitted_at)",
+                        "ExpressionAttributeValues": stamp,
+                    }},
+                    {"Update": {
+                        "TableName": self.table_name,
+                        "Key": {"pk": {"S": pk}, "sk": {"S": _ticket_sk(ticket)}},
+                        "UpdateExpression": "SET admitted_at = :now, renewed_at = :now",
+                        "ExpressionAttributeValues": stamp,
+                    }},
+                ])
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                continue  # the pool changed since it was read: decide again
+            return admission
+        # every try lost a race to other admissions or releases: the queue moved, and
+        # the caller asks again at its next poll
+        return Admission(False, admission.in_use if admission else 0, 0, instance_type,
+                         count, quota)
+
+    def _enqueue(self, job_name: str, run_id: str, instance_type: str, count: int,
+                 quota: int) -> None:
+        """Take the next ticket of the type and write the request's items, once per job."""
+        pk = _pool_pk(instance_type)
+        counter = self.client.update_item(
+            TableName=self.table_name, Key={"pk": {"S": pk}, "sk": {"S": POOL}},
+            UpdateExpression="SET next_ticket = if_not_exists(next_ticket, :zero) + :one, "
+                             "in_use = if_not_exists(in_use, :zero), "
+                             "version = if_not_exists(version, :zero)",
+            ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        ticket = int(counter["Attributes"]["next_ticket"]["N"])
+        now = time.time()
+        reservation = Reservation(job_name, run_id, instance_type, count, quota, ticket, now,
+                                  now)
+        fields = _reservation_item(reservation)
+        try:
+            self.client.transact_write_items(TransactItems=[
+                {"Put": {"TableName": self.table_name,
+                         "Item": _reservation_key(job_name) | {
+                             "instance_type": {"S": instance_type},
+                             "ticket": {"N": str(ticket)}},
+                         "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"Put": {"TableName": self.table_name,
+                         "Item": fields | {"pk": {"S": pk}, "sk": {"S": _active_sk(ticket)}}}},
+                {"Put": {"TableName": self.table_name,
+                         "Item": fields | {"pk": {"S": pk}, "sk": {"S": _ticket_sk(ticket)}}}},
+            ])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            if self._pointer(job_name) is None:
+                raise JobStoreError(
+                    f"reservation of job {job_name} could not be written: {exc}") from exc
+            # a concurrent request of the same job queued it first: its ticket stands
+
+    def _renew(self, instance_type: str, ticket: int, now: float, job_name: str) -> None:
+        """Keep a waiting ticket's lease (only while it is still live)."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _pool_pk(instance_type)}, "sk": {"S": _active_sk(ticket)}},
+                UpdateExpression="SET renewed_at = :now",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":now": {"N": repr(now)}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            raise ReservationReleasedError(
+                f"the instances of job {job_name} were released meanwhile; record a new "
+                "attempt to ask again") from exc
+
+    def release_instances(self, job_name: str, reason: str = "released"
+                          ) -> Reservation | None:
+        for _ in range(_ADMISSION_TRIES):
+            pointer = self._pointer(job_name)
+            if pointer is None:
+                return None
+            instance_type, ticket = pointer["instance_type"], int(pointer["ticket"])
+            pk = _pool_pk(instance_type)
+            active = self._get(pk, _active_sk(ticket))
+            if active is None:  # released already
+                return self._timeline(instance_type, ticket)
+            held = "admitted_at" in active
+            now = time.time()
+            expires = {"N": str(int(now + self.retention_days * 86400))}
+            released = {":now": {"N": repr(now)}, ":why": {"S": reason}, ":expires": expires}
+            items: list[dict] = [
+                {"Delete": {
+                    "TableName": self.table_name,
+                    "Key": {"pk": {"S": pk}, "sk": {"S": _active_sk(ticket)}},
+                    "ConditionExpression": "attribute_exists(admitted_at)" if held
+                    else "attribute_exists(pk) AND attribute_not_exists(admitted_at)",
+                }},
+                {"Update": {
+                    "TableName": self.table_name,
+                    "Key": {"pk": {"S": pk}, "sk": {"S": _ticket_sk(ticket)}},
+                    "UpdateExpression": "SET released_at = :now, release_reason = :why, "
+                                        "expires_at = :expires",
+                    "ExpressionAttributeValues": released,
+                }},
+                {"Update": {
+                    "TableName": self.table_name, "Key": _reservation_key(job_name),
+                    "UpdateExpression": "SET expires_at = :expires",
+                    "ExpressionAttributeValues": {":expires": expires},
+                }},
+            ]
+            if held:
+                items.append({"Update": {
+                    "TableName": self.table_name,
+                    "Key": {"pk": {"S": pk}, "sk": {"S": POOL}},
+                    "UpdateExpression": "SET in_use = in_use - :count, version = version + :one",
+                    "ExpressionAttributeValues": {":count": {"N": str(active["count"])},
+                                                  ":one": {"N": "1"}},
+                }})
+            try:
+                self.client.transact_write_items(TransactItems=items)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                continue  # admitted or released concurrently: look again
+            return self._timeline(instance_type, ticket)
+        raise JobStoreError(f"could not release the instances of job {job_name}: it kept "
+                            f"changing concurrently ({_ADMISSION_TRIES} tries)")
+
+    def instances_in_use(self, instance_type: str) -> int:
+        return int(self._pool(instance_type)["in_use"])
+
+    def reservation(self, job_name: str) -> Reservation | None:
+        pointer = self._pointer(job_name)
+        if pointer is None:
+            return None
+        return self._timeline(pointer["instance_type"], int(pointer["ticket"]))
+
+    def reservations(self, instance_type: str, active_only: bool = False
+                     ) -> list[Reservation]:
+        prefix = "active#" if active_only else "ticket#"
+        items = _query_all(self.client, TableName=self.table_name, ConsistentRead=True,
+                           KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                           ExpressionAttributeValues={":pk": {"S": _pool_pk(instance_type)},
+                                                      ":prefix": {"S": prefix}})
+        return [_reservation(_plain(i)) for i in items]
+
+    def _live(self, instance_type: str) -> list[Reservation]:
+        return self.reservations(instance_type, active_only=True)
+
+    def _pool(self, instance_type: str) -> dict:
+        return self._get(_pool_pk(instance_type), POOL) or {"in_use": 0, "version": 0}
+
+    def _pointer(self, job_name: str) -> dict | None:
+        item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
+                                    Key=_reservation_key(job_name)).get("Item")
+        return _plain(item) if item else None
+
+    def _timeline(self, instance_type: str, ticket: int) -> Reservation | None:
+        item = self._get(_pool_pk(instance_type), _ticket_sk(ticket))
+        return _reservation(item) if item else None
+
+    def _get(self, pk: str, sk: str) -> dict | None:
+        item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
+                                    Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
+        return _plain(item) if item else None
+
+
 def create_job_table(table_name: str, client: Any, wait: bool = True) -> None:
     """Create the job store table (for dev accounts and tests; production expects it).
 
@@ -331,6 +586,43 @@ def _name_key(job_name: str) -> dict:
 
 def _owner_key(run_id: str) -> dict:
     return {"pk": {"S": f"owner#{run_id}"}, "sk": {"S": "owner"}}
+
+
+def _pool_pk(instance_type: str) -> str:
+    return f"instances#{instance_type}"
+
+
+def _active_sk(ticket: int) -> str:
+    return f"active#{ticket:012d}"
+
+
+def _ticket_sk(ticket: int) -> str:
+    return f"ticket#{ticket:012d}"
+
+
+def _reservation_key(job_name: str) -> dict:
+    return {"pk": {"S": f"reservation#{job_name}"}, "sk": {"S": "reservation"}}
+
+
+def _reservation_item(reservation: Reservation) -> dict:
+    item = {}
+    for name in _RESERVATION_FIELDS:
+        value = getattr(reservation, name)
+        if value is None:
+            continue
+        item[name] = ({"N": repr(value) if isinstance(value, float) else str(value)}
+                      if isinstance(value, int | float) else {"S": value})
+    return item
+
+
+def _reservation(plain: dict) -> Reservation:
+    values = {f: plain.get(f) for f in _RESERVATION_FIELDS}
+    for name in ("count", "quota", "ticket"):
+        values[name] = int(values[name])
+    for name in ("requested_at", "renewed_at", "admitted_at", "released_at"):
+        if values[name] is not None:
+            values[name] = float(values[name])
+    return Reservation(**values)
 
 
 def _sk(attempt: int) -> str:
