@@ -12,11 +12,12 @@ Items of one table (partition key ``pk``, sort key ``sk``):
 * a run's owner        ``pk=owner#<run id>``, ``sk=owner``: host, pid, process
   start and ``heartbeat_at`` (renewed with a conditional update), TTL as above;
 * an instance pool     ``pk=instances#<type>``, ``sk=pool``: ``in_use`` (instances
-  held by admitted jobs), ``next_ticket`` (the queue's ticket counter) and
-  ``version`` (bumped by every admission and every release of held instances);
-* a live request       ``pk=instances#<type>``, ``sk=active#<ticket>``: job, run,
-  count, ``renewed_at`` and, once admitted, ``admitted_at``; deleted on release,
-  so a query of ``active#`` reads only the queue and the holders, never history;
+  held by admitted jobs), ``version`` (bumped by every admission and every release
+  of held instances), ``next_ticket`` (the queue's counter) and ``live``, a map
+  ``t<ticket>`` -> {``count``, ``renewed_at``[, ``admitted_at``]} of the requests
+  waiting or holding instances (removed on release). One strongly consistent read
+  of this item is all a waiting step's poll costs; at about 60 bytes a request
+  the 400 KB item limit allows thousands of live requests per type;
 * a request's timeline ``pk=instances#<type>``, ``sk=ticket#<ticket>``: the
   Reservation fields (requested, admitted, released, why); TTL once released;
 * a job's reservation  ``pk=reservation#<job name>``, ``sk=reservation``: points
@@ -29,20 +30,21 @@ the status it read; reaching a terminal status clears the head in the same
 transaction, then releases the job's instance reservation (idempotent; the
 reaper releases what a crash between the two left behind).
 
-Admission reads the pool and the live requests, decides by the fairness rule
-(``resources.instance_admission``), and commits an admission in one transaction
-conditioned on the pool's ``version`` being the one it read and on
-``in_use <= quota - count``: a decision made on a stale view fails and is made
-again, so two processes never both take the last instances. A release deletes
-the live request on the condition that it is still in the state it read
-(waiting, or held), so an admission and a release of the same ticket never both
-count.
+Admission reads the pool item, decides by the fairness rule
+(``resources.instance_admission``), and commits in one transaction conditioned
+on the pool's ``version`` being the one it read, on ``in_use <= quota - count``
+and on the request still waiting: a decision made on a stale view fails and is
+made again, so two processes never both take the last instances. A release
+removes the request from ``live`` on the condition that it is still in the state
+it read (waiting, or held), so an admission and a release of the same ticket
+never both count.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -97,6 +99,7 @@ class DynamoDBJobStore(JobStore):
         default=180, description="Ended attempts expire (DynamoDB TTL) after this many days."
     )
     _client: Any = PrivateAttr(default=None)
+    _tickets: dict[str, tuple[str, int]] = PrivateAttr(default_factory=dict)
 
     @property
     def client(self) -> Any:
@@ -327,64 +330,50 @@ class DynamoDBJobStore(JobStore):
     def reserve_instances(self, job_name: str, run_id: str, instance_type: str, count: int,
                           quota: int) -> Admission:
         check_request(instance_type, count, quota)
-        pointer = self._pointer(job_name)
-        if pointer is None:
-            self._enqueue(job_name, run_id, instance_type, count, quota)
-            pointer = self._pointer(job_name)
-            if pointer is None:
-                raise JobStoreError(f"reservation of job {job_name} vanished after queueing")
-        ticket = int(pointer["ticket"])
-        timeline = self._timeline(pointer["instance_type"], ticket)
-        if timeline is None:
-            raise JobStoreError(f"reservation of job {job_name} points at ticket {ticket} "
-                                f"of {pointer['instance_type']}, which is missing")
-        check_reservation(timeline, instance_type, count)
-        pk = _pool_pk(instance_type)
+        queued_type, ticket = self._ticket_of(job_name, run_id, instance_type, count, quota)
         admission = None
         for _ in range(_ADMISSION_TRIES):
-            pool = self._pool(instance_type)
-            live = self._live(instance_type)
-            mine = next((r for r in live if r.ticket == ticket), None)
-            if mine is None:
+            pool = self._pool(queued_type)
+            mine = pool.live.get(ticket)
+            if mine is None or int(mine["count"]) != count or queued_type != instance_type:
+                # released, or asked differently: say which, from its timeline
+                timeline = self._timeline(queued_type, ticket)
+                if timeline is None:
+                    raise JobStoreError(f"reservation of job {job_name} points at ticket "
+                                        f"{ticket} of {queued_type}, which is missing")
+                check_reservation(timeline, instance_type, count)
                 raise ReservationReleasedError(
                     f"the instances of job {job_name} were released meanwhile; record a new "
                     "attempt to ask again")
-            in_use = int(pool["in_use"])
-            if mine.admitted_at is not None:
-                return Admission(True, in_use, 0, instance_type, count, quota)
+            if "admitted_at" in mine:
+                return Admission(True, pool.in_use, 0, instance_type, count, quota)
             now = time.time()  # read after the pool: admissions stamp after what they saw
-            admission = decide(ticket, count, quota, instance_type, in_use,
-                               [r for r in live if r.waiting], now, self.lease_seconds)
+            admission = decide(ticket, count, quota, instance_type, pool.in_use,
+                               pool.waiting(), now, self.lease_seconds)
             if not admission.admitted:
-                self._renew(instance_type, ticket, now, job_name)
+                if now - mine["renewed_at"] > self.lease_seconds / 4:
+                    self._renew(instance_type, ticket, now, job_name)
                 return admission
-            stamp = {":now": {"N": repr(now)}}
             try:
                 self.client.transact_write_items(TransactItems=[
                     {"Update": {
-                        "TableName": self.table_name,
-                        "Key": {"pk": {"S": pk}, "sk": {"S": POOL}},
-                        "UpdateExpression": "SET in_use = in_use + :count, "
-                                            "version = version + :one",
-                        "ConditionExpression": "version = :version AND in_use <= :limit",
+                        "TableName": self.table_name, "Key": _pool_key(instance_type),
+                        "UpdateExpression": "SET in_use = in_use + :count, version = version "
+                                            "+ :one, live.#t.admitted_at = :now",
+                        "ConditionExpression": "version = :version AND in_use <= :limit AND "
+                                               "attribute_exists(live.#t) AND "
+                                               "attribute_not_exists(live.#t.admitted_at)",
+                        "ExpressionAttributeNames": {"#t": _live_key(ticket)},
                         "ExpressionAttributeValues": {
                             ":count": {"N": str(count)}, ":one": {"N": "1"},
-                            ":version": {"N": str(pool["version"])},
+                            ":now": {"N": repr(now)}, ":version": {"N": str(pool.version)},
                             ":limit": {"N": str(quota - count)}},
                     }},
                     {"Update": {
                         "TableName": self.table_name,
-                        "Key": {"pk": {"S": pk}, "sk": {"S": _active_sk(ticket)}},
+                        "Key": _timeline_key(instance_type, ticket),
                         "UpdateExpression": "SET admitted_at = :now, renewed_at = :now",
-                        "ConditionExpression": "attribute_exists(pk) AND "
-                                               "attribute_not_exists(admitted_at)",
-                        "ExpressionAttributeValues": stamp,
-                    }},
-                    {"Update": {
-                        "TableName": self.table_name,
-                        "Key": {"pk": {"S": pk}, "sk": {"S": _ticket_sk(ticket)}},
-                        "UpdateExpression": "SET admitted_at = :now, renewed_at = :now",
-                        "ExpressionAttributeValues": stamp,
+                        "ExpressionAttributeValues": {":now": {"N": repr(now)}},
                     }},
                 ])
             except ClientError as exc:
@@ -397,23 +386,41 @@ class DynamoDBJobStore(JobStore):
         return Admission(False, admission.in_use if admission else 0, 0, instance_type,
                          count, quota)
 
+    def _ticket_of(self, job_name: str, run_id: str, instance_type: str, count: int,
+                   quota: int) -> tuple[str, int]:
+        """The job's (instance type, ticket), queueing it on its first request. A ticket
+        never changes once written, so this process remembers it."""
+        known = self._tickets.get(job_name)
+        if known is not None:
+            return known
+        pointer = self._pointer(job_name)
+        if pointer is None:
+            self._enqueue(job_name, run_id, instance_type, count, quota)
+            pointer = self._pointer(job_name)
+            if pointer is None:
+                raise JobStoreError(f"reservation of job {job_name} vanished after queueing")
+        known = (pointer["instance_type"], int(pointer["ticket"]))
+        self._tickets[job_name] = known
+        return known
+
     def _enqueue(self, job_name: str, run_id: str, instance_type: str, count: int,
                  quota: int) -> None:
-        """Take the next ticket of the type and write the request's items, once per job."""
-        pk = _pool_pk(instance_type)
+        """Take the next ticket of the type, then write the request (its pointer, its
+        timeline, its entry in the pool's ``live`` map) in one transaction, once per job."""
         counter = self.client.update_item(
-            TableName=self.table_name, Key={"pk": {"S": pk}, "sk": {"S": POOL}},
+            TableName=self.table_name, Key=_pool_key(instance_type),
             UpdateExpression="SET next_ticket = if_not_exists(next_ticket, :zero) + :one, "
                              "in_use = if_not_exists(in_use, :zero), "
-                             "version = if_not_exists(version, :zero)",
-            ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}},
+                             "version = if_not_exists(version, :zero), "
+                             "live = if_not_exists(live, :empty)",
+            ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"},
+                                       ":empty": {"M": {}}},
             ReturnValues="UPDATED_NEW",
         )
         ticket = int(counter["Attributes"]["next_ticket"]["N"])
         now = time.time()
         reservation = Reservation(job_name, run_id, instance_type, count, quota, ticket, now,
                                   now)
-        fields = _reservation_item(reservation)
         try:
             self.client.transact_write_items(TransactItems=[
                 {"Put": {"TableName": self.table_name,
@@ -422,9 +429,15 @@ class DynamoDBJobStore(JobStore):
                              "ticket": {"N": str(ticket)}},
                          "ConditionExpression": "attribute_not_exists(pk)"}},
                 {"Put": {"TableName": self.table_name,
-                         "Item": fields | {"pk": {"S": pk}, "sk": {"S": _active_sk(ticket)}}}},
-                {"Put": {"TableName": self.table_name,
-                         "Item": fields | {"pk": {"S": pk}, "sk": {"S": _ticket_sk(ticket)}}}},
+                         "Item": _reservation_item(reservation)
+                         | _timeline_key(instance_type, ticket)}},
+                {"Update": {
+                    "TableName": self.table_name, "Key": _pool_key(instance_type),
+                    "UpdateExpression": "SET live.#t = :entry",
+                    "ExpressionAttributeNames": {"#t": _live_key(ticket)},
+                    "ExpressionAttributeValues": {":entry": {"M": {
+                        "count": {"N": str(count)}, "renewed_at": {"N": repr(now)}}}},
+                }},
             ])
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
@@ -435,13 +448,14 @@ class DynamoDBJobStore(JobStore):
             # a concurrent request of the same job queued it first: its ticket stands
 
     def _renew(self, instance_type: str, ticket: int, now: float, job_name: str) -> None:
-        """Keep a waiting ticket's lease (only while it is still live)."""
+        """Keep a waiting ticket's lease (only while it is still live). Written at most
+        every quarter lease, not at every poll: the lease is what it protects."""
         try:
             self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": _pool_pk(instance_type)}, "sk": {"S": _active_sk(ticket)}},
-                UpdateExpression="SET renewed_at = :now",
-                ConditionExpression="attribute_exists(pk)",
+                TableName=self.table_name, Key=_pool_key(instance_type),
+                UpdateExpression="SET live.#t.renewed_at = :now",
+                ConditionExpression="attribute_exists(live.#t)",
+                ExpressionAttributeNames={"#t": _live_key(ticket)},
                 ExpressionAttributeValues={":now": {"N": repr(now)}},
             )
         except ClientError as exc:
@@ -458,44 +472,46 @@ class DynamoDBJobStore(JobStore):
             if pointer is None:
                 return None
             instance_type, ticket = pointer["instance_type"], int(pointer["ticket"])
-            pk = _pool_pk(instance_type)
-            active = self._get(pk, _active_sk(ticket))
-            if active is None:  # released already
+            entry = self._pool(instance_type).live.get(ticket)
+            if entry is None:  # released already
                 return self._timeline(instance_type, ticket)
-            held = "admitted_at" in active
+            held = "admitted_at" in entry
             now = time.time()
             expires = {"N": str(int(now + self.retention_days * 86400))}
-            released = {":now": {"N": repr(now)}, ":why": {"S": reason}, ":expires": expires}
-            items: list[dict] = [
-                {"Delete": {
-                    "TableName": self.table_name,
-                    "Key": {"pk": {"S": pk}, "sk": {"S": _active_sk(ticket)}},
-                    "ConditionExpression": "attribute_exists(admitted_at)" if held
-                    else "attribute_exists(pk) AND attribute_not_exists(admitted_at)",
-                }},
-                {"Update": {
-                    "TableName": self.table_name,
-                    "Key": {"pk": {"S": pk}, "sk": {"S": _ticket_sk(ticket)}},
-                    "UpdateExpression": "SET released_at = :now, release_reason = :why, "
-                                        "expires_at = :expires",
-                    "ExpressionAttributeValues": released,
-                }},
-                {"Update": {
-                    "TableName": self.table_name, "Key": _reservation_key(job_name),
-                    "UpdateExpression": "SET expires_at = :expires",
-                    "ExpressionAttributeValues": {":expires": expires},
-                }},
-            ]
+            names = {"#t": _live_key(ticket)}
             if held:
-                items.append({"Update": {
-                    "TableName": self.table_name,
-                    "Key": {"pk": {"S": pk}, "sk": {"S": POOL}},
-                    "UpdateExpression": "SET in_use = in_use - :count, version = version + :one",
-                    "ExpressionAttributeValues": {":count": {"N": str(active["count"])},
+                pool_update = {
+                    "UpdateExpression": "SET in_use = in_use - :count, version = version + "
+                                        ":one REMOVE live.#t",
+                    "ConditionExpression": "attribute_exists(live.#t.admitted_at)",
+                    "ExpressionAttributeValues": {":count": {"N": str(int(entry["count"]))},
                                                   ":one": {"N": "1"}},
-                }})
+                }
+            else:
+                pool_update = {
+                    "UpdateExpression": "REMOVE live.#t",
+                    "ConditionExpression": "attribute_exists(live.#t) AND "
+                                           "attribute_not_exists(live.#t.admitted_at)",
+                }
             try:
-                self.client.transact_write_items(TransactItems=items)
+                self.client.transact_write_items(TransactItems=[
+                    {"Update": {"TableName": self.table_name, "Key": _pool_key(instance_type),
+                                "ExpressionAttributeNames": names, **pool_update}},
+                    {"Update": {
+                        "TableName": self.table_name,
+                        "Key": _timeline_key(instance_type, ticket),
+                        "UpdateExpression": "SET released_at = :now, release_reason = :why, "
+                                            "expires_at = :expires",
+                        "ExpressionAttributeValues": {":now": {"N": repr(now)},
+                                                      ":why": {"S": reason},
+                                                      ":expires": expires},
+                    }},
+                    {"Update": {
+                        "TableName": self.table_name, "Key": _reservation_key(job_name),
+                        "UpdateExpression": "SET expires_at = :expires",
+                        "ExpressionAttributeValues": {":expires": expires},
+                    }},
+                ])
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
                     raise
@@ -505,7 +521,7 @@ class DynamoDBJobStore(JobStore):
                             f"changing concurrently ({_ADMISSION_TRIES} tries)")
 
     def instances_in_use(self, instance_type: str) -> int:
-        return int(self._pool(instance_type)["in_use"])
+        return self._pool(instance_type).in_use
 
     def reservation(self, job_name: str) -> Reservation | None:
         pointer = self._pointer(job_name)
@@ -515,18 +531,20 @@ class DynamoDBJobStore(JobStore):
 
     def reservations(self, instance_type: str, active_only: bool = False
                      ) -> list[Reservation]:
-        prefix = "active#" if active_only else "ticket#"
+        if active_only:  # the pool's live map names them: no read of the history
+            found = (self._timeline(instance_type, t)
+                     for t in sorted(self._pool(instance_type).live))
+            return [r for r in found if r is not None]
         items = _query_all(self.client, TableName=self.table_name, ConsistentRead=True,
                            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
                            ExpressionAttributeValues={":pk": {"S": _pool_pk(instance_type)},
-                                                      ":prefix": {"S": prefix}})
+                                                      ":prefix": {"S": "ticket#"}})
         return [_reservation(_plain(i)) for i in items]
 
-    def _live(self, instance_type: str) -> list[Reservation]:
-        return self.reservations(instance_type, active_only=True)
-
-    def _pool(self, instance_type: str) -> dict:
-        return self._get(_pool_pk(instance_type), POOL) or {"in_use": 0, "version": 0}
+    def _pool(self, instance_type: str) -> _Pool:
+        item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
+                                    Key=_pool_key(instance_type)).get("Item")
+        return _Pool.from_item(item or {})
 
     def _pointer(self, job_name: str) -> dict | None:
         item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
@@ -534,13 +552,31 @@ class DynamoDBJobStore(JobStore):
         return _plain(item) if item else None
 
     def _timeline(self, instance_type: str, ticket: int) -> Reservation | None:
-        item = self._get(_pool_pk(instance_type), _ticket_sk(ticket))
-        return _reservation(item) if item else None
-
-    def _get(self, pk: str, sk: str) -> dict | None:
         item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
-                                    Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
-        return _plain(item) if item else None
+                                    Key=_timeline_key(instance_type, ticket)).get("Item")
+        return _reservation(_plain(item)) if item else None
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """The pool item of an instance type: counters and the live requests by ticket."""
+
+    in_use: int
+    version: int
+    live: dict[int, dict[str, float]]  # ticket -> count, renewed_at[, admitted_at]
+
+    @classmethod
+    def from_item(cls, item: dict) -> _Pool:
+        live = {int(key[1:]): {name: float(value["N"]) for name, value in entry["M"].items()}
+                for key, entry in item.get("live", {}).get("M", {}).items()}
+        return cls(int(item.get("in_use", {}).get("N", 0)),
+                   int(item.get("version", {}).get("N", 0)), live)
+
+    def waiting(self) -> list[Reservation]:
+        """The unadmitted live requests, with what admission reads (count, lease)."""
+        return [Reservation("", "", "", int(entry["count"]), 0, ticket, 0.0,
+                            entry["renewed_at"])
+                for ticket, entry in self.live.items() if "admitted_at" not in entry]
 
 
 def create_job_table(table_name: str, client: Any, wait: bool = True) -> None:
@@ -592,12 +628,16 @@ def _pool_pk(instance_type: str) -> str:
     return f"instances#{instance_type}"
 
 
-def _active_sk(ticket: int) -> str:
-    return f"active#{ticket:012d}"
+def _pool_key(instance_type: str) -> dict:
+    return {"pk": {"S": _pool_pk(instance_type)}, "sk": {"S": POOL}}
 
 
-def _ticket_sk(ticket: int) -> str:
-    return f"ticket#{ticket:012d}"
+def _live_key(ticket: int) -> str:
+    return f"t{ticket}"
+
+
+def _timeline_key(instance_type: str, ticket: int) -> dict:
+    return {"pk": {"S": _pool_pk(instance_type)}, "sk": {"S": f"ticket#{ticket:012d}"}}
 
 
 def _reservation_key(job_name: str) -> dict:
