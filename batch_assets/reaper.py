@@ -13,10 +13,12 @@ both, and ``orphan_reaper`` (a sensor, on by default) calls it every 30 s:
    the job's terminal status is recorded, and a record of a job that was never
    submitted is closed as Failed (either releases the job's instances);
 3. instance reservations (``processing.instance_quotas``) that nobody will
-   release are released: a waiting request whose owner is dead, and a held one
-   whose job is no longer in flight (a crash between recording the end and the
-   release). A dead owner's job that still runs keeps its instances, which it
-   really uses, until the backend reports its end (step 2).
+   release are released: those whose job is no longer in flight (a crash between
+   recording the end and the release) or has no record. A dead owner's request
+   that never reached the backend (waiting, or admitted but not submitted) is
+   released in step 2, when its record is closed as Failed; a dead owner's job
+   that still runs keeps its instances, which it really uses, until the backend
+   reports its end (step 2 again).
 """
 
 from __future__ import annotations
@@ -89,25 +91,20 @@ def reap(instance: dg.DagsterInstance, job_store: JobStore, client: Any, registr
             report.reconciled_jobs[record.job_name] = status
             log.info(f"job {record.job_name}: owner dead ({verdict.reason}); recorded {status}")
     for instance_type in instance_types:
-        _release_orphaned_reservations(instance, job_store, instance_type, log, report)
+        _release_orphaned_reservations(job_store, instance_type, log, report)
     return report
 
 
-def _release_orphaned_reservations(instance: dg.DagsterInstance, job_store: JobStore,
-                                   instance_type: str, log: Any, report: ReapReport) -> None:
+def _release_orphaned_reservations(job_store: JobStore, instance_type: str, log: Any,
+                                   report: ReapReport) -> None:
     for reservation in job_store.reservations(instance_type, active_only=True):
         record = job_store.get(reservation.job_name)
         if record is None:
             why = "its job has no record"
         elif not record.in_flight:
             why = f"its job ended {record.status}"
-        elif reservation.waiting:
-            verdict = job_owner_verdict(instance, job_store, reservation.run_id)
-            if verdict.alive:
-                continue
-            why = f"its owner died while waiting: {verdict.reason}"
         else:
-            continue  # held by a job in flight: released when the job ends
+            continue  # its job is in flight: released when the record is closed
         job_store.release_instances(reservation.job_name, f"reaped: {why}")
         report.released_reservations[reservation.job_name] = why
         log.info(f"job {reservation.job_name}: released {reservation.count} {instance_type} "
@@ -154,7 +151,7 @@ def build_reaper_sensor(registry: Registry) -> dg.SensorDefinition:
         description="Fails runs whose worker process died (freeing their pool slots), "
         "requests their partitions again (the new run adopts the job the dead run left), "
         "records the outcome of jobs whose owner died, and releases the instance "
-        "reservations of dead owners. On by default.",
+        "reservations that no live run will release. On by default.",
     )
     def orphan_reaper(context: dg.SensorEvaluationContext, storage: ObjectStorage,
                       job_store: JobStore, processing: SageMakerProcessing):
