@@ -241,7 +241,9 @@ class PartitionJobRunner:
         try:
             admission = wait_for_instances(
                 self.job_store, job_name, self.run_id, instance_type, count, quota,
-                poll_seconds=self.processing.poll_interval_seconds,
+                # a poll renews the ticket: keep it well inside the ticket's lease
+                poll_seconds=min(self.processing.poll_interval_seconds,
+                                 self.job_store.lease_seconds / 4),
                 timeout_seconds=self.processing.quota_wait_seconds, log=self.context.log)
         except RequestExceedsQuotaError as exc:
             raise dg.Failure(f"job {job_name}: {exc}. {CONFIGURATION.describe()}",
