@@ -119,3 +119,23 @@ def test_a_scoring_job_waits_for_its_instances_and_gives_them_back(pipeline):
     assert store.reservation(failed.job_name).admitted_at is None
     assert store.reservation(failed.job_name).released_at is not None
     assert store.instances_in_use(XL) == 2  # the holder's, untouched
+
+
+def test_the_next_run_releases_the_instances_of_a_dead_runs_unsubmitted_job(pipeline):
+    """A run died after its job was admitted and before it submitted it: the next run
+    of the partition closes that attempt as Failed (never submitted), which gives the
+    instances back, so its own attempt fits instead of waiting for a dead run."""
+    pipeline.processing = SageMakerProcessing(**{
+        **pipeline.processing.model_dump(), "instance_quotas": {XL: 2},
+        "quota_wait_seconds": 5.0})
+    store, key = pipeline.job_store, "2026-11-01|churn_xgb"
+    store.create_attempt("predictions", key, lambda a: f"orphan-a{a}", "run-that-died",
+                         "local")
+    assert store.reserve_instances("orphan-a1", "run-that-died", XL, 2, 2).admitted
+    pipeline.run_job("score_predictions", key)
+    orphan, second = store.attempts("predictions", key)
+    assert orphan.status == FAILED and "never submitted" in orphan.failure_reason
+    assert store.reservation("orphan-a1").release_reason == f"job {FAILED}"
+    assert second.status == COMPLETED
+    assert store.reservation(second.job_name).admitted_at >= orphan.ended_at
+    assert store.instances_in_use(XL) == 0
