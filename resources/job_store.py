@@ -120,7 +120,9 @@ class JobStore(dg.ConfigurableResource):
         default=60.0,
         description="An owner run on another host whose heartbeat is older than this is "
         "dead, and its in-flight jobs are adopted by the next run (on this host a dead "
-        "process is seen at once). Keep it several heartbeats long.",
+        "process is seen at once). Keep it several heartbeats long. It is also the lease "
+        "of a request waiting for instances (instance_quotas): one not renewed this long "
+        "stops holding up younger requests.",
     )
     run_workers_on_this_host: bool = Field(
         default=True,
