@@ -82,6 +82,8 @@ _RESERVATION_FIELDS = tuple(Reservation.__dataclass_fields__)
 POOL = "pool"
 # optimistic admissions that lost a race are decided again this often per call
 _ADMISSION_TRIES = 20
+# queueing races only with other first requests of the same type: one wins each round
+_ENQUEUE_TRIES = 200
 
 
 class DynamoDBJobStore(JobStore):
@@ -405,47 +407,63 @@ class DynamoDBJobStore(JobStore):
 
     def _enqueue(self, job_name: str, run_id: str, instance_type: str, count: int,
                  quota: int) -> None:
-        """Take the next ticket of the type, then write the request (its pointer, its
-        timeline, its entry in the pool's ``live`` map) in one transaction, once per job."""
-        counter = self.client.update_item(
-            TableName=self.table_name, Key=_pool_key(instance_type),
-            UpdateExpression="SET next_ticket = if_not_exists(next_ticket, :zero) + :one, "
-                             "in_use = if_not_exists(in_use, :zero), "
-                             "version = if_not_exists(version, :zero), "
-                             "live = if_not_exists(live, :empty)",
-            ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"},
-                                       ":empty": {"M": {}}},
-            ReturnValues="UPDATED_NEW",
-        )
-        ticket = int(counter["Attributes"]["next_ticket"]["N"])
-        now = time.time()
-        reservation = Reservation(job_name, run_id, instance_type, count, quota, ticket, now,
-                                  now)
-        try:
-            self.client.transact_write_items(TransactItems=[
-                {"Put": {"TableName": self.table_name,
-                         "Item": _reservation_key(job_name) | {
-                             "instance_type": {"S": instance_type},
-                             "ticket": {"N": str(ticket)}},
-                         "ConditionExpression": "attribute_not_exists(pk)"}},
-                {"Put": {"TableName": self.table_name,
-                         "Item": _reservation_item(reservation)
-                         | _timeline_key(instance_type, ticket)}},
-                {"Update": {
-                    "TableName": self.table_name, "Key": _pool_key(instance_type),
-                    "UpdateExpression": "SET live.#t = :entry",
+        """Queue the job's request as the type's next ticket, once per job.
+
+        Pointer, timeline and the entry in the pool's ``live`` map are written in one
+        transaction conditioned on the pool's ticket counter being the one read, so
+        a ticket is in the queue the moment it exists and tickets enter the queue
+        in their order (an older ticket is never invisible to a younger one's
+        admission). A race with another enqueue is decided again.
+        """
+        for _ in range(_ENQUEUE_TRIES):
+            item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
+                                        Key=_pool_key(instance_type)).get("Item")
+            last = int(item["next_ticket"]["N"]) if item else 0
+            ticket = last + 1
+            now = time.time()
+            reservation = Reservation(job_name, run_id, instance_type, count, quota, ticket,
+                                      now, now)
+            entry = {"M": {"count": {"N": str(count)}, "renewed_at": {"N": repr(now)}}}
+            if item:
+                pool_update = {
+                    "UpdateExpression": "SET next_ticket = :ticket, live.#t = :entry",
+                    "ConditionExpression": "next_ticket = :last",
                     "ExpressionAttributeNames": {"#t": _live_key(ticket)},
-                    "ExpressionAttributeValues": {":entry": {"M": {
-                        "count": {"N": str(count)}, "renewed_at": {"N": repr(now)}}}},
-                }},
-            ])
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
-            if self._pointer(job_name) is None:
-                raise JobStoreError(
-                    f"reservation of job {job_name} could not be written: {exc}") from exc
-            # a concurrent request of the same job queued it first: its ticket stands
+                    "ExpressionAttributeValues": {":ticket": {"N": str(ticket)},
+                                                  ":last": {"N": str(last)},
+                                                  ":entry": entry},
+                }
+            else:  # the type's first request creates its pool
+                pool_update = {
+                    "UpdateExpression": "SET next_ticket = :ticket, in_use = :zero, "
+                                        "version = :zero, live = :live",
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                    "ExpressionAttributeValues": {
+                        ":ticket": {"N": str(ticket)}, ":zero": {"N": "0"},
+                        ":live": {"M": {_live_key(ticket): entry}}},
+                }
+            try:
+                self.client.transact_write_items(TransactItems=[
+                    {"Put": {"TableName": self.table_name,
+                             "Item": _reservation_key(job_name) | {
+                                 "instance_type": {"S": instance_type},
+                                 "ticket": {"N": str(ticket)}},
+                             "ConditionExpression": "attribute_not_exists(pk)"}},
+                    {"Put": {"TableName": self.table_name,
+                             "Item": _reservation_item(reservation)
+                             | _timeline_key(instance_type, ticket)}},
+                    {"Update": {"TableName": self.table_name,
+                                "Key": _pool_key(instance_type), **pool_update}},
+                ])
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                if self._pointer(job_name) is not None:
+                    return  # a concurrent request of the same job queued it first
+                continue  # another job took ticket ``ticket``: take the next one
+            return
+        raise JobStoreError(f"could not queue the request of job {job_name}: "
+                            f"{_ENQUEUE_TRIES} tries lost races to other requests")
 
     def _renew(self, instance_type: str, ticket: int, now: float, job_name: str) -> None:
         """Keep a waiting ticket's lease (only while it is still live). Written at most
