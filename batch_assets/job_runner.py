@@ -238,6 +238,7 @@ class PartitionJobRunner:
         quota = self.processing.instance_quotas.get(instance_type)
         if quota is None:
             return
+        asked_at = time.monotonic()
         try:
             admission = wait_for_instances(
                 self.job_store, job_name, self.run_id, instance_type, count, quota,
@@ -251,8 +252,10 @@ class PartitionJobRunner:
         except InstanceQuotaWaitExhausted as exc:
             raise dg.Failure(f"{exc}. {QUOTA_EXHAUSTED.describe()}",
                              allow_retries=False) from exc
-        self.context.log.info(f"job {job_name}: admitted {count} {instance_type} (quota "
-                              f"{quota}, in use with this job {admission.in_use})")
+        self.context.log.info(
+            f"job {job_name}: admitted {count} {instance_type} after "
+            f"{time.monotonic() - asked_at:.0f}s (quota {quota}, in use with this job "
+            f"{admission.in_use})")
 
     @contextmanager
     def _failing_record(self, job_name: str, what: str) -> Iterator[None]:

@@ -84,7 +84,7 @@ class Reservation:
     """One job's request for instances, and its timeline (epoch seconds)."""
 
     job_name: str
-    run_id: str  # the run that asked for the instances
+    run_id: str  # the run that asked for the instances (kept when another adopts the job)
     instance_type: str
     count: int
     quota: int  # the quota the requester was configured with
