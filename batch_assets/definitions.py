@@ -26,6 +26,7 @@ from batch_assets.sensors import build_new_data_sensor, build_retry_sensor
 from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.trained_model import build_trained_model_asset
 from resources.dynamodb_job_store import DynamoDBJobStore
+from resources.instance_admission import parse_instance_quotas
 from resources.job_store import SQLiteJobStore
 from resources.processing import SAGEMAKER_BACKEND, SageMakerProcessing
 from resources.s3_storage import S3BucketStorage
@@ -51,6 +52,9 @@ AWS_SETTINGS: dict[str, tuple[bool, str]] = {
     "BATCH_LOGS_ENDPOINT_URL": (
         False, "CloudWatch Logs endpoint the containers' log lines are read from for the "
         "run log (VPC endpoint, tests)"),
+    "BATCH_INSTANCE_QUOTAS": (
+        False, "processing instance quota per type, 'ml.m5.xlarge=20,ml.m5.large=10': a job "
+        "starts only when its instances fit (types not listed, or unset: no admission)"),
     "BATCH_RUN_WORKERS_ON_THIS_HOST": (
         False, "'true' when Dagster's run workers run on the daemon's machine (one VM): "
         "the reaper then also fails runs that died waiting for a pool slot"),
@@ -87,7 +91,14 @@ def aws_resources(environment: Mapping[str, str]) -> dict:
         value = environment.get(name, "")
         return [item.strip() for item in value.split(",") if item.strip()] or None
 
+    try:  # a dict cannot come through dg.EnvVar either: parsed here, at load time
+        quotas = parse_instance_quotas(environment.get("BATCH_INSTANCE_QUOTAS", ""),
+                                       "BATCH_INSTANCE_QUOTAS")
+    except ValueError as exc:
+        raise dg.DagsterInvalidDefinitionError(str(exc)) from exc
+
     processing_settings = {
+        "instance_quotas": quotas or None,
         "image_uri": optional("BATCH_IMAGE_URI"),
         "job_name_prefix": optional("BATCH_JOB_NAME_PREFIX"),
         "endpoint_url": optional("BATCH_SAGEMAKER_ENDPOINT_URL"),

@@ -60,6 +60,9 @@ UNKNOWN = FailureClass(
 # substrings of a job's FailureReason (SageMaker's or the local runner's)
 _PERMISSION_MARKERS = ("PermissionError", "Permission denied", "Operation not permitted",
                        "AccessDenied", "Access Denied", "not authorized")
+# an exhausted quota wait, by the job store's admission or by SageMaker's back-off
+_QUOTA_MARKERS = ("quota wait exhausted", "ResourceLimitExceeded")
+_CONFIGURATION_MARKERS = ("so it can never fit",)  # more instances than the quota
 _LOST_MARKERS = ("supervisor", "exited with code -9", "exited with code 137",
                  "InternalServerError", "MaxRuntimeInSeconds", "stopped by request",
                  "never submitted")
@@ -80,6 +83,10 @@ def classify_job_failure(reason: str) -> FailureClass:
         return BAD_INPUT
     if any(marker in reason for marker in _PERMISSION_MARKERS):
         return PERMISSION
+    if any(marker in reason for marker in _QUOTA_MARKERS):
+        return QUOTA_EXHAUSTED
+    if any(marker in reason for marker in _CONFIGURATION_MARKERS):
+        return CONFIGURATION
     if any(marker in reason for marker in _LOST_MARKERS):
         return INSTANCE_DIED
     if reason.startswith("ClientError"):

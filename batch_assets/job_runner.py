@@ -22,8 +22,18 @@ from dataclasses import dataclass
 import dagster as dg
 from botocore.exceptions import ClientError, ParamValidationError
 
-from batch_assets.failures import classify_exception, classify_job_failure
+from batch_assets.failures import (
+    CONFIGURATION,
+    QUOTA_EXHAUSTED,
+    classify_exception,
+    classify_job_failure,
+)
 from batch_assets.owner_liveness import job_owner_verdict
+from resources.instance_admission import (
+    InstanceQuotaWaitExhausted,
+    RequestExceedsQuotaError,
+    wait_for_instances,
+)
 from resources.job_status import FAILED, IN_PROGRESS, STOPPING, TERMINAL
 from resources.job_store import (
     IllegalTransitionError,
@@ -198,6 +208,7 @@ class PartitionJobRunner:
         self.context.log.info(f"attempt {record.attempt}: submitting job {record.job_name}")
         with self._failing_record(record.job_name, "submission failed"):
             request = build_request(record.job_name)
+            self._admit_instances(record.job_name, request)
             if not self.processing.submit(self.client, request, self.context.log):
                 existing = self.client.describe_processing_job(ProcessingJobName=record.job_name)
                 if existing.get("ProcessingOutputConfig") != request["ProcessingOutputConfig"]:
@@ -210,6 +221,41 @@ class PartitionJobRunner:
         description = self.processing.wait(self.client, record.job_name, self.context.log,
                                            self._on_status(record.job_name))
         return JobOutcome(self.job_store.get(record.job_name) or record, description, False)
+
+    def _admit_instances(self, job_name: str, request: dict) -> None:
+        """Wait until the job's instances fit the instance quota of their type.
+
+        Only for types listed in ``processing.instance_quotas`` (others are not
+        admission-controlled). The reservation is the job's from here on: the job
+        store releases it when the job's record reaches a terminal status, which
+        ``_on_status`` and ``_failing_record`` record (so a failed or interrupted
+        submission releases it too), and the reaper releases those of dead owners.
+        Waiting longer than ``quota_wait_seconds`` fails the step as "quota wait
+        exhausted", not retried, like ``ResourceLimitExceeded`` does.
+        """
+        cluster = request["ProcessingResources"]["ClusterConfig"]
+        instance_type, count = cluster["InstanceType"], cluster["InstanceCount"]
+        quota = self.processing.instance_quotas.get(instance_type)
+        if quota is None:
+            return
+        asked_at = time.monotonic()
+        try:
+            admission = wait_for_instances(
+                self.job_store, job_name, self.run_id, instance_type, count, quota,
+                # a poll renews the ticket: keep it well inside the ticket's lease
+                poll_seconds=min(self.processing.poll_interval_seconds,
+                                 self.job_store.lease_seconds / 4),
+                timeout_seconds=self.processing.quota_wait_seconds, log=self.context.log)
+        except RequestExceedsQuotaError as exc:
+            raise dg.Failure(f"job {job_name}: {exc}. {CONFIGURATION.describe()}",
+                             allow_retries=False) from exc
+        except InstanceQuotaWaitExhausted as exc:
+            raise dg.Failure(f"{exc}. {QUOTA_EXHAUSTED.describe()}",
+                             allow_retries=False) from exc
+        self.context.log.info(
+            f"job {job_name}: admitted {count} {instance_type} after "
+            f"{time.monotonic() - asked_at:.0f}s (quota {quota}, in use with this job "
+            f"{admission.in_use})")
 
     @contextmanager
     def _failing_record(self, job_name: str, what: str) -> Iterator[None]:
@@ -238,6 +284,7 @@ class PartitionJobRunner:
     def _on_status(self, job_name: str) -> Callable[[str, dict], None]:
         def record_status(status: str, description: dict) -> None:
             if status in (IN_PROGRESS, STOPPING) or status in TERMINAL:
+                # a terminal status also releases the job's instances (JobStore.transition)
                 self._record(job_name, status, description.get("FailureReason"))
 
         return record_status

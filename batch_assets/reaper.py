@@ -11,11 +11,19 @@ both, and ``orphan_reaper`` (a sensor, on by default) calls it every 30 s:
    run adopts the job the dead run left (or its finished result), never a twin;
 2. an in-flight record whose owner is dead is brought in line with the backend:
    the job's terminal status is recorded, and a record of a job that was never
-   submitted is closed as Failed.
+   submitted is closed as Failed (either releases the job's instances);
+3. instance reservations (``processing.instance_quotas``) that nobody will
+   release are released: those whose job is no longer in flight (a crash between
+   recording the end and the release) or has no record. A dead owner's request
+   that never reached the backend (waiting, or admitted but not submitted) is
+   released in step 2, when its record is closed as Failed; a dead owner's job
+   that still runs keeps its instances, which it really uses, until the backend
+   reports its end (step 2 again).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,17 +54,20 @@ class ReapReport:
     reconciled_jobs: dict[str, str] = field(default_factory=dict)  # job name -> new status
     rerun_requests: list[dg.RunRequest] = field(default_factory=list)
     not_rerun: dict[str, str] = field(default_factory=dict)  # run id -> why not
+    released_reservations: dict[str, str] = field(default_factory=dict)  # job name -> why
 
     def summary(self) -> str:
         return (f"{len(self.failed_runs)} dead run(s) failed, {len(self.rerun_requests)} "
                 f"partition(s) requested again, {len(self.reconciled_jobs)} job record(s) "
-                "reconciled")
+                f"reconciled, {len(self.released_reservations)} instance reservation(s) "
+                "released")
 
 
 def reap(instance: dg.DagsterInstance, job_store: JobStore, client: Any, registry: Registry,
-         log: Any) -> ReapReport:
-    """Fail dead runs (freeing their slots), request their partitions again, and
-    bring the records of jobs nobody watches in line with the backend."""
+         log: Any, instance_types: Iterable[str] = ()) -> ReapReport:
+    """Fail dead runs (freeing their slots), request their partitions again, bring
+    the records of jobs nobody watches in line with the backend, and release the
+    instance reservations (of ``instance_types``) that nobody else will."""
     report = ReapReport()
     for run in instance.get_runs(filters=dg.RunsFilter(
             statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING])):
@@ -82,7 +93,25 @@ def reap(instance: dg.DagsterInstance, job_store: JobStore, client: Any, registr
             record_status(job_store, record.job_name, status, reason, log)
             report.reconciled_jobs[record.job_name] = status
             log.info(f"job {record.job_name}: owner dead ({verdict.reason}); recorded {status}")
+    for instance_type in instance_types:
+        _release_orphaned_reservations(job_store, instance_type, log, report)
     return report
+
+
+def _release_orphaned_reservations(job_store: JobStore, instance_type: str, log: Any,
+                                   report: ReapReport) -> None:
+    for reservation in job_store.reservations(instance_type, active_only=True):
+        record = job_store.get(reservation.job_name)
+        if record is None:
+            why = "its job has no record"
+        elif not record.in_flight:
+            why = f"its job ended {record.status}"
+        else:
+            continue  # its job is in flight: released when the record is closed
+        job_store.release_instances(reservation.job_name, f"reaped: {why}")
+        report.released_reservations[reservation.job_name] = why
+        log.info(f"job {reservation.job_name}: released {reservation.count} {instance_type} "
+                 f"({why})")
 
 
 def _backend_status(client: Any, job_name: str, owner_reason: str) -> tuple[str, str | None]:
@@ -125,12 +154,13 @@ def build_reaper_sensor(registry: Registry) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Fails runs whose worker process died (freeing their pool slots), "
         "requests their partitions again (the new run adopts the job the dead run left), "
-        "and records the outcome of jobs whose owner died. On by default.",
+        "records the outcome of jobs whose owner died, and releases the instance "
+        "reservations that no live run will release. On by default.",
     )
     def orphan_reaper(context: dg.SensorEvaluationContext, storage: ObjectStorage,
                       job_store: JobStore, processing: SageMakerProcessing):
         report = reap(context.instance, job_store, processing.client(storage), registry,
-                      context.log)
+                      context.log, instance_types=processing.instance_quotas)
         for run_id, why in report.not_rerun.items():
             context.log.info(f"dead run {run_id} not requested again: {why}")
         if report.rerun_requests:

@@ -10,19 +10,41 @@ Items of one table (partition key ``pk``, sort key ``sk``):
 * a job name           ``pk=job#<name>``, ``sk=job``: points at its attempt, and
   makes job names unique (written in the same transaction as the attempt);
 * a run's owner        ``pk=owner#<run id>``, ``sk=owner``: host, pid, process
-  start and ``heartbeat_at`` (renewed with a conditional update), TTL as above.
+  start and ``heartbeat_at`` (renewed with a conditional update), TTL as above;
+* an instance pool     ``pk=instances#<type>``, ``sk=pool``: ``in_use`` (instances
+  held by admitted jobs), ``version`` (bumped by every admission and every release
+  of held instances), ``next_ticket`` (the queue's counter) and ``live``, a map
+  ``t<ticket>`` -> {``count``, ``renewed_at``[, ``admitted_at``]} of the requests
+  waiting or holding instances (removed on release). One strongly consistent read
+  of this item is all a waiting step's poll costs; at about 60 bytes a request
+  the 400 KB item limit allows thousands of live requests per type;
+* a request's timeline ``pk=instances#<type>``, ``sk=ticket#<ticket>``: the
+  Reservation fields (requested, admitted, released, why); TTL once released;
+* a job's reservation  ``pk=reservation#<job name>``, ``sk=reservation``: points
+  at its type and ticket (one reservation per job); TTL once released.
 
 Creating an attempt writes head and attempt in one transaction conditioned on
 the head (no attempt in flight, attempt number unchanged), so two submitters
 racing for one partition cannot both win. Every status change is conditioned on
 the status it read; reaching a terminal status clears the head in the same
-transaction.
+transaction, then releases the job's instance reservation (idempotent; the
+reaper releases what a crash between the two left behind).
+
+Admission reads the pool item, decides by the fairness rule
+(``resources.instance_admission``), and commits in one transaction conditioned
+on the pool's ``version`` being the one it read, on ``in_use <= quota - count``
+and on the request still waiting: a decision made on a stale view fails and is
+made again, so two processes never both take the last instances. A release
+removes the request from ``live`` on the condition that it is still in the state
+it read (waiting, or held), so an admission and a release of the same ticket
+never both count.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +53,13 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import Field, PrivateAttr
 
+from resources.instance_admission import (
+    Admission,
+    Reservation,
+    ReservationReleasedError,
+    check_request,
+    decide,
+)
 from resources.job_status import IN_PROGRESS, TERMINAL
 from resources.job_store import (
     PENDING,
@@ -41,6 +70,7 @@ from resources.job_store import (
     JobStore,
     JobStoreError,
     OwnerRecord,
+    check_reservation,
     check_transition,
 )
 from resources.liveness import ProcessIdentity
@@ -48,6 +78,12 @@ from resources.liveness import ProcessIdentity
 HEAD = "head"
 IN_FLIGHT_INDEX = "in_flight-index"
 _RECORD_FIELDS = tuple(JobRecord.__dataclass_fields__)
+_RESERVATION_FIELDS = tuple(Reservation.__dataclass_fields__)
+POOL = "pool"
+# optimistic admissions that lost a race are decided again this often per call
+_ADMISSION_TRIES = 20
+# queueing races only with other first requests of the same type: one wins each round
+_ENQUEUE_TRIES = 200
 
 
 class DynamoDBJobStore(JobStore):
@@ -65,6 +101,7 @@ class DynamoDBJobStore(JobStore):
         default=180, description="Ended attempts expire (DynamoDB TTL) after this many days."
     )
     _client: Any = PrivateAttr(default=None)
+    _tickets: dict[str, tuple[str, int]] = PrivateAttr(default_factory=dict)
 
     @property
     def client(self) -> Any:
@@ -226,6 +263,8 @@ class DynamoDBJobStore(JobStore):
                 f"job {job_name} changed concurrently (was {record.status}); not moved to "
                 f"{new_status}"
             ) from exc
+        if new_status in TERMINAL:
+            self.release_instances(job_name, f"job {new_status}")
         return JobRecord(**{**{f: getattr(record, f) for f in _RECORD_FIELDS},
                             "status": new_status, "updated_at": now, "started_at": started,
                             "ended_at": ended, "failure_reason": reason})
@@ -288,6 +327,276 @@ class DynamoDBJobStore(JobStore):
                            float(plain["process_started_at"]), float(plain["heartbeat_at"]))
 
 
+    # --- instance admission ---------------------------------------------------------
+
+    def reserve_instances(self, job_name: str, run_id: str, instance_type: str, count: int,
+                          quota: int) -> Admission:
+        check_request(instance_type, count, quota)
+        queued_type, ticket = self._ticket_of(job_name, run_id, instance_type, count, quota)
+        admission = None
+        for _ in range(_ADMISSION_TRIES):
+            pool = self._pool(queued_type)
+            mine = pool.live.get(ticket)
+            if mine is None or int(mine["count"]) != count or queued_type != instance_type:
+                # released, or asked differently: say which, from its timeline
+                timeline = self._timeline(queued_type, ticket)
+                if timeline is None:
+                    raise JobStoreError(f"reservation of job {job_name} points at ticket "
+                                        f"{ticket} of {queued_type}, which is missing")
+                check_reservation(timeline, instance_type, count)
+                raise ReservationReleasedError(
+                    f"the instances of job {job_name} were released meanwhile; record a new "
+                    "attempt to ask again")
+            if "admitted_at" in mine:
+                return Admission(True, pool.in_use, 0, instance_type, count, quota)
+            now = time.time()  # read after the pool: admissions stamp after what they saw
+            admission = decide(ticket, count, quota, instance_type, pool.in_use,
+                               pool.waiting(), now, self.lease_seconds)
+            if not admission.admitted:
+                if now - mine["renewed_at"] > self.lease_seconds / 4:
+                    self._renew(instance_type, ticket, now, job_name)
+                return admission
+            try:
+                self.client.transact_write_items(TransactItems=[
+                    {"Update": {
+                        "TableName": self.table_name, "Key": _pool_key(instance_type),
+                        "UpdateExpression": "SET in_use = in_use + :count, version = version "
+                                            "+ :one, live.#t.admitted_at = :now",
+                        "ConditionExpression": "version = :version AND in_use <= :limit AND "
+                                               "attribute_exists(live.#t) AND "
+                                               "attribute_not_exists(live.#t.admitted_at)",
+                        "ExpressionAttributeNames": {"#t": _live_key(ticket)},
+                        "ExpressionAttributeValues": {
+                            ":count": {"N": str(count)}, ":one": {"N": "1"},
+                            ":now": {"N": repr(now)}, ":version": {"N": str(pool.version)},
+                            ":limit": {"N": str(quota - count)}},
+                    }},
+                    {"Update": {
+                        "TableName": self.table_name,
+                        "Key": _timeline_key(instance_type, ticket),
+                        "UpdateExpression": "SET admitted_at = :now, renewed_at = :now",
+                        "ExpressionAttributeValues": {":now": {"N": repr(now)}},
+                    }},
+                ])
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                continue  # the pool changed since it was read: decide again
+            return admission
+        # every try lost a race to other admissions or releases: the queue moved, and
+        # the caller asks again at its next poll
+        return Admission(False, admission.in_use if admission else 0, 0, instance_type,
+                         count, quota)
+
+    def _ticket_of(self, job_name: str, run_id: str, instance_type: str, count: int,
+                   quota: int) -> tuple[str, int]:
+        """The job's (instance type, ticket), queueing it on its first request. A ticket
+        never changes once written, so this process remembers it."""
+        known = self._tickets.get(job_name)
+        if known is not None:
+            return known
+        pointer = self._pointer(job_name)
+        if pointer is None:
+            self._enqueue(job_name, run_id, instance_type, count, quota)
+            pointer = self._pointer(job_name)
+            if pointer is None:
+                raise JobStoreError(f"reservation of job {job_name} vanished after queueing")
+        known = (pointer["instance_type"], int(pointer["ticket"]))
+        self._tickets[job_name] = known
+        return known
+
+    def _enqueue(self, job_name: str, run_id: str, instance_type: str, count: int,
+                 quota: int) -> None:
+        """Queue the job's request as the type's next ticket, once per job.
+
+        Pointer, timeline and the entry in the pool's ``live`` map are written in one
+        transaction conditioned on the pool's ticket counter being the one read, so
+        a ticket is in the queue the moment it exists and tickets enter the queue
+        in their order (an older ticket is never invisible to a younger one's
+        admission). A race with another enqueue is decided again.
+        """
+        for _ in range(_ENQUEUE_TRIES):
+            item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
+                                        Key=_pool_key(instance_type)).get("Item")
+            last = int(item["next_ticket"]["N"]) if item else 0
+            ticket = last + 1
+            now = time.time()
+            reservation = Reservation(job_name, run_id, instance_type, count, quota, ticket,
+                                      now, now)
+            entry = {"M": {"count": {"N": str(count)}, "renewed_at": {"N": repr(now)}}}
+            if item:
+                pool_update = {
+                    "UpdateExpression": "SET next_ticket = :ticket, live.#t = :entry",
+                    "ConditionExpression": "next_ticket = :last",
+                    "ExpressionAttributeNames": {"#t": _live_key(ticket)},
+                    "ExpressionAttributeValues": {":ticket": {"N": str(ticket)},
+                                                  ":last": {"N": str(last)},
+                                                  ":entry": entry},
+                }
+            else:  # the type's first request creates its pool
+                pool_update = {
+                    "UpdateExpression": "SET next_ticket = :ticket, in_use = :zero, "
+                                        "version = :zero, live = :live",
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                    "ExpressionAttributeValues": {
+                        ":ticket": {"N": str(ticket)}, ":zero": {"N": "0"},
+                        ":live": {"M": {_live_key(ticket): entry}}},
+                }
+            try:
+                self.client.transact_write_items(TransactItems=[
+                    {"Put": {"TableName": self.table_name,
+                             "Item": _reservation_key(job_name) | {
+                                 "instance_type": {"S": instance_type},
+                                 "ticket": {"N": str(ticket)}},
+                             "ConditionExpression": "attribute_not_exists(pk)"}},
+                    {"Put": {"TableName": self.table_name,
+                             "Item": _reservation_item(reservation)
+                             | _timeline_key(instance_type, ticket)}},
+                    {"Update": {"TableName": self.table_name,
+                                "Key": _pool_key(instance_type), **pool_update}},
+                ])
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                if self._pointer(job_name) is not None:
+                    return  # a concurrent request of the same job queued it first
+                continue  # another job took ticket ``ticket``: take the next one
+            return
+        raise JobStoreError(f"could not queue the request of job {job_name}: "
+                            f"{_ENQUEUE_TRIES} tries lost races to other requests")
+
+    def _renew(self, instance_type: str, ticket: int, now: float, job_name: str) -> None:
+        """Keep a waiting ticket's lease (only while it is still live). Written at most
+        every quarter lease, not at every poll: the lease is what it protects."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name, Key=_pool_key(instance_type),
+                UpdateExpression="SET live.#t.renewed_at = :now",
+                ConditionExpression="attribute_exists(live.#t)",
+                ExpressionAttributeNames={"#t": _live_key(ticket)},
+                ExpressionAttributeValues={":now": {"N": repr(now)}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            raise ReservationReleasedError(
+                f"the instances of job {job_name} were released meanwhile; record a new "
+                "attempt to ask again") from exc
+
+    def release_instances(self, job_name: str, reason: str = "released"
+                          ) -> Reservation | None:
+        for _ in range(_ADMISSION_TRIES):
+            pointer = self._pointer(job_name)
+            if pointer is None:
+                return None
+            instance_type, ticket = pointer["instance_type"], int(pointer["ticket"])
+            entry = self._pool(instance_type).live.get(ticket)
+            if entry is None:  # released already
+                return self._timeline(instance_type, ticket)
+            held = "admitted_at" in entry
+            now = time.time()
+            expires = {"N": str(int(now + self.retention_days * 86400))}
+            names = {"#t": _live_key(ticket)}
+            if held:
+                pool_update = {
+                    "UpdateExpression": "SET in_use = in_use - :count, version = version + "
+                                        ":one REMOVE live.#t",
+                    "ConditionExpression": "attribute_exists(live.#t.admitted_at)",
+                    "ExpressionAttributeValues": {":count": {"N": str(int(entry["count"]))},
+                                                  ":one": {"N": "1"}},
+                }
+            else:
+                pool_update = {
+                    "UpdateExpression": "REMOVE live.#t",
+                    "ConditionExpression": "attribute_exists(live.#t) AND "
+                                           "attribute_not_exists(live.#t.admitted_at)",
+                }
+            try:
+                self.client.transact_write_items(TransactItems=[
+                    {"Update": {"TableName": self.table_name, "Key": _pool_key(instance_type),
+                                "ExpressionAttributeNames": names, **pool_update}},
+                    {"Update": {
+                        "TableName": self.table_name,
+                        "Key": _timeline_key(instance_type, ticket),
+                        "UpdateExpression": "SET released_at = :now, release_reason = :why, "
+                                            "expires_at = :expires",
+                        "ExpressionAttributeValues": {":now": {"N": repr(now)},
+                                                      ":why": {"S": reason},
+                                                      ":expires": expires},
+                    }},
+                    {"Update": {
+                        "TableName": self.table_name, "Key": _reservation_key(job_name),
+                        "UpdateExpression": "SET expires_at = :expires",
+                        "ExpressionAttributeValues": {":expires": expires},
+                    }},
+                ])
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                continue  # admitted or released concurrently: look again
+            return self._timeline(instance_type, ticket)
+        raise JobStoreError(f"could not release the instances of job {job_name}: it kept "
+                            f"changing concurrently ({_ADMISSION_TRIES} tries)")
+
+    def instances_in_use(self, instance_type: str) -> int:
+        return self._pool(instance_type).in_use
+
+    def reservation(self, job_name: str) -> Reservation | None:
+        pointer = self._pointer(job_name)
+        if pointer is None:
+            return None
+        return self._timeline(pointer["instance_type"], int(pointer["ticket"]))
+
+    def reservations(self, instance_type: str, active_only: bool = False
+                     ) -> list[Reservation]:
+        if active_only:  # the pool's live map names them: no read of the history
+            found = (self._timeline(instance_type, t)
+                     for t in sorted(self._pool(instance_type).live))
+            return [r for r in found if r is not None]
+        items = _query_all(self.client, TableName=self.table_name, ConsistentRead=True,
+                           KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                           ExpressionAttributeValues={":pk": {"S": _pool_pk(instance_type)},
+                                                      ":prefix": {"S": "ticket#"}})
+        return [_reservation(_plain(i)) for i in items]
+
+    def _pool(self, instance_type: str) -> _Pool:
+        item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
+                                    Key=_pool_key(instance_type)).get("Item")
+        return _Pool.from_item(item or {})
+
+    def _pointer(self, job_name: str) -> dict | None:
+        item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
+                                    Key=_reservation_key(job_name)).get("Item")
+        return _plain(item) if item else None
+
+    def _timeline(self, instance_type: str, ticket: int) -> Reservation | None:
+        item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
+                                    Key=_timeline_key(instance_type, ticket)).get("Item")
+        return _reservation(_plain(item)) if item else None
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """The pool item of an instance type: counters and the live requests by ticket."""
+
+    in_use: int
+    version: int
+    live: dict[int, dict[str, float]]  # ticket -> count, renewed_at[, admitted_at]
+
+    @classmethod
+    def from_item(cls, item: dict) -> _Pool:
+        live = {int(key[1:]): {name: float(value["N"]) for name, value in entry["M"].items()}
+                for key, entry in item.get("live", {}).get("M", {}).items()}
+        return cls(int(item.get("in_use", {}).get("N", 0)),
+                   int(item.get("version", {}).get("N", 0)), live)
+
+    def waiting(self) -> list[Reservation]:
+        """The unadmitted live requests, with what admission reads (count, lease)."""
+        return [Reservation("", "", "", int(entry["count"]), 0, ticket, 0.0,
+                            entry["renewed_at"])
+                for ticket, entry in self.live.items() if "admitted_at" not in entry]
+
+
 def create_job_table(table_name: str, client: Any, wait: bool = True) -> None:
     """Create the job store table (for dev accounts and tests; production expects it).
 
@@ -331,6 +640,47 @@ def _name_key(job_name: str) -> dict:
 
 def _owner_key(run_id: str) -> dict:
     return {"pk": {"S": f"owner#{run_id}"}, "sk": {"S": "owner"}}
+
+
+def _pool_pk(instance_type: str) -> str:
+    return f"instances#{instance_type}"
+
+
+def _pool_key(instance_type: str) -> dict:
+    return {"pk": {"S": _pool_pk(instance_type)}, "sk": {"S": POOL}}
+
+
+def _live_key(ticket: int) -> str:
+    return f"t{ticket}"
+
+
+def _timeline_key(instance_type: str, ticket: int) -> dict:
+    return {"pk": {"S": _pool_pk(instance_type)}, "sk": {"S": f"ticket#{ticket:012d}"}}
+
+
+def _reservation_key(job_name: str) -> dict:
+    return {"pk": {"S": f"reservation#{job_name}"}, "sk": {"S": "reservation"}}
+
+
+def _reservation_item(reservation: Reservation) -> dict:
+    item = {}
+    for name in _RESERVATION_FIELDS:
+        value = getattr(reservation, name)
+        if value is None:
+            continue
+        item[name] = ({"N": repr(value) if isinstance(value, float) else str(value)}
+                      if isinstance(value, int | float) else {"S": value})
+    return item
+
+
+def _reservation(plain: dict) -> Reservation:
+    values = {f: plain.get(f) for f in _RESERVATION_FIELDS}
+    for name in ("count", "quota", "ticket"):
+        values[name] = int(values[name])
+    for name in ("requested_at", "renewed_at", "admitted_at", "released_at"):
+        if values[name] is not None:
+            values[name] = float(values[name])
+    return Reservation(**values)
 
 
 def _sk(attempt: int) -> str:

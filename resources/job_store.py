@@ -23,6 +23,14 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from resources.instance_admission import (
+    Admission,
+    Reservation,
+    ReservationMismatchError,
+    ReservationReleasedError,
+    check_request,
+    decide,
+)
 from resources.job_status import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, TERMINAL
 from resources.liveness import ProcessIdentity
 
@@ -112,7 +120,9 @@ class JobStore(dg.ConfigurableResource):
         default=60.0,
         description="An owner run on another host whose heartbeat is older than this is "
         "dead, and its in-flight jobs are adopted by the next run (on this host a dead "
-        "process is seen at once). Keep it several heartbeats long.",
+        "process is seen at once). Keep it several heartbeats long. It is also the lease "
+        "of a request waiting for instances (instance_quotas): one not renewed this long "
+        "stops holding up younger requests.",
     )
     run_workers_on_this_host: bool = Field(
         default=True,
@@ -174,6 +184,56 @@ class JobStore(dg.ConfigurableResource):
     def owner(self, run_id: str) -> OwnerRecord | None:
         raise NotImplementedError(type(self).__name__)
 
+    # --- instance admission (see resources.instance_admission) ----------------------
+
+    def reserve_instances(self, job_name: str, run_id: str, instance_type: str, count: int,
+                          quota: int) -> Admission:
+        """Ask for ``count`` instances of ``instance_type`` for ``job_name``; one atomic step.
+
+        The first call queues the request (a ticket); every call renews the ticket
+        and admits it if it fits by the fairness rule; a call for an admitted job
+        answers admitted again. Raises ``RequestExceedsQuotaError`` when ``count``
+        exceeds ``quota`` (it can never fit), ``ReservationReleasedError`` when the
+        job's reservation was released meanwhile, ``ReservationMismatchError`` when
+        the job first asked for another type or count.
+        """
+        raise NotImplementedError(type(self).__name__)
+
+    def release_instances(self, job_name: str, reason: str = "released"
+                          ) -> Reservation | None:
+        """Give the job's instances (or its waiting ticket) back; idempotent.
+
+        Returns the reservation as released (None if the job never reserved).
+        Reaching a terminal status releases too, in the store's ``transition``.
+        """
+        raise NotImplementedError(type(self).__name__)
+
+    def instances_in_use(self, instance_type: str) -> int:
+        """Instances of the type held by admitted, unreleased reservations."""
+        raise NotImplementedError(type(self).__name__)
+
+    def reservation(self, job_name: str) -> Reservation | None:
+        raise NotImplementedError(type(self).__name__)
+
+    def reservations(self, instance_type: str, active_only: bool = False
+                     ) -> list[Reservation]:
+        """The type's reservations, oldest ticket first: the admission timeline (with
+        ``active_only``: those waiting or held)."""
+        raise NotImplementedError(type(self).__name__)
+
+
+def check_reservation(existing: Reservation, instance_type: str, count: int) -> None:
+    """A job's second request must be its first one again, and not released."""
+    if (existing.instance_type, existing.count) != (instance_type, count):
+        raise ReservationMismatchError(
+            f"job {existing.job_name} reserved {existing.count} {existing.instance_type} and "
+            f"now asks for {count} {instance_type}; a job's instances do not change: "
+            "record a new attempt")
+    if existing.released_at is not None:
+        raise ReservationReleasedError(
+            f"the instances of job {existing.job_name} were released "
+            f"({existing.release_reason}); record a new attempt to ask again")
+
 
 def check_transition(record: JobRecord, new_status: str, expected: str | None) -> None:
     if new_status not in ALL_STATUSES:
@@ -205,6 +265,21 @@ CREATE TABLE IF NOT EXISTS processing_jobs (
     PRIMARY KEY (asset_key, partition_key, attempt)
 );
 CREATE INDEX IF NOT EXISTS processing_jobs_status ON processing_jobs (status);
+CREATE TABLE IF NOT EXISTS instance_reservations (
+    ticket INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_name TEXT NOT NULL UNIQUE,
+    run_id TEXT NOT NULL,
+    instance_type TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    quota INTEGER NOT NULL,
+    requested_at REAL NOT NULL,
+    renewed_at REAL NOT NULL,
+    admitted_at REAL,
+    released_at REAL,
+    release_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS instance_reservations_active
+    ON instance_reservations (instance_type, released_at);
 CREATE TABLE IF NOT EXISTS run_owners (
     run_id TEXT PRIMARY KEY,
     host TEXT NOT NULL,
@@ -213,6 +288,10 @@ CREATE TABLE IF NOT EXISTS run_owners (
     heartbeat_at REAL NOT NULL
 );
 """
+_RESERVATION_COLUMNS = (
+    "job_name, run_id, instance_type, count, quota, ticket, requested_at, renewed_at, "
+    "admitted_at, released_at, release_reason"
+)
 _COLUMNS = (
     "asset_key, partition_key, attempt, job_name, status, run_id, backend, created_at, "
     "updated_at, started_at, ended_at, failure_reason"
@@ -224,7 +303,10 @@ class SQLiteJobStore(JobStore):
 
     Creation runs in an ``IMMEDIATE`` transaction (a write lock taken before the
     in-flight check), so the check and the insert are one atomic step across
-    threads and processes; the primary key backs it up.
+    threads and processes; the primary key backs it up. Instance reservations
+    (table ``instance_reservations``, ticket = autoincrement key) are decided and
+    written in one such transaction too, and a terminal status releases the job's
+    reservation in the transaction that records it.
     """
 
     path: str = Field(
@@ -310,6 +392,8 @@ class SQLiteJobStore(JobStore):
                     "WHERE job_name=? AND status=?",
                     (new_status, now, started, ended, failure_reason, job_name, record.status),
                 )
+                if new_status in TERMINAL:
+                    self._release(db, job_name, f"job {new_status}", now)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -380,3 +464,81 @@ class SQLiteJobStore(JobStore):
                 "WHERE run_id=?", (run_id,),
             ).fetchone()
         return OwnerRecord(**dict(row)) if row else None
+
+    # --- instance admission ---------------------------------------------------------
+
+    @staticmethod
+    def _reservation(row: sqlite3.Row | None) -> Reservation | None:
+        return Reservation(**dict(row)) if row else None
+
+    def reserve_instances(self, job_name, run_id, instance_type, count, quota):
+        check_request(instance_type, count, quota)
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                now = time.time()
+                mine = self._reservation(db.execute(
+                    f"SELECT {_RESERVATION_COLUMNS} FROM instance_reservations "
+                    "WHERE job_name=?", (job_name,)).fetchone())
+                if mine is None:
+                    ticket = db.execute(
+                        "INSERT INTO instance_reservations (job_name, run_id, instance_type, "
+                        "count, quota, requested_at, renewed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (job_name, run_id, instance_type, count, quota, now, now)).lastrowid
+                    mine = Reservation(job_name, run_id, instance_type, count, quota, ticket,
+                                       now, now)
+                check_reservation(mine, instance_type, count)
+                in_use = self._in_use(db, instance_type)
+                if mine.admitted_at is not None:
+                    db.execute("COMMIT")
+                    return Admission(True, in_use, 0, instance_type, count, quota)
+                waiting = [self._reservation(r) for r in db.execute(
+                    f"SELECT {_RESERVATION_COLUMNS} FROM instance_reservations WHERE "
+                    "instance_type=? AND released_at IS NULL AND admitted_at IS NULL "
+                    "AND ticket<?", (instance_type, mine.ticket))]
+                admission = decide(mine.ticket, count, quota, instance_type, in_use, waiting,
+                                   now, self.lease_seconds)
+                db.execute(
+                    "UPDATE instance_reservations SET renewed_at=?, admitted_at=? "
+                    "WHERE job_name=?", (now, now if admission.admitted else None, job_name))
+                db.execute("COMMIT")
+                return admission
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _in_use(db: sqlite3.Connection, instance_type: str) -> int:
+        return db.execute(
+            "SELECT COALESCE(SUM(count), 0) FROM instance_reservations WHERE instance_type=? "
+            "AND released_at IS NULL AND admitted_at IS NOT NULL", (instance_type,),
+        ).fetchone()[0]
+
+    @staticmethod
+    def _release(db: sqlite3.Connection, job_name: str, reason: str, now: float) -> None:
+        db.execute(
+            "UPDATE instance_reservations SET released_at=?, release_reason=? "
+            "WHERE job_name=? AND released_at IS NULL", (now, reason, job_name))
+
+    def release_instances(self, job_name, reason="released"):
+        with self._connect() as db:
+            self._release(db, job_name, reason, time.time())
+        return self.reservation(job_name)
+
+    def instances_in_use(self, instance_type):
+        with self._connect() as db:
+            return self._in_use(db, instance_type)
+
+    def reservation(self, job_name):
+        with self._connect() as db:
+            return self._reservation(db.execute(
+                f"SELECT {_RESERVATION_COLUMNS} FROM instance_reservations WHERE job_name=?",
+                (job_name,)).fetchone())
+
+    def reservations(self, instance_type, active_only=False):
+        active = " AND released_at IS NULL" if active_only else ""
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {_RESERVATION_COLUMNS} FROM instance_reservations "
+                f"WHERE instance_type=?{active} ORDER BY ticket", (instance_type,)).fetchall()
+        return [self._reservation(r) for r in rows]

@@ -19,7 +19,7 @@ import boto3
 import dagster as dg
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from resources.container_launch import ContainerLaunch, custom_image, framework_image
 from resources.job_status import STOPPING, TERMINAL
@@ -73,6 +73,15 @@ class SageMakerProcessing(dg.ConfigurableResource):
     quota_wait_seconds: float = Field(
         default=6 * 3600,
         description="Give up resubmitting after the instance quota stayed exhausted this long.",
+    )
+    instance_quotas: dict[str, int] = Field(
+        default_factory=dict,
+        description="Instance admission: the account's processing instance quota per "
+        "instance type, e.g. {'ml.m5.xlarge': 20}. A job starts only when its instances fit "
+        "next to those of running jobs (admission is atomic across runs, fair per type, "
+        "recorded in the job store); a waiting step logs what it waits for. A type not "
+        "listed has no admission control. Empty (the default): none at all, as before. On "
+        "AWS: BATCH_INSTANCE_QUOTAS='ml.m5.xlarge=20,ml.m5.large=10'.",
     )
     image_uri: str = Field(
         default="",
@@ -156,6 +165,15 @@ class SageMakerProcessing(dg.ConfigurableResource):
     @property
     def backend_name(self) -> str:
         return self.backend
+
+    @field_validator("instance_quotas")
+    @classmethod
+    def _positive_quotas(cls, quotas: dict[str, int]) -> dict[str, int]:
+        bad = {name: value for name, value in quotas.items() if value < 1}
+        if bad:
+            raise ValueError(f"instance_quotas must be at least 1 instance per type, got {bad}: "
+                             "remove a type to turn its admission control off")
+        return quotas
 
     def network(self) -> NetworkSpec:
         return NetworkSpec(

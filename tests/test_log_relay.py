@@ -326,13 +326,9 @@ def test_pipeline_step_log_shows_each_instances_summary(pipeline):
         local_work_dir=str(pipeline.root / "processing"), poll_interval_seconds=0.1,
         log_relay_seconds=0.1, local_stop_grace_seconds=2.0)
     day = SMALL_DATA.days[0]
-    job = pipeline.definitions().resolve_job_def("score_predictions")
-    # the day's partition that scores churn_xgb ("day|model", or the day alone)
-    key = next(k for k in job.partitions_def.get_partition_keys()
-               if k.split("|")[0] == day and k.split("|")[-1] in (day, "churn_xgb"))
     instance = dg.DagsterInstance.ephemeral()
     started = time.monotonic()
-    result = pipeline.run_job("score_predictions", key, instance=instance)
+    result = pipeline.score(day, "churn_xgb", instance=instance)
     bound = int((time.monotonic() - started) // PROGRESS_INTERVAL_SECONDS) + 1
     assert result.success
     by_step: dict[str, list[str]] = {}

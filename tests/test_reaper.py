@@ -114,3 +114,53 @@ def test_job_that_ends_while_its_owner_is_dead_is_recorded_as_it_ended(tmp_path,
     report = reap(instance, store, client, registry, LOG)
     assert report.reconciled_jobs == {"job-left-behind": COMPLETED}
     assert store.get(record.job_name).status == COMPLETED
+
+
+def start_holder(tmp_path, store_path: str, partition: str, job_name: str, count: int,
+                 quota: int) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("admission_holder.py")), store_path,
+         partition, job_name, str(count), str(quota)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path, text=True)
+    line = process.stdout.readline().strip()
+    assert line in ("ADMITTED", "WAITING"), f"{line} (exit {process.poll()})"
+    return process, line
+
+
+def test_killed_owners_give_their_instances_and_their_place_in_line_back(tmp_path, instance):
+    """A SIGKILLed run that held instances, and one that waited for them, both hold up
+    a live run; the reaper closes their never-submitted jobs, which releases both."""
+    store = SQLiteJobStore(path=str(tmp_path / "jobs.sqlite3"))
+    client = LocalProcessingClient(LocalBucketStorage(root=str(tmp_path / "bucket")),
+                                   tmp_path / "jobs")
+    registry = load_registry()
+    xl = "ml.m5.xlarge"
+    holder, holder_state = start_holder(tmp_path, store.path, "2026-11-01|a", "held-job", 3, 4)
+    waiter, waiter_state = start_holder(tmp_path, store.path, "2026-11-01|b", "waiting-job",
+                                        4, 4)
+    assert (holder_state, waiter_state) == ("ADMITTED", "WAITING")
+    store.register_owner("live-run", this_process())
+    store.create_attempt("predictions", "2026-11-01|c", lambda _a: "live-job", "live-run",
+                         "local")
+    blocked = store.reserve_instances("live-job", "live-run", xl, 1, 4)
+    assert (blocked.admitted, blocked.ahead, blocked.in_use) == (False, 1, 3)
+    store.reserve_instances("no-record-job", "gone-run", xl, 1, 4)  # its record is gone
+
+    alive = reap(instance, store, client, registry, LOG, instance_types=[xl])
+    assert not alive.reconciled_jobs  # live owners keep theirs
+    assert alive.released_reservations == {"no-record-job": "its job has no record"}
+    assert store.instances_in_use(xl) == 3
+
+    for process in (holder, waiter):
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    report = reap(instance, store, client, registry, LOG, instance_types=[xl])
+    assert report.reconciled_jobs == {"held-job": FAILED, "waiting-job": FAILED}
+    for job in ("held-job", "waiting-job"):
+        assert store.reservation(job).release_reason == "job Failed"
+    assert store.instances_in_use(xl) == 0
+    admitted = store.reserve_instances("live-job", "live-run", xl, 1, 4)
+    assert (admitted.admitted, admitted.in_use) == (True, 1)
+    assert store.reservation("live-job").held  # the live run's instances were not touched
+    assert not reap(instance, store, client, registry, LOG,
+                    instance_types=[xl]).released_reservations
