@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
+    # the level name lets the run log's relay (resources/log_relay.py) tell errors apart
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s",
                         stream=sys.stdout)
     args = build_parser().parse_args(argv)
     env = ProcessingEnvironment.from_environment()
