@@ -27,6 +27,7 @@ from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.trained_model import build_trained_model_asset
 from resources.dynamodb_job_store import DynamoDBJobStore
 from resources.instance_admission import parse_instance_quotas
+from resources.job_cost import parse_instance_prices
 from resources.job_store import SQLiteJobStore
 from resources.processing import SAGEMAKER_BACKEND, SageMakerProcessing
 from resources.s3_storage import S3BucketStorage
@@ -52,6 +53,9 @@ AWS_SETTINGS: dict[str, tuple[bool, str]] = {
     "BATCH_LOGS_ENDPOINT_URL": (
         False, "CloudWatch Logs endpoint the containers' log lines are read from for the "
         "run log (VPC endpoint, tests)"),
+    "BATCH_INSTANCE_PRICES": (
+        False, "USD per instance-hour per type, 'ml.m5.xlarge=0.23,ml.m5.large=0.115' (from "
+        "aws.amazon.com/sagemaker/pricing, Processing): cost estimates in the metadata"),
     "BATCH_INSTANCE_QUOTAS": (
         False, "processing instance quota per type, 'ml.m5.xlarge=20,ml.m5.large=10': a job "
         "starts only when its instances fit (types not listed, or unset: no admission)"),
@@ -94,11 +98,14 @@ def aws_resources(environment: Mapping[str, str]) -> dict:
     try:  # a dict cannot come through dg.EnvVar either: parsed here, at load time
         quotas = parse_instance_quotas(environment.get("BATCH_INSTANCE_QUOTAS", ""),
                                        "BATCH_INSTANCE_QUOTAS")
+        prices = parse_instance_prices(environment.get("BATCH_INSTANCE_PRICES", ""),
+                                       "BATCH_INSTANCE_PRICES")
     except ValueError as exc:
         raise dg.DagsterInvalidDefinitionError(str(exc)) from exc
 
     processing_settings = {
         "instance_quotas": quotas or None,
+        "instance_prices": prices or None,
         "image_uri": optional("BATCH_IMAGE_URI"),
         "job_name_prefix": optional("BATCH_JOB_NAME_PREFIX"),
         "endpoint_url": optional("BATCH_SAGEMAKER_ENDPOINT_URL"),

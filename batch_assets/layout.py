@@ -7,7 +7,8 @@
     models/<model>/sources/<sha256 head>/...              imported artifacts as delivered
     predictions/<model>/dt=YYYY-MM-DD/<stem>.parquet      output columns per input file
     predictions/<model>/dt=YYYY-MM-DD/_manifests/<stem>.json  written last, per input file
-    jobs/<job-name>/...                                   per-job inputs (manifest, spec)
+    jobs/<job-name>/...                                   per-job inputs (manifest, spec),
+                                                          and cost.json once it ended
 """
 
 from __future__ import annotations
@@ -57,3 +58,8 @@ def job_prefix(job_name: str) -> str:
 
 def job_plan_key(job_name: str) -> str:
     return job_prefix(job_name) + "plan.json"
+
+
+def job_cost_key(job_name: str) -> str:
+    """The ended job's ``JobCost``: read back for a day's total across its jobs."""
+    return job_prefix(job_name) + "cost.json"

@@ -32,6 +32,7 @@ from batch_assets.model_pointer import CurrentModel, ModelNotTrainedError, read_
 from batch_assets.orchestration import PREDICTIONS_BACKFILL, PROCESSING_POOL, TRANSIENT_RETRY
 from batch_assets.partitions import prediction_partitions
 from batch_assets.registry import Registry
+from batch_assets.scoring_cost import cost_metadata, day_cost, record_job_cost
 from batch_assets.scoring_groups import (
     ScoringGroup,
     model_of,
@@ -49,6 +50,7 @@ from batch_assets.scoring_plan import (
 from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.trained_model import GROUP
 from container.contract import ModelFailure, PlannedModel, ScoringPlan
+from resources.job_cost import shares
 from resources.job_status import COMPLETED
 from resources.job_store import JobStore
 from resources.local_processing.manifest_file import build_manifest
@@ -162,17 +164,26 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
     failures: list[str] = []
     model_failures: list[ModelFailure] = []
     failed_job = outcome is not None and outcome.status != COMPLETED
+    for state in ready:
+        state.after = tally_partition(storage, state.model, day, inputs, state.current.version)
+    cost, share = None, {}
+    if outcome is not None:
+        cost = record_job_cost(storage, processing.instance_prices, outcome.description,
+                               outcome.seconds)
+        share = shares({d.model: _predict_seconds(d, outcome.record.job_name)
+                        for d in pending})
+    costs = day_cost(storage, job_store, registry, day)
     for model in selected:
         state = days[model]
         if state.current is None:
             failures.append(f"{model}: {state.problem}")
             continue
-        state.after = tally_partition(storage, model, day, inputs, state.current.version)
         instances = max((registry.get(d.model).instance_count for d in pending),
                         default=registry.get(model).instance_count)
         metadata = _metadata(storage, processing, runner, group, day, state, outcome,
                              len(pending)) | {"instance_type": group.instance_type,
                                               "instances": instances}
+        metadata |= cost_metadata(cost if model in share else None, share.get(model), costs)
         reported = (read_model_failures(storage, model, day, outcome.record.job_name)
                     if outcome is not None and not state.after.complete else [])
         if reported:  # the model failed in a job that completed for the others
@@ -190,6 +201,12 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
         yield from _checks(registry, storage, job_store, model, day, checks, partition)
     if failures:
         raise _failure(processing, runner, outcome, failures, days, model_failures)
+
+
+def _predict_seconds(state: _ModelDay, job_name: str) -> float:
+    """What the model's predictor spent in job ``job_name`` (its manifests say)."""
+    return sum(m.predict_seconds or 0.0 for m in state.after.done.values()
+               if m.job_name == job_name)
 
 
 def _current(storage: ObjectStorage, model: str) -> _ModelDay:

@@ -83,6 +83,15 @@ class SageMakerProcessing(dg.ConfigurableResource):
         "listed has no admission control. Empty (the default): none at all, as before. On "
         "AWS: BATCH_INSTANCE_QUOTAS='ml.m5.xlarge=20,ml.m5.large=10'.",
     )
+    instance_prices: dict[str, float] = Field(
+        default_factory=dict,
+        description="Cost estimates: USD per instance-hour per processing instance type, "
+        "e.g. {'ml.m5.xlarge': 0.23}, maintained by you from "
+        "https://aws.amazon.com/sagemaker/pricing/ (Processing, your region). Every scoring "
+        "materialization then records its job's estimated cost, the model's share and the "
+        "day's total. A type not listed: billed instance-seconds only. On AWS: "
+        "BATCH_INSTANCE_PRICES='ml.m5.xlarge=0.23,ml.m5.large=0.115'.",
+    )
     image_uri: str = Field(
         default="",
         description="Container image built from container/Dockerfile. Empty with the "

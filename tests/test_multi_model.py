@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pyarrow.parquet as pq
+import pytest
 
 from batch_assets.model_pointer import read_current_model
 from batch_assets.registry import load_registry
@@ -22,6 +23,8 @@ def _outputs(pipeline, model):
 
 def test_one_job_scores_every_selected_model_like_single_model_jobs(pipeline, tmp_path,
                                                                    trained_template):
+    pipeline.processing = pipeline.processing.model_copy(
+        update={"instance_prices": {"ml.m5.xlarge": 0.5}})
     result = pipeline.score(DAY, *MODELS)
     metas = {model: materialization(result, model) for model in MODELS}
     (attempt,) = pipeline.attempts(DAY, "churn_xgb")
@@ -34,6 +37,16 @@ def test_one_job_scores_every_selected_model_like_single_model_jobs(pipeline, tm
         assert meta["predict_seconds"] > 0
         checks = check_evaluations(result, model)
         assert checks["predictions_complete"].passed and checks["predictions_valid"].passed
+    # cost: the job's instance-seconds at the listed price, shared by predict seconds
+    first = metas["churn_xgb"]
+    assert first["billed_instance_seconds"] == pytest.approx(2 * first["seconds"], abs=0.2)
+    job_usd = first["job_estimated_cost_usd"]
+    assert job_usd == pytest.approx(first["billed_instance_seconds"] / 3600 * 0.5, abs=1e-4)
+    assert sum(m["cost_share"] for m in metas.values()) == pytest.approx(1.0, abs=1e-3)
+    assert sum(m["estimated_cost_usd"] for m in metas.values()) == pytest.approx(job_usd,
+                                                                                abs=1e-3)
+    assert all(m["day_estimated_cost_usd"] == job_usd for m in metas.values())
+    assert all(m["day_scoring_jobs"] == 1 for m in metas.values())
     # a job per model, in a copy of the same bucket, writes the same predictions
     shutil.copytree(trained_template, tmp_path / "single" / "bucket")
     single = make_pipeline(tmp_path / "single", pipeline.registry_path)
