@@ -91,15 +91,16 @@ def _model_request(processing: SageMakerProcessing, launch: ContainerLaunch, spe
 def scoring_request(
     processing: SageMakerProcessing, launch: ContainerLaunch, specs: list[ModelSpec],
     job_name: str, *, manifest_uri: str, models_manifest_uri: str, config_uri: str,
-    output_uri: str, tags: dict[str, str],
+    output_uri: str, instance_count: int, tags: dict[str, str],
 ) -> dict:
     """One job for every model in ``specs`` (one scoring group: one dataset, one
     instance type). Input files are listed in a manifest and sharded by key across
     the instances; the models' bundles (a manifest below ``models/``) and the scoring
     plan (``config_uri``) are copied to every instance; outputs go below
     ``output_uri`` (``predictions/``) per model and upload continuously, so files
-    finished before a failure are kept. The job has the largest ``instance_count`` of
-    its models; the engine's knobs are the first set in registry order."""
+    finished before a failure are kept. ``instance_count`` is the step's sizing
+    (``batch_assets.sizing``: the largest fixed count of its models, or "auto"); the
+    engine's knobs are the first set in registry order."""
     return build_processing_job_request(ProcessingJobSpec(
         job_name=job_name,
         image_uri=launch.image_uri,
@@ -116,7 +117,7 @@ def scoring_request(
         environment=launch.environment,
         outputs=[OutputChannel(PREDICTIONS_OUTPUT, output_uri,
                                output_path(PREDICTIONS_OUTPUT), upload_mode="Continuous")],
-        cluster=ClusterSpec(specs[0].instance_type, max(s.instance_count for s in specs),
+        cluster=ClusterSpec(specs[0].instance_type, instance_count,
                             processing.volume_size_gb, processing.volume_kms_key_id),
         output_kms_key_id=processing.output_kms_key_id,
         network=processing.network(),

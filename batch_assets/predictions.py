@@ -47,6 +47,7 @@ from batch_assets.scoring_plan import (
     tally_partition,
     write_job_plan,
 )
+from batch_assets.sizing import SizingPlan, plan_instances
 from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.trained_model import GROUP
 from container.contract import ModelFailure, PlannedModel, ScoringPlan
@@ -141,6 +142,7 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
     days = {model: _current(storage, model) for model in selected}
     ready = [d for d in days.values() if d.current is not None]
     outcome: JobOutcome | None = None
+    sizing: SizingPlan | None = None
     pending: list[_ModelDay] = []
     with PartitionJobRunner(context, group.name, day, storage, job_store,
                             processing) as runner:
@@ -154,10 +156,12 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
                 f"{len(inputs)} input files; to score: "
                 + ", ".join(f"{d.model} {len(d.before.pending)} files (version "
                             f"{d.current.version})" for d in pending))
+            sizing = _size(storage, registry, processing, group, day, pending)
+            context.log.info(f"{sizing.instances} x {group.instance_type}: {sizing.reason}")
             outcome = runner.run_new_attempt(
                 ("pred", group.name.removeprefix("score_"), day.replace("-", "")),
                 lambda job_name: _request(processing, storage, registry, group, context,
-                                          job_name, day, pending))
+                                          job_name, day, pending, sizing.instances))
         else:
             context.log.info(f"all {len(inputs)} files already scored by "
                              f"{', '.join(selected)}: nothing to run")
@@ -178,11 +182,12 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
         if state.current is None:
             failures.append(f"{model}: {state.problem}")
             continue
-        instances = max((registry.get(d.model).instance_count for d in pending),
-                        default=registry.get(model).instance_count)
+        instances = sizing.instances if sizing else registry.get(model).instance_count
         metadata = _metadata(storage, processing, runner, group, day, state, outcome,
                              len(pending)) | {"instance_type": group.instance_type,
                                               "instances": instances}
+        if sizing is not None and model in share:
+            metadata["sizing"] = dg.MetadataValue.json(sizing.metadata())
         metadata |= cost_metadata(cost if model in share else None, share.get(model), costs)
         reported = (read_model_failures(storage, model, day, outcome.record.job_name)
                     if outcome is not None and not state.after.complete else [])
@@ -228,9 +233,19 @@ def _checks(registry: Registry, storage: ObjectStorage, job_store: JobStore, mod
     yield from evaluate_checks(registry, storage, job_store, partition, model, day, selected)
 
 
+def _size(storage: ObjectStorage, registry: Registry, processing: SageMakerProcessing,
+          group: ScoringGroup, day: str, pending: list[_ModelDay]) -> SizingPlan:
+    """How many instances the day's job gets (``batch_assets.sizing``)."""
+    files = {i.relative: i.size for d in pending for i in d.before.pending}
+    return plan_instances(
+        storage, [registry.get(d.model) for d in pending],
+        {d.model: sum(i.size for i in d.before.pending) for d in pending}, len(files), day,
+        processing.instance_quotas.get(group.instance_type))
+
+
 def _request(processing: SageMakerProcessing, storage: ObjectStorage, registry: Registry,
              group: ScoringGroup, context: dg.AssetExecutionContext, job_name: str, day: str,
-             pending: list[_ModelDay]) -> dict:
+             pending: list[_ModelDay], instances: int) -> dict:
     """The job's inputs (the union of the models' pending files, the models' bundles,
     the scoring plan) and its ``create_processing_job`` request."""
     files = list(dict.fromkeys(i.relative for d in pending for i in d.before.pending))
@@ -264,7 +279,7 @@ def _request(processing: SageMakerProcessing, storage: ObjectStorage, registry: 
         job_name, manifest_uri=storage.uri(data_manifest),
         models_manifest_uri=storage.uri(models_manifest),
         config_uri=storage.uri(config_prefix),
-        output_uri=storage.uri("predictions/"),
+        output_uri=storage.uri("predictions/"), instance_count=instances,
         tags=job_tags(group.name, day, context.run.run_id),
     )
 

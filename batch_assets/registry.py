@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
 
+from batch_assets.instance_types import vcpus
 from container.contract import (
     FRAMEWORKS,
     LOWER_IS_BETTER,
@@ -81,6 +82,10 @@ class ModelSpec:
     model_file: str = ""
     holdout_data: str = ""
     class_labels: tuple[str, ...] = ()
+    # instance_count = "auto": sized per day to finish in target_minutes
+    # (batch_assets.sizing); instance_count then holds max_instance_count
+    auto_instances: bool = False
+    target_minutes: float | None = None
 
     @property
     def imported(self) -> bool:
@@ -141,7 +146,8 @@ _REQUIRED = ("name", "framework", "dataset", "key_columns", "features", "instanc
 _SOURCES = ("training_data", "artifact")
 _OPTIONAL = ("training_data", "label", "artifact", "model_file", "holdout_data",
              "class_labels", "categorical_features", "training_instance_type",
-             "hyperparameters", "inference", "task", "output")
+             "hyperparameters", "inference", "task", "output", "target_minutes",
+             "max_instance_count")
 _TRAINING_ONLY = ("hyperparameters",)
 _IMPORT_ONLY = ("artifact", "model_file", "holdout_data", "class_labels")
 
@@ -252,9 +258,7 @@ def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
     if training_instance_type is not None:
         training_instance_type = _instance_type(training_instance_type,
                                                 "training_instance_type", fail)
-    count = entry["instance_count"]
-    if not isinstance(count, int) or not 1 <= count <= 100:
-        raise fail(f"instance_count must be a whole number in 1..100, got {count!r}")
+    count, target_minutes = _instance_count(entry, instance_type, fail)
     metric = entry["quality_metric"]
     if metric not in QUALITY_METRICS[task]:
         raise fail(f"quality_metric {metric!r} does not fit task {task!r}; a {task} model "
@@ -283,7 +287,34 @@ def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
         passthrough_columns=passthrough,
         artifact=artifact, model_file=model_file, holdout_data=holdout,
         class_labels=class_labels,
+        auto_instances=target_minutes is not None, target_minutes=target_minutes,
     )
+
+
+def _instance_count(entry: dict, instance_type: str, fail) -> tuple[int, float | None]:
+    """(instances, None) for a fixed count; (max_instance_count, target_minutes) for
+    ``instance_count = "auto"``."""
+    count = entry["instance_count"]
+    if count != "auto":
+        if "target_minutes" in entry or "max_instance_count" in entry:
+            raise fail("target_minutes and max_instance_count go with instance_count = "
+                       "\"auto\"; with a fixed instance_count remove them")
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100:
+            raise fail(f"instance_count must be a whole number in 1..100 or \"auto\", got "
+                       f"{count!r}")
+        return count, None
+    target = entry.get("target_minutes")
+    if isinstance(target, bool) or not isinstance(target, int | float) or not target > 0:
+        raise fail(f"instance_count = \"auto\" needs target_minutes, the time a day's "
+                   f"scoring should take (a number > 0, e.g. 30), got {target!r}")
+    largest = entry.get("max_instance_count", 10)
+    if isinstance(largest, bool) or not isinstance(largest, int) or not 1 <= largest <= 100:
+        raise fail(f"max_instance_count must be a whole number in 1..100, got {largest!r}")
+    if vcpus(instance_type) is None:
+        raise fail(f"instance_count = \"auto\" needs an instance type whose size names its "
+                   f"cores (medium, large, xlarge, 2xlarge, ...), not {instance_type!r}; "
+                   "give a fixed instance_count")
+    return largest, float(target)
 
 
 def _source_of(entry: dict, fail) -> str:

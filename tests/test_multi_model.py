@@ -10,6 +10,7 @@ import pytest
 from batch_assets.model_pointer import read_current_model
 from batch_assets.registry import load_registry
 from batch_assets.scoring_groups import group_of, scoring_groups
+from resources.processing import SageMakerProcessing
 from tests.conftest import SMALL_DATA, check_evaluations, make_pipeline, materialization
 from tests.helpers import read_outputs
 
@@ -23,8 +24,8 @@ def _outputs(pipeline, model):
 
 def test_one_job_scores_every_selected_model_like_single_model_jobs(pipeline, tmp_path,
                                                                    trained_template):
-    pipeline.processing = pipeline.processing.model_copy(
-        update={"instance_prices": {"ml.m5.xlarge": 0.5}})
+    pipeline.processing = SageMakerProcessing(**{**pipeline.processing.model_dump(),
+                                                 "instance_prices": {"ml.m5.xlarge": 0.5}})
     result = pipeline.score(DAY, *MODELS)
     metas = {model: materialization(result, model) for model in MODELS}
     (attempt,) = pipeline.attempts(DAY, "churn_xgb")
