@@ -65,13 +65,30 @@ AWS_SETTINGS: dict[str, tuple[bool, str]] = {
 }
 
 
-def local_resources(data_dir: str = ".data") -> dict:
-    """The embedded default: everything under one local folder."""
+def local_resources(data_dir: str = ".data", instance_quotas: dict[str, int] | None = None,
+                    instance_prices: dict[str, float] | None = None) -> dict:
+    """The embedded default: everything under one local folder (optionally with instance
+    admission and cost estimates, as on AWS)."""
     return {
         "storage": LocalBucketStorage(root=f"{data_dir}/bucket"),
         "job_store": SQLiteJobStore(path=f"{data_dir}/jobs.sqlite3"),
-        "processing": SageMakerProcessing(local_work_dir=f"{data_dir}/processing"),
+        "processing": SageMakerProcessing(local_work_dir=f"{data_dir}/processing",
+                                          instance_quotas=instance_quotas or {},
+                                          instance_prices=instance_prices or {}),
     }
+
+
+def instance_tables(environment: Mapping[str, str]) -> tuple[dict[str, int], dict[str, float]]:
+    """``BATCH_INSTANCE_QUOTAS`` and ``BATCH_INSTANCE_PRICES`` (both modes), parsed at
+    load time (a dict cannot come through ``dg.EnvVar``); a malformed value fails
+    loading with the variable's name and the format."""
+    try:
+        return (parse_instance_quotas(environment.get("BATCH_INSTANCE_QUOTAS", ""),
+                                      "BATCH_INSTANCE_QUOTAS"),
+                parse_instance_prices(environment.get("BATCH_INSTANCE_PRICES", ""),
+                                      "BATCH_INSTANCE_PRICES"))
+    except ValueError as exc:
+        raise dg.DagsterInvalidDefinitionError(str(exc)) from exc
 
 
 def aws_resources(environment: Mapping[str, str]) -> dict:
@@ -95,13 +112,7 @@ def aws_resources(environment: Mapping[str, str]) -> dict:
         value = environment.get(name, "")
         return [item.strip() for item in value.split(",") if item.strip()] or None
 
-    try:  # a dict cannot come through dg.EnvVar either: parsed here, at load time
-        quotas = parse_instance_quotas(environment.get("BATCH_INSTANCE_QUOTAS", ""),
-                                       "BATCH_INSTANCE_QUOTAS")
-        prices = parse_instance_prices(environment.get("BATCH_INSTANCE_PRICES", ""),
-                                       "BATCH_INSTANCE_PRICES")
-    except ValueError as exc:
-        raise dg.DagsterInvalidDefinitionError(str(exc)) from exc
+    quotas, prices = instance_tables(environment)
 
     processing_settings = {
         "instance_quotas": quotas or None,
@@ -139,7 +150,8 @@ def aws_resources(environment: Mapping[str, str]) -> dict:
 def resources_for(environment: Mapping[str, str]) -> dict:
     mode = environment.get(MODE_VARIABLE, "local")
     if mode == "local":
-        return local_resources()
+        quotas, prices = instance_tables(environment)
+        return local_resources(instance_quotas=quotas, instance_prices=prices)
     if mode == "aws":
         return aws_resources(environment)
     raise dg.DagsterInvalidDefinitionError(

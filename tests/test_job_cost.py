@@ -42,3 +42,12 @@ def test_job_cost_is_instances_times_seconds_at_the_listed_price():
     assert job_cost(described, 900.0, {}).usd is None  # no price: seconds only
     assert shares({"a": 3.0, "b": 1.0}) == {"a": 0.75, "b": 0.25}
     assert shares({"a": 0.0, "b": 0.0}) == {"a": 0.5, "b": 0.5}
+
+
+def test_local_mode_reads_the_quota_and_price_tables_too():
+    processing = resources_for({"BATCH_INSTANCE_QUOTAS": "ml.m5.large=4",
+                                "BATCH_INSTANCE_PRICES": "ml.m5.large=0.115"})["processing"]
+    assert processing.backend_name == "local"
+    assert processing.instance_quotas == {"ml.m5.large": 4}
+    assert processing.instance_prices == {"ml.m5.large": 0.115}
+    assert resources_for({})["processing"].instance_prices == {}
