@@ -42,6 +42,8 @@ from resources.storage import ObjectStorage
 
 REAPED_TAG = "batch/reaped_run"
 PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def _ours(key: dg.AssetKey) -> bool:
@@ -124,10 +126,20 @@ def _backend_status(client: Any, job_name: str, owner_reason: str) -> tuple[str,
     return described["ProcessingJobStatus"], described.get("FailureReason")
 
 
+def run_partition(run: dg.DagsterRun) -> str | None:
+    """The one partition a run materializes: its ``dagster/partition`` tag, or a
+    backfill run's range of one (``BackfillPolicy.multi_run(1)`` runs carry
+    ``dagster/asset_partition_range_start`` = ``..._end`` instead)."""
+    if run.tags.get(PARTITION_TAG):
+        return run.tags[PARTITION_TAG]
+    start, end = run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)
+    return start if start and start == end else None
+
+
 def _request_again(instance: dg.DagsterInstance, job_store: JobStore, registry: Registry,
                    run: dg.DagsterRun, report: ReapReport) -> None:
     """Ask for the dead run's partition again, at most ``max_attempts`` times per partition."""
-    partition = run.tags.get(PARTITION_TAG)
+    partition = run_partition(run)
     assets = [key for key in (run.asset_selection or ()) if _ours(key)]
     if not partition or not assets:
         report.not_rerun[run.run_id] = "not a partition run of the pipeline's assets"

@@ -164,3 +164,19 @@ def test_killed_owners_give_their_instances_and_their_place_in_line_back(tmp_pat
     assert store.reservation("live-job").held  # the live run's instances were not touched
     assert not reap(instance, store, client, registry, LOG,
                     instance_types=[xl]).released_reservations
+
+
+def test_the_partition_of_a_dead_run_is_found_for_backfill_runs_too():
+    """Backfill runs of one day carry a one-day partition range, not a partition tag;
+    the reaper requests their day again all the same."""
+    from batch_assets.reaper import run_partition
+
+    def run(tags):
+        return dg.DagsterRun(job_name="__ASSET_JOB", run_id="r", tags=tags)
+
+    assert run_partition(run({"dagster/partition": "2026-11-01"})) == "2026-11-01"
+    assert run_partition(run({"dagster/asset_partition_range_start": "2026-11-02",
+                              "dagster/asset_partition_range_end": "2026-11-02"})) == "2026-11-02"
+    assert run_partition(run({"dagster/asset_partition_range_start": "2026-11-02",
+                              "dagster/asset_partition_range_end": "2026-11-05"})) is None
+    assert run_partition(run({})) is None
