@@ -55,6 +55,7 @@ from container.contract import (
 )
 from container.environment import ProcessingEnvironment, available_cpus
 from container.errors import JobInputError
+from container.features import feature_matrix
 from container.frameworks import load_model
 from container.frameworks.base import FrameworkModel, ModelFacts
 from container.frameworks.verified_export import NETWORK_FRAMEWORKS, export_verified
@@ -368,7 +369,11 @@ def run_import(env: ProcessingEnvironment) -> ModelMetadata:
         metadata = replace(metadata, metrics=metrics, prediction_bin_edges=edges)
         log.info("holdout metrics of %s: %s", spec.name, metrics)
         holdout_rows = table.select(spec.features).to_pandas()
-        holdout_matrix = holdout_rows.to_numpy(np.float32, na_value=np.nan)
+        if spec.framework in NETWORK_FRAMEWORKS:  # as the engine prepares rows
+            holdout_matrix = np.concatenate(
+                [feature_matrix(b, list(spec.features))
+                 for b in table.select(spec.features).to_batches()]
+                or [np.empty((0, len(spec.features)), np.float32)])
     if spec.framework in NETWORK_FRAMEWORKS:
         metadata = replace(metadata, **export_verified(model, metadata, bundle,
                                                        holdout_matrix, threads))
