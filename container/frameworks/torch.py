@@ -22,6 +22,13 @@ ONNX Runtime is not always the faster: whichever is faster scores each batch siz
 and ``predictor_name`` says which. Modules that do not export (an operator ONNX
 lacks, such as ``erfinv``) are scored by PyTorch.
 
+That fast path runs at job start only for bundles without a verified export: since
+the export moved to import (``container.frameworks.verified_export``, using
+``export_onnx`` below), an imported bundle carries ``model.onnx`` and the import's
+verdict, and ``container.frameworks.load_model`` scores it with ONNX Runtime alone
+(``container.frameworks.exported``) or with this module and ``predictor =
+"framework"``.
+
 Exporting a module and then calling it under ``inference_mode`` fails in PyTorch
 2.13 ("Inference tensors cannot be saved for backward"), hence the second copy.
 
