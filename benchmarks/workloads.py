@@ -321,6 +321,7 @@ def _network_bundle(folder: Path, spec: WorkloadSpec, weights_dir: Path) -> None
     from container.environment import available_cpus
     from container.frameworks import load_model
     from container.frameworks.verified_export import export_verified
+    from container.parallelism import plan_parallelism
 
     weights = mlp.load_weights(weights_dir / "weights.npz")
     if spec.model == "torch":
@@ -334,7 +335,8 @@ def _network_bundle(folder: Path, spec: WorkloadSpec, weights_dir: Path) -> None
         features=FEATURES, key_columns=[KEY_COLUMN], artifact=artifact,
         training_rows=spec.training_rows, task="binary",
     )
-    threads = available_cpus()
+    cpus = available_cpus()
+    threads = plan_parallelism(cpus, cpus).threads_per_worker  # as the import loads it
     model = load_model(metadata, folder, threads, "framework")
     metadata = replace(metadata, **export_verified(model, metadata, folder, None, threads))
     write_metadata(metadata, folder)

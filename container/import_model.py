@@ -60,6 +60,7 @@ from container.frameworks import load_model
 from container.frameworks.base import FrameworkModel, ModelFacts
 from container.frameworks.verified_export import NETWORK_FRAMEWORKS, export_verified
 from container.model_bundle import write_metadata
+from container.parallelism import plan_parallelism
 from container.train import (
     TrainingSpec,
     _labels,
@@ -358,7 +359,12 @@ def run_import(env: ProcessingEnvironment) -> ModelMetadata:
         imported_from=spec.artifact_uri, source_sha256=spec.source_sha256)
     log.info("importing %s (%s, %s) from %s (%s)", spec.name, spec.framework, spec.task,
              spec.artifact_uri, where)
-    threads = available_cpus()
+    # networks: loaded with the threads of one worker of a scoring job with at least as
+    # many row groups as cores, so the export is timed against the framework as a job
+    # calls them (container.frameworks.verified_export)
+    cpus = available_cpus()
+    threads = (plan_parallelism(cpus, cpus).threads_per_worker
+               if spec.framework in NETWORK_FRAMEWORKS else cpus)
     model = load_artifact(metadata, bundle, spec, where, threads)
     check_facts(model.facts(), spec, where)
     holdout_rows = None

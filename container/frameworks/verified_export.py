@@ -17,8 +17,11 @@ version is made (``python -m container import``):
    declared features; rows with missing values are checked apart (see below);
 3. time both paths on ``DEFAULT_BATCH_ROWS`` rows scored as the engine scores them
    (``NETWORK_CALL_ROWS`` per call) and on one call, with ONNX Runtime given the
-   threads the framework was loaded with; ONNX Runtime wins only by ``MARGIN``
-   (on a tie the framework, the reference, scores);
+   threads the framework was loaded with: the import loads networks with the threads
+   of one worker of a job with at least as many row groups as cores (one thread per
+   call), because timing one path with every core says little about a job whose
+   workers each call with one. ONNX Runtime wins only by ``MARGIN`` (on a tie the
+   framework, the reference, scores);
 4. write the graph as ``ONNX_EXPORT_FILE`` beside the artifact and return the
    ``ModelMetadata`` fields that record it: its SHA-256, the tolerance and the
    difference measured, the rows it was verified on, the timings and the winner.
