@@ -16,9 +16,13 @@ ONNX RT      605k     596k     552k     495k     454k     463k
 =========  =======  =======  =======  =======  =======  =======
 
 (``benchmarks/dl_probe.py`` found the same with two threads: torch eager 1.1 s per
-1M rows at 4,096, 2.3 s at 65,536.) Calls of 1k-4k rows are the fast ones for both
-paths, and per-call overhead grows below 1k; 2,048 sits in the middle of that
-plateau, so a batch is scored in calls of at most 2,048 rows and the results are
+1M rows at 4,096, 2.3 s at 65,536.) ``python -m benchmarks.network_call_rows`` times
+a bundle's two paths per call size; on W4/W5's bundles, with other work using most
+of the machine (so noisy), torch gave 211k rows/s at 2,048 against 104k at 65,536 and
+ONNX Runtime 231k against 134k; Keras's ``tf.function`` was flat within its noise
+(218k-349k), so the size is chosen for the paths it helps. Calls of 1k-4k rows are
+the fast ones for both paths, and per-call overhead grows below 1k; 2,048 sits in
+the middle of that plateau, so a batch is scored in calls of at most 2,048 rows and the results are
 concatenated (one extra copy of the predictions, which is small next to the
 network's work).
 """
