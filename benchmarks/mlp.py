@@ -2,10 +2,9 @@
 
 ``features -> hidden -> hidden -> 1`` (ReLU, sigmoid output: P(positive)), trained
 briefly with PyTorch on the benchmark's labels, then saved with the same weights as
-a TorchScript module (W4) and as a Keras ``.keras`` model (W5), and each exported to
-ONNX the way the engine exports it (``container.frameworks.torch``/``tensorflow``:
-``torch.onnx.export(dynamo=False)`` and ``tf2onnx.convert.from_function``, opset 17)
-for the ONNX Runtime baseline.
+a TorchScript module (W4) and as a Keras ``.keras`` model (W5). Their ONNX exports
+(for the engine and the ONNX Runtime baseline) are made by the engine's own import
+step (``container.frameworks.verified_export``), in ``benchmarks.workloads``.
 
 Weights are kept in the Keras layout: ``[W1 (in, out), b1, W2, b2, W3, b3]``.
 """
@@ -18,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-EXPORT_OPSET = 17  # as the engine's exports
 TRAIN_BATCH = 512
 LEARNING_RATE = 1e-3
 
@@ -101,36 +99,3 @@ def keras_network(weights: Weights):
 
 def save_keras(weights: Weights, path: Path) -> None:
     keras_network(weights).save(str(path))
-
-
-def export_torch_onnx(torchscript: Path, features: int, path: Path) -> None:
-    """As ``container.frameworks.torch`` exports: the TorchScript exporter, opset 17."""
-    import torch
-
-    module = torch.jit.load(str(torchscript), map_location="cpu").eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.zeros(2, features),), str(path), dynamo=False,
-                          opset_version=EXPORT_OPSET, input_names=["features"],
-                          output_names=["output"],
-                          dynamic_axes={"features": {0: "rows"}, "output": {0: "rows"}})
-
-
-def export_keras_onnx(keras_path: Path, features: int, path: Path) -> None:
-    """As ``container.frameworks.tensorflow`` exports: tf2onnx from a ``tf.function``
-    with a fixed signature (``from_keras`` fails on Keras 3), opset 17."""
-    import logging
-
-    import keras
-    import tensorflow as tf
-    import tf2onnx
-
-    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
-    model = keras.saving.load_model(str(keras_path), compile=False, safe_mode=True)
-    signature = [tf.TensorSpec([None, features], tf.float32, name="features")]
-    function = tf.function(lambda x: model(x, training=False), input_signature=signature)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        proto, _ = tf2onnx.convert.from_function(function, input_signature=signature,
-                                                 opset=EXPORT_OPSET)
-    path.write_bytes(proto.SerializeToString())

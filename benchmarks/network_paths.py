@@ -15,9 +15,10 @@ against 0.81M.
   ``torch.set_num_threads(cores)``; TensorFlow: a ``tf.function`` over the Keras
   model with a fixed input signature (float32, (None, features): traced once),
   intra-op threads = cores and inter-op threads = 1, set before TensorFlow starts.
-* ``onnx``: ONNX Runtime on the workload's exported model (the engine's own export:
-  ``benchmarks.mlp``), ``intra_op_num_threads`` = cores, ``inter_op_num_threads`` = 1,
-  all graph optimizations.
+* ``onnx``: ONNX Runtime on the workload's exported model (the bundle's own export,
+  made and verified as the import makes it: ``container.frameworks.verified_export``),
+  ``intra_op_num_threads`` = cores, ``inter_op_num_threads`` = 1, all graph
+  optimizations.
 
 Files are scored one after another (no overlap of reading and scoring: each call
 already uses every core). Run as ``python -m benchmarks.network_paths {framework,onnx}
@@ -94,7 +95,7 @@ def build_scorer(path: str, model_dir: Path, metadata: dict, cores: int
                  ) -> tuple[Scorer, str]:
     """The path's scorer and what it is, for the report."""
     if path == "onnx":
-        from benchmarks.workloads import ONNX_EXPORT_FILE
+        from container.contract import ONNX_EXPORT_FILE
 
         return onnx_scorer(model_dir / ONNX_EXPORT_FILE, cores), "ONNX Runtime"
     artifact = model_dir / metadata["artifact"]

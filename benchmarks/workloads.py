@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from container.contract import FOLD_FILE, ONEDAL_CACHE_FILE, ModelMetadata
+from container.contract import FOLD_FILE, ONEDAL_CACHE_FILE, ONNX_EXPORT_FILE, ModelMetadata
 from container.linear_fold import save_fold
 from container.model_bundle import write_metadata
 from container.onedal_trees import save_converted
@@ -42,7 +42,6 @@ MODEL_FRAMEWORKS = {"xgboost": "xgboost", "linear": "sklearn", "torch": "torch",
                     "keras": "tensorflow"}
 # what each network workload needs installed (the engine, the seed and the baselines)
 NETWORK_MODULES = {"torch": ("torch",), "keras": ("tensorflow", "keras")}
-ONNX_EXPORT_FILE = "export.onnx"  # beside the bundle's artifact; the engine ignores it
 
 
 @dataclass(frozen=True)
@@ -86,8 +85,8 @@ class WorkloadSpec:
     def model_key(self) -> str:
         if self.model == "xgboost":
             return f"model-xgboost-{self.trees}x{self.depth}-{self.training_rows}"
-        if self.network:
-            return f"model-{self.model}-{self.weights_key}"
+        if self.network:  # bundles as imported: with the ONNX export verified at import
+            return f"model-{self.model}-{self.weights_key}-verified-export"
         return f"model-linear-{self.training_rows}"
 
     @property
@@ -310,28 +309,34 @@ def _train_network(folder: Path, spec: WorkloadSpec) -> None:
 
 
 def _network_bundle(folder: Path, spec: WorkloadSpec, weights_dir: Path) -> None:
-    """The trained MLP as the workload's framework saves it, a bundle for the engine,
-    and its ONNX export for the ONNX Runtime baseline (skipped if the exporter is not
-    installed: that baseline is then not run)."""
-    import importlib.util
+    """The trained MLP as the workload's framework saves it, in a bundle as
+    ``python -m container import`` makes it without holdout data: with its ONNX export
+    verified on synthetic rows and timed (``container.frameworks.verified_export``).
+    The export, ``model.onnx``, is also what the ONNX Runtime baseline scores; a
+    model whose export is not verified (or not installed) has none, and that
+    baseline is then not run."""
+    from dataclasses import replace
 
     from benchmarks import mlp
+    from container.environment import available_cpus
+    from container.frameworks import load_model
+    from container.frameworks.verified_export import export_verified
+    from container.parallelism import plan_parallelism
 
     weights = mlp.load_weights(weights_dir / "weights.npz")
-    export = folder / ONNX_EXPORT_FILE
     if spec.model == "torch":
         artifact = "model.pt"
         mlp.save_torchscript(weights, folder / artifact)
-        if importlib.util.find_spec("onnx") is not None:
-            mlp.export_torch_onnx(folder / artifact, FEATURE_COUNT, export)
     else:
         artifact = "model.keras"
         mlp.save_keras(weights, folder / artifact)
-        if importlib.util.find_spec("tf2onnx") is not None:
-            mlp.export_keras_onnx(folder / artifact, FEATURE_COUNT, export)
     metadata = ModelMetadata(
         name=f"bench_mlp_{spec.model}", version="bench", framework=spec.framework,
         features=FEATURES, key_columns=[KEY_COLUMN], artifact=artifact,
         training_rows=spec.training_rows, task="binary",
     )
+    cpus = available_cpus()
+    threads = plan_parallelism(cpus, cpus).threads_per_worker  # as the import loads it
+    model = load_model(metadata, folder, threads, "framework")
+    metadata = replace(metadata, **export_verified(model, metadata, folder, None, threads))
     write_metadata(metadata, folder)

@@ -73,6 +73,7 @@ SPEC_FILE = "spec.json"  # the training or import spec in the config input
 SCORING_PLAN_FILE = "scoring.json"  # infer, optional: the models of a multi-model job
 FOLD_FILE = "linear_fold.json"  # a folded linear pipeline stored beside its artifact
 ONEDAL_CACHE_FILE = "onedal_model.pkl"  # a booster converted for oneDAL, beside it
+ONNX_EXPORT_FILE = "model.onnx"  # a network's ONNX export verified at import, beside it
 MANIFEST_DIR = "_manifests"  # per-file manifests, below the predictions output
 # a model that failed in a multi-model job while others went on: one ModelFailure per
 # instance, below that model's output folder (the job itself completes)
@@ -147,6 +148,8 @@ def is_prediction_column_name(name: str) -> bool:
 FRAMEWORKS = ("xgboost", "sklearn", "lightgbm", "onnx", "torch", "tensorflow")
 TRAINABLE_FRAMEWORKS = ("xgboost", "sklearn")  # what `python -m container train` fits
 PREDICTORS = ("auto", "framework")  # auto: fastest predictor verified against framework
+# ModelMetadata.fastest_predictor: "" = not measured at import (older bundles)
+FASTEST_PREDICTORS = ("", "onnxruntime", "framework")
 TASKS = ("binary", "multiclass", "regression")
 HISTOGRAM_BINS = 10  # equal bins over [0, 1] in a manifest's prediction summary
 # Holdout metrics per task, as training writes them into model.json and the registry's
@@ -214,6 +217,27 @@ class ModelMetadata:
     # imported models: where the artifact came from and the SHA-256 of what was delivered
     imported_from: str = ""
     source_sha256: str = ""
+    # Networks (torch, tensorflow) imported with their ONNX export made once at import
+    # (container.frameworks.verified_export) instead of at the start of every job.
+    # Bundles written before these fields existed keep them at their defaults and score
+    # as they always did: export and check at job start.
+    # which predictor the import measured faster at the engine's call size:
+    # "onnxruntime", "framework", or "" (not measured: an older bundle, or not a network)
+    fastest_predictor: str = ""
+    # the ONNX graph beside the artifact, verified against the framework; "" = none
+    onnx_export: str = ""
+    onnx_export_sha256: str = ""  # of that file: a changed file is not the verified one
+    # largest |onnx - framework| / max(1, |framework|) accepted, and the one measured
+    onnx_export_tolerance: float = 0.0
+    onnx_export_max_difference: float = 0.0
+    onnx_export_verified_on: str = ""  # which rows, e.g. "1,500 holdout rows"
+    # whether the export also agreed on rows with missing values (TensorFlow's fused
+    # kernels turn NaN into 0, ONNX Runtime keeps NaN): if not, a batch with missing
+    # values is scored by the framework
+    onnx_export_agrees_on_missing: bool = False
+    # seconds per call at the import's timed sizes: {rows: [framework, onnxruntime]}
+    predictor_timings: dict[str, list[float]] = field(default_factory=dict)
+    onnx_export_note: str = ""  # why there is no verified export, or why it lost
 
     @property
     def input_columns(self) -> list[str]:

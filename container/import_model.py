@@ -4,14 +4,18 @@ Inputs: ``source`` (the artifact as delivered: one model file, a SageMaker train
 output ``model.tar.gz``, or a directory tree), ``config`` (``spec.json``, an
 ``ImportSpec``) and, optionally, ``holdout`` (Parquet files with the features and the
 label). Output: ``model``, the same bundle ``train`` writes (the model file, the fast
-predictor's cache where one applies, then ``model.json`` last).
+predictor's cache or a network's verified ONNX export where one applies, then
+``model.json`` last).
 
 Steps: extract a tarball; find the model file by the framework's conventions
 (``MODEL_FILE_CONVENTIONS``) or take the spec's ``model_file``; load it once with
 ``container.frameworks.load_model`` (which refuses an artifact whose task, class count
 or feature count contradicts the declaration); compare the feature names and class
 labels the model records with the declared ones; score the holdout rows and measure
-the task's metrics. Every failure is a ``JobInputError`` that names the artifact and
+the task's metrics; for a torch or TensorFlow model, export it to ONNX once, verify
+the export against the framework on the holdout rows (else on synthetic rows) and
+time the two (``container.frameworks.verified_export``), so scoring jobs need not.
+Every failure is a ``JobInputError`` that names the artifact and
 the fix, so the job fails as bad input and is not retried.
 
 Loading a pickle (scikit-learn's joblib, ``torch.load`` without ``weights_only``) runs
@@ -42,6 +46,7 @@ from container.contract import (
     HOLDOUT_INPUT,
     METADATA_FILE,
     MODEL_OUTPUT,
+    ONNX_EXPORT_FILE,
     SOURCE_INPUT,
     SPEC_FILE,
     TASKS,
@@ -50,9 +55,12 @@ from container.contract import (
 )
 from container.environment import ProcessingEnvironment, available_cpus
 from container.errors import JobInputError
+from container.features import feature_matrix
 from container.frameworks import load_model
 from container.frameworks.base import FrameworkModel, ModelFacts
+from container.frameworks.verified_export import NETWORK_FRAMEWORKS, export_verified
 from container.model_bundle import write_metadata
+from container.parallelism import plan_parallelism
 from container.train import (
     TrainingSpec,
     _labels,
@@ -351,21 +359,38 @@ def run_import(env: ProcessingEnvironment) -> ModelMetadata:
         imported_from=spec.artifact_uri, source_sha256=spec.source_sha256)
     log.info("importing %s (%s, %s) from %s (%s)", spec.name, spec.framework, spec.task,
              spec.artifact_uri, where)
-    model = load_artifact(metadata, bundle, spec, where, available_cpus())
+    # networks: loaded with the threads of one worker of a scoring job with at least as
+    # many row groups as cores, so the export is timed against the framework as a job
+    # calls them (container.frameworks.verified_export)
+    cpus = available_cpus()
+    threads = (plan_parallelism(cpus, cpus).threads_per_worker
+               if spec.framework in NETWORK_FRAMEWORKS else cpus)
+    model = load_artifact(metadata, bundle, spec, where, threads)
     check_facts(model.facts(), spec, where)
     holdout_rows = None
+    holdout_matrix = None
     if holdout is not None:
         table = read_training_table(holdout.local_path, _training_view(spec), what="holdout")
         metrics, edges = evaluate_holdout(model, table, spec)
         metadata = replace(metadata, metrics=metrics, prediction_bin_edges=edges)
         log.info("holdout metrics of %s: %s", spec.name, metrics)
         holdout_rows = table.select(spec.features).to_pandas()
+        if spec.framework in NETWORK_FRAMEWORKS:  # as the engine prepares rows
+            holdout_matrix = np.concatenate(
+                [feature_matrix(b, list(spec.features))
+                 for b in table.select(spec.features).to_batches()]
+                or [np.empty((0, len(spec.features)), np.float32)])
+    if spec.framework in NETWORK_FRAMEWORKS:
+        metadata = replace(metadata, **export_verified(model, metadata, bundle,
+                                                       holdout_matrix, threads))
     out_dir = outputs[MODEL_OUTPUT]
     native = {"xgboost": "booster", "sklearn": "estimator"}.get(spec.framework)
     if native is not None:
         save_fast_path_cache(spec.framework, spec.task, getattr(model, native),
                              list(spec.features), bundle / artifact, holdout_rows, bundle,
                              out_dir)
+    if metadata.onnx_export:
+        publish(bundle / ONNX_EXPORT_FILE, out_dir / ONNX_EXPORT_FILE)
     publish(bundle / artifact, out_dir / artifact)
     write_metadata(metadata, bundle)
     publish(bundle / METADATA_FILE, out_dir / METADATA_FILE)

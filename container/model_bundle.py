@@ -11,7 +11,13 @@ import json
 from itertools import pairwise
 from pathlib import Path
 
-from container.contract import FRAMEWORKS, METADATA_FILE, TASKS, ModelMetadata
+from container.contract import (
+    FASTEST_PREDICTORS,
+    FRAMEWORKS,
+    METADATA_FILE,
+    TASKS,
+    ModelMetadata,
+)
 from container.errors import JobInputError
 
 
@@ -39,6 +45,15 @@ def read_metadata(bundle_dir: Path) -> ModelMetadata:
         raise JobInputError(
             f"model metadata {path}: task {metadata.task!r} is not one of {TASKS}"
         )
+    if metadata.fastest_predictor not in FASTEST_PREDICTORS:
+        raise JobInputError(
+            f"model metadata {path}: fastest_predictor {metadata.fastest_predictor!r} is "
+            f"not one of {FASTEST_PREDICTORS}; re-import the model")
+    if metadata.onnx_export and not metadata.onnx_export_sha256:
+        raise JobInputError(
+            f"model metadata {path}: onnx_export {metadata.onnx_export!r} has no "
+            "onnx_export_sha256, so it cannot be checked as the verified graph; "
+            "re-import the model")
     try:
         metadata.prediction_columns()  # multiclass: labels that make distinct columns
     except ValueError as exc:

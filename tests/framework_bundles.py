@@ -62,19 +62,35 @@ def write_bundle(bundle: Path, framework: str, artifact: str, task: str,
     return metadata
 
 
+def with_verified_export(bundle: Path, metadata: ModelMetadata,
+                         holdout: np.ndarray | None = None,
+                         fastest: str | None = None) -> ModelMetadata:
+    """What ``python -m container import`` adds to a network's bundle: its ONNX export,
+    verified against the framework and timed (``container.frameworks.verified_export``),
+    recorded in model.json. ``fastest`` states the winner instead of the one measured
+    (timings on a shared test machine vary), as a bundle imported elsewhere would."""
+    from dataclasses import replace
+
+    from container.frameworks import load_model
+    from container.frameworks.verified_export import export_verified
+
+    model = load_model(metadata, bundle, 2, "framework")
+    recorded = replace(metadata, **export_verified(model, metadata, bundle, holdout, 2))
+    if fastest is not None:
+        recorded = replace(recorded, fastest_predictor=fastest)
+    write_metadata(recorded, bundle)
+    return recorded
+
+
 def corrupt(path: Path) -> None:
     """Keep the first half of a file: a truncated download."""
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
 
 
-def run_container(tmp_path: Path, monkeypatch, bundle: Path, matrix: np.ndarray,
-                  names: list[str], *args: str) -> tuple[pa.Table, dict]:
-    """``python -m container infer`` (in this process) on one Parquet file of the rows,
-    two files' worth of row groups, on an instance of 2 CPUs; returns the outputs and
-    the first manifest."""
-    from container.__main__ import main
-
+def _lay_out(tmp_path: Path, bundle: Path, matrix: np.ndarray, names: list[str]) -> Path:
+    """An instance root whose data channel holds the rows as two Parquet files of
+    500-row row groups and whose model channel is ``bundle``."""
     data = tmp_path / "data"
     data.mkdir()
     table = pa.Table.from_batches([record_batch(matrix, names)])
@@ -88,14 +104,29 @@ def run_container(tmp_path: Path, monkeypatch, bundle: Path, matrix: np.ndarray,
         os.symlink(folder, local, target_is_directory=True)
     write_standalone_config(root, inputs=(DATA_INPUT, MODEL_INPUT),
                             outputs=(PREDICTIONS_OUTPUT,))
+    return root
+
+
+def _results(root: Path) -> tuple[pa.Table, dict]:
+    output = root / opt_ml_relative(output_path(PREDICTIONS_OUTPUT))
+    manifest = json.loads(next(iter(sorted(output.glob("_manifests/*.json")))).read_text())
+    return read_outputs(output).sort_by(KEY), manifest
+
+
+def run_container(tmp_path: Path, monkeypatch, bundle: Path, matrix: np.ndarray,
+                  names: list[str], *args: str) -> tuple[pa.Table, dict]:
+    """``python -m container infer`` (in this process) on one Parquet file of the rows,
+    two files' worth of row groups, on an instance of 2 CPUs; returns the outputs and
+    the first manifest."""
+    from container.__main__ import main
+
+    root = _lay_out(tmp_path, bundle, matrix, names)
     monkeypatch.setenv(ROOT_ENV_VAR, str(root))
     monkeypatch.setenv(NUM_CPUS_ENV_VAR, "2")
     status = main(["infer", "--batch-rows", "300", *args])
     message = root / "output/message"
     assert status == 0, message.read_text() if message.exists() else status
-    output = root / opt_ml_relative(output_path(PREDICTIONS_OUTPUT))
-    manifest = json.loads(next(iter(sorted(output.glob("_manifests/*.json")))).read_text())
-    return read_outputs(output).sort_by(KEY), manifest
+    return _results(root)
 
 
 def worst(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -107,3 +138,37 @@ def worst(actual: np.ndarray, expected: np.ndarray) -> float:
     both_nan = np.isnan(actual) & np.isnan(expected)
     scaled = np.abs(actual - expected) / np.maximum(1.0, np.abs(expected))
     return float(np.max(np.where(both_nan, 0.0, scaled), initial=0.0))
+
+
+
+# what a scoring process must not import when a verified export scores
+FRAMEWORK_MODULES = ["torch", "tensorflow", "keras", "tf2onnx"]
+# scores, then prints the top-level modules of argv[1] (JSON) that the process imported
+_SCORE_AND_LIST_MODULES = """
+import json, sys
+from container.__main__ import main
+status = main(["infer", "--batch-rows", "300", *sys.argv[2:]])
+imported = {name.split(".")[0] for name in sys.modules}
+print(json.dumps({"status": status,
+                  "modules": sorted(imported & set(json.loads(sys.argv[1])))}))
+"""
+
+
+def run_container_in_new_process(tmp_path: Path, bundle: Path, matrix: np.ndarray,
+                                 names: list[str], *args: str
+                                 ) -> tuple[pa.Table, dict, list[str]]:
+    """``run_container`` in a fresh Python process (nothing imported yet); also returns
+    which of ``FRAMEWORK_MODULES`` that process had imported once it had scored."""
+    import subprocess
+    import sys
+
+    root = _lay_out(tmp_path, bundle, matrix, names)
+    env = {**os.environ, ROOT_ENV_VAR: str(root), NUM_CPUS_ENV_VAR: "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", _SCORE_AND_LIST_MODULES, json.dumps(FRAMEWORK_MODULES), *args],
+        env=env, capture_output=True, text=True, timeout=600, check=False)
+    message = root / "output/message"
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["status"] == 0, message.read_text() if message.exists() else done.stderr
+    return (*_results(root), report["modules"])

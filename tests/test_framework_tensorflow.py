@@ -1,23 +1,30 @@
 """TensorFlow models (container/frameworks/tensorflow.py), as .keras files and SavedModel
 directories: predictions equal the model's own within 1e-5 on either path, the faster
 verified path scores each batch size, a converted graph that disagrees (on missing
-values) is dropped, and broken or unsafe artifacts fail naming the file."""
+values) is dropped, and broken or unsafe artifacts fail naming the file. Bundles with
+the ONNX export verified at import (container/frameworks/verified_export.py) score
+without importing TensorFlow, except batches with missing values, on which such an
+export disagrees and TensorFlow scores."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
 import pytest
 
-from container.contract import DEFAULT_BATCH_ROWS
+from container.contract import DEFAULT_BATCH_ROWS, ONNX_EXPORT_FILE
 from container.errors import JobInputError
+from container.frameworks import load_model
 from tests.framework_bundles import (
     corrupt,
     feature_names,
     record_batch,
     rows,
     run_container,
+    run_container_in_new_process,
+    with_verified_export,
     worst,
     write_bundle,
 )
@@ -189,3 +196,57 @@ def test_the_container_scores_a_keras_model(tmp_path, monkeypatch, kind):
     scored = output.column("prediction").to_numpy()
     assert worst(scored, own(network, data)) <= GRAPH_TOLERANCE
     assert manifest["predictor"] == "Keras (tf.function)" or FAST in manifest["predictor"]
+
+
+# --- the ONNX export made at import (container/frameworks/verified_export.py) ----------
+
+VERIFIED = "ONNX Runtime (ONNX export verified at import)"
+
+
+@pytest.mark.parametrize("kind", ["keras", "saved_model"])
+def test_import_stores_an_export_verified_on_complete_rows(tmp_path, kind):
+    metadata = with_verified_export(tmp_path, save(tmp_path, keras_model("multiclass"),
+                                                   "multiclass", kind))
+    assert metadata.onnx_export == ONNX_EXPORT_FILE and (tmp_path / ONNX_EXPORT_FILE).is_file()
+    assert 0 <= metadata.onnx_export_max_difference <= metadata.onnx_export_tolerance == \
+        GRAPH_TOLERANCE
+    # TensorFlow's fused ReLU turns NaN into 0, ONNX Runtime keeps it: recorded
+    assert not metadata.onnx_export_agrees_on_missing
+    assert "on rows with missing values" in metadata.onnx_export_note
+    assert metadata.fastest_predictor in ("onnxruntime", "framework")
+
+
+def test_a_verified_export_scores_without_importing_tensorflow(tmp_path):
+    data = rows()  # complete rows
+    network = keras_model("regression")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    with_verified_export(bundle, save(bundle, network, "regression", "keras"),
+                         fastest="onnxruntime")
+
+    output, manifest, imported = run_container_in_new_process(tmp_path, bundle, data, NAMES)
+
+    assert imported == []
+    assert manifest["predictor"] == VERIFIED
+    assert worst(output.column("prediction").to_numpy(), own(network, data)) <= \
+        GRAPH_TOLERANCE
+
+
+def test_batches_with_missing_values_are_scored_by_tensorflow(tmp_path, caplog):
+    """The export was not verified on missing values, so such a batch is TensorFlow's
+    (a number where ONNX Runtime would give NaN); complete batches stay on the graph."""
+    network = keras_model("binary")
+    metadata = with_verified_export(tmp_path, save(tmp_path, network, "binary", "keras"),
+                                    fastest="onnxruntime")
+    model = load_model(metadata, tmp_path, 2, "auto")
+    assert model.predictor_name == VERIFIED
+    complete, missing = rows(count=500, seed=1), rows(count=500, missing=0.05, seed=2)
+
+    with caplog.at_level(logging.WARNING, logger="container.frameworks.exported"):
+        scored_missing = model.predict(record_batch(missing, NAMES))
+    scored_complete = model.predict(record_batch(complete, NAMES))
+
+    assert "a batch has missing values" in caplog.text
+    assert not np.isnan(scored_missing).any()
+    assert worst(scored_missing, own(network, missing)) <= GRAPH_TOLERANCE
+    assert worst(scored_complete, own(network, complete)) <= GRAPH_TOLERANCE

@@ -1,23 +1,32 @@
 """TorchScript modules (container/frameworks/torch.py): predictions equal the module's
 own within 1e-5 on either path, the faster verified path scores each batch size, a
 disagreeing or unexportable graph leaves PyTorch scoring, the probability/logit
-convention holds, and broken artifacts fail naming the file."""
+convention holds, and broken artifacts fail naming the file. Bundles with the ONNX
+export verified at import (container/frameworks/verified_export.py) score without
+importing PyTorch; a changed export file is not trusted."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
 
-from container.contract import DEFAULT_BATCH_ROWS, ModelMetadata
+from container.contract import DEFAULT_BATCH_ROWS, ONNX_EXPORT_FILE, ModelMetadata
 from container.errors import JobInputError
+from container.frameworks import load_model
+from container.model_bundle import read_metadata, write_metadata
 from tests.framework_bundles import (
     corrupt,
     feature_names,
     record_batch,
     rows,
     run_container,
+    run_container_in_new_process,
+    with_verified_export,
     worst,
     write_bundle,
 )
@@ -207,3 +216,143 @@ def test_the_container_scores_a_binary_module(tmp_path, monkeypatch):
     scored = output.column("prediction").to_numpy(zero_copy_only=False)
     assert worst(scored, module_output(module, data)) <= GRAPH_TOLERANCE
     assert manifest["predictor"] == FRAMEWORK or FAST in manifest["predictor"]
+
+
+# --- the ONNX export made at import (container/frameworks/verified_export.py) ----------
+
+
+def test_import_stores_a_verified_and_timed_export(tmp_path):
+    module = Net(3, "softmax")
+    metadata = with_verified_export(tmp_path, save(tmp_path, module, "multiclass"))
+
+    stored = read_metadata(tmp_path)  # as a job reads it: the fields survive model.json
+    graph = tmp_path / ONNX_EXPORT_FILE
+    assert stored == metadata and stored.onnx_export == ONNX_EXPORT_FILE
+    assert stored.onnx_export_sha256 == hashlib.sha256(graph.read_bytes()).hexdigest()
+    assert stored.onnx_export_tolerance == GRAPH_TOLERANCE
+    assert 0 <= stored.onnx_export_max_difference <= GRAPH_TOLERANCE
+    assert stored.onnx_export_verified_on == "4,096 synthetic rows (seed 0)"
+    assert stored.onnx_export_agrees_on_missing  # PyTorch and ONNX Runtime: NaN in, NaN out
+    assert sorted(stored.predictor_timings, key=int) == ["2048", str(DEFAULT_BATCH_ROWS)]
+    framework, fast = stored.predictor_timings[str(DEFAULT_BATCH_ROWS)]
+    assert stored.fastest_predictor == ("onnxruntime" if fast < MARGIN * framework
+                                        else "framework")
+
+
+def test_the_export_is_verified_on_the_holdout_rows_when_given(tmp_path):
+    holdout = rows(count=1_000, missing=0.01, seed=4)
+    complete = int((~np.isnan(holdout).any(axis=1)).sum())
+    metadata = with_verified_export(tmp_path, save(tmp_path, Net(1, "sigmoid"), "binary"),
+                                    holdout=holdout)
+    assert metadata.onnx_export_verified_on == f"{complete:,} holdout rows"
+    assert metadata.onnx_export_agrees_on_missing  # checked on the holdout's other rows
+
+
+def test_a_verified_export_scores_without_importing_pytorch(tmp_path):
+    data = rows(missing=0.02)
+    module = Net(1, "sigmoid")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    with_verified_export(bundle, save(bundle, module, "binary"), fastest="onnxruntime")
+
+    output, manifest, imported = run_container_in_new_process(tmp_path, bundle, data, NAMES)
+
+    assert imported == []  # no torch, no TensorFlow in the scoring process
+    assert manifest["predictor"] == "ONNX Runtime (ONNX export verified at import)"
+    scored = output.column("prediction").to_numpy(zero_copy_only=False)
+    assert worst(scored, module_output(module, data)) <= GRAPH_TOLERANCE
+
+
+def test_a_bundle_whose_framework_won_at_import_scores_with_pytorch_without_exporting(
+        tmp_path):
+    data = rows()
+    module = Net(1, "sigmoid")
+    metadata = with_verified_export(tmp_path, save(tmp_path, module, "binary"),
+                                    fastest="framework")
+    model = load_model(metadata, tmp_path, 2, "auto")
+    assert model.predictor_name == FRAMEWORK and model._fast is None
+    assert model.verify_fast_path(record_batch(data, NAMES)) == \
+        "no faster predictor for this model"  # not exported again, not raced
+    np.testing.assert_array_equal(model.predict(record_batch(data, NAMES)),
+                                  module_output(module, data))
+
+
+def test_the_framework_predictor_ignores_the_export(tmp_path):
+    metadata = with_verified_export(tmp_path, save(tmp_path, Net(1, "sigmoid"), "binary"),
+                                    fastest="onnxruntime")
+    assert load_model(metadata, tmp_path, 2, "framework").predictor_name == FRAMEWORK
+
+
+def test_an_old_bundle_without_the_export_fields_scores_as_before(tmp_path, monkeypatch):
+    """model.json as written before the export moved to import: exported at job start,
+    checked on the first batch and raced, in the scoring process."""
+    data = rows()
+    module = Net(1, "sigmoid")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    metadata = save(bundle, module, "binary")
+    assert "fastest_predictor" in metadata.to_dict()  # the new fields, at their defaults
+    old = {k: v for k, v in metadata.to_dict().items() if not k.startswith(
+        ("onnx_export", "fastest_predictor", "predictor_timings"))}
+    (bundle / "model.json").write_text(json.dumps(old))
+
+    model = load_model(read_metadata(bundle), bundle, 2, "auto")
+    assert model._fast is not None  # exported now, at load
+    assert "timed" in model.verify_fast_path(record_batch(data, NAMES).slice(0, 1_000))
+    output, manifest = run_container(tmp_path, monkeypatch, bundle, data, NAMES)
+    assert manifest["predictor"] == FRAMEWORK or FAST in manifest["predictor"]
+    assert not (bundle / ONNX_EXPORT_FILE).exists()
+    scored = output.column("prediction").to_numpy(zero_copy_only=False)
+    assert worst(scored, module_output(module, data)) <= GRAPH_TOLERANCE
+
+
+def test_a_changed_export_file_is_not_trusted(tmp_path, caplog):
+    """The stored graph replaced by another module's (a valid graph that computes
+    something else): its digest is not the verified one, so the job exports the
+    artifact again and checks it, as for a bundle without an export."""
+    import io
+
+    data = rows()
+    module = Net(1, "sigmoid")
+    metadata = with_verified_export(tmp_path, save(tmp_path, module, "binary"),
+                                    fastest="onnxruntime")
+    other = Net(1, "sigmoid", inputs=6)
+    torch.nn.init.constant_(other.body[0].weight, 0.5)
+    buffer = io.BytesIO()
+    torch.onnx.export(other.eval(), (torch.zeros(2, 6),), buffer, dynamo=False,
+                      opset_version=17, input_names=["features"], output_names=["output"],
+                      dynamic_axes={"features": {0: "rows"}, "output": {0: "rows"}})
+    (tmp_path / ONNX_EXPORT_FILE).write_bytes(buffer.getvalue())
+
+    with caplog.at_level(logging.WARNING, logger="container.frameworks"):
+        model = load_model(metadata, tmp_path, 2, "auto")
+    assert "is not the verified graph" in caplog.text
+    assert "exporting and checking it at job start instead" in caplog.text
+    model.verify_fast_path(record_batch(data, NAMES).slice(0, 1_000))
+    assert model.predictor_name != "ONNX Runtime (ONNX export verified at import)"
+    assert worst(model.predict(record_batch(data, NAMES)),
+                 module_output(module, data)) <= GRAPH_TOLERANCE
+
+
+def test_an_export_that_disagrees_at_import_is_not_kept(tmp_path):
+    metadata = with_verified_export(tmp_path, save(tmp_path, Noisy(), "binary"))
+    assert (metadata.fastest_predictor, metadata.onnx_export) == ("framework", "")
+    assert "differs from the framework by" in metadata.onnx_export_note
+    assert "tolerance 1e-05" in metadata.onnx_export_note
+    assert not (tmp_path / ONNX_EXPORT_FILE).exists()
+    model = load_model(metadata, tmp_path, 2, "auto")
+    assert model.predictor_name == FRAMEWORK and model._fast is None
+
+
+def test_a_module_that_does_not_export_is_recorded_at_import(tmp_path):
+    metadata = with_verified_export(tmp_path, save(tmp_path, Erfinv(), "binary"))
+    assert (metadata.fastest_predictor, metadata.onnx_export) == ("framework", "")
+    assert metadata.onnx_export_note.startswith("model.pt does not export to ONNX")
+
+
+def test_an_export_recorded_without_its_digest_is_refused(tmp_path):
+    metadata = with_verified_export(tmp_path, save(tmp_path, Net(1, "sigmoid"), "binary"))
+    write_metadata(replace(metadata, onnx_export=ONNX_EXPORT_FILE, onnx_export_sha256=""),
+                   tmp_path)
+    with pytest.raises(JobInputError, match=r"has no onnx_export_sha256.*re-import"):
+        read_metadata(tmp_path)

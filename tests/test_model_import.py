@@ -484,6 +484,44 @@ def _holdout_frame(pipeline) -> pd.DataFrame:
     return pd.read_parquet(pipeline.storage.root_path / "holdout/dense")
 
 
+def _assert_verified_export(pipeline, name: str, agrees_on_missing: bool) -> None:
+    """The imported network's bundle holds its ONNX export, verified (on synthetic rows:
+    these imports have no holdout data) and bound to its digest."""
+    import hashlib
+
+    from container.contract import ONNX_EXPORT_FILE
+
+    metadata, bundle = _bundle(pipeline, name)
+    graph = bundle / ONNX_EXPORT_FILE
+    assert metadata.onnx_export == ONNX_EXPORT_FILE and graph.is_file()
+    assert metadata.onnx_export_sha256 == hashlib.sha256(graph.read_bytes()).hexdigest()
+    assert 0 <= metadata.onnx_export_max_difference <= metadata.onnx_export_tolerance == 1e-5
+    assert metadata.onnx_export_verified_on.endswith("synthetic rows (seed 0)")
+    assert metadata.onnx_export_agrees_on_missing is agrees_on_missing
+    assert metadata.fastest_predictor in ("onnxruntime", "framework")
+
+
+def test_a_torchscript_module_with_holdout_data_is_verified_on_the_holdout(pipeline,
+                                                                         tmp_path):
+    torch = pytest.importorskip("torch")
+    _dense_data(pipeline)
+    holdout = _holdout_frame(pipeline)
+    torch.manual_seed(0)  # a logistic regression, trained so the quality gate passes
+    module = torch.nn.Sequential(torch.nn.Linear(len(DENSE), 1), torch.nn.Sigmoid())
+    x = torch.tensor(holdout[DENSE].to_numpy(np.float32))
+    y = torch.tensor(holdout["label"].to_numpy(np.float32)).reshape(-1, 1)
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
+    for _ in range(100):
+        optimizer.zero_grad()
+        torch.nn.functional.binary_cross_entropy(module(x), y).backward()
+        optimizer.step()
+    torch.jit.save(torch.jit.script(module.eval()), str(tmp_path / "model.pt"))
+    _import_and_score(pipeline, "holdout_torch", "torch", tmp_path / "model.pt", True)
+    metadata, _ = _bundle(pipeline, "holdout_torch")
+    assert metadata.onnx_export_verified_on == f"{len(holdout):,} holdout rows"
+    assert metadata.onnx_export_max_difference <= metadata.onnx_export_tolerance
+
+
 def test_a_lightgbm_model_is_imported_and_scores_as_lightgbm_does(pipeline, tmp_path):
     lgb = pytest.importorskip("lightgbm")
     inputs = _dense_data(pipeline)
@@ -531,6 +569,7 @@ def test_a_torchscript_module_is_imported_and_scores_as_torch_does(pipeline, tmp
     torch.jit.save(torch.jit.script(module), str(tmp_path / "model.pt"))
     outputs = _import_and_score(pipeline, "imported_torch", "torch", tmp_path / "model.pt",
                                 False)
+    _assert_verified_export(pipeline, "imported_torch", agrees_on_missing=True)
     with torch.no_grad():
         expected = module(torch.tensor(inputs[DENSE].to_numpy(np.float32))).numpy()
     _expect(outputs, inputs, expected, 1e-5)  # the engine's float32 graph tolerance
@@ -547,6 +586,7 @@ def test_a_keras_model_is_imported_and_scores_as_keras_does(pipeline, tmp_path):
     model.save(tmp_path / "model.keras")
     outputs = _import_and_score(pipeline, "imported_keras", "tensorflow",
                                 tmp_path / "model.keras", False)
+    _assert_verified_export(pipeline, "imported_keras", agrees_on_missing=False)
     expected = model.predict(inputs[DENSE].to_numpy(np.float32), verbose=0)
     _expect(outputs, inputs, expected, 1e-5)  # the engine's float32 graph tolerance
 

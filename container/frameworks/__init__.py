@@ -7,20 +7,32 @@ only XGBoost and scikit-learn, score those without the optional extras. Each mod
 defines ``load(metadata, bundle_dir, threads, predictor) -> FrameworkModel``
 (``container.frameworks.base``); adding a framework means adding its module and its
 name in ``container.contract.FRAMEWORKS``, and nothing else changes.
+
+Networks (torch, tensorflow) imported with a verified ONNX export
+(``container.frameworks.verified_export``) are routed by what their import measured
+when the job's predictor is ``auto``: ONNX Runtime alone on the export
+(``container.frameworks.exported``, no framework import) when it was faster, the
+framework alone (no export at job start, no race) when it was not. Bundles without
+those fields, and ``predictor = "framework"``, load the framework module as before.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 from pathlib import Path
 
 from container.contract import FRAMEWORKS, PREDICTORS, ModelMetadata
 from container.errors import JobInputError
 from container.frameworks.base import FrameworkModel
 
+log = logging.getLogger("container.frameworks")
+
 # frameworks outside the core install: the pyproject extra that brings each one
 _EXTRAS = {"lightgbm": "lightgbm", "onnx": "onnx", "torch": "torch",
            "tensorflow": "tensorflow"}
+# frameworks whose import exports the model to ONNX (container.frameworks.verified_export)
+_NETWORKS = ("torch", "tensorflow")
 
 
 def install_hint(framework: str) -> str:
@@ -41,6 +53,10 @@ def load_model(metadata: ModelMetadata, bundle_dir: Path, threads: int = 1,
         raise JobInputError(
             f"model {metadata.name!r}: framework {framework!r} is not one of "
             f"{', '.join(FRAMEWORKS)}")
+    if predictor == "auto" and metadata.fastest_predictor and framework in _NETWORKS:
+        predictor = _as_measured(metadata, bundle_dir, threads)
+        if not isinstance(predictor, str):
+            return predictor
     module_name = f"{__name__}.{framework}"
     try:
         module = importlib.import_module(module_name)
@@ -56,3 +72,22 @@ def load_model(metadata: ModelMetadata, bundle_dir: Path, threads: int = 1,
             f"cannot score {framework} models: {what}. Install the {framework} support with "
             f"{install_hint(framework)}, or score it with an image built with it."
         ) from exc
+
+
+def _as_measured(metadata: ModelMetadata, bundle_dir: Path,
+                 threads: int) -> FrameworkModel | str:
+    """For a bundle whose import measured the fastest predictor: the verified export
+    on ONNX Runtime when it won, else the predictor to load the framework module with
+    (``framework`` when the framework won; ``auto``, the job-start export and check,
+    when the stored export cannot be used, logged)."""
+    if metadata.fastest_predictor != "onnxruntime" or not metadata.onnx_export:
+        return "framework"
+    from container.frameworks.exported import UnusableExport, load_verified
+
+    try:
+        return load_verified(metadata, bundle_dir, threads)
+    except UnusableExport as exc:
+        log.warning("model %s version %s: %s; exporting and checking it at job start "
+                    "instead, as for bundles without an export", metadata.name,
+                    metadata.version, exc)
+        return "auto"

@@ -22,6 +22,12 @@ depth. Measured here: 6e-8 to 1.8e-7 on small MLPs (6-32-k) and up to about 1e-6
 the probe's 256-wide layers; 1e-5 leaves ten times that, and a graph that computes
 something else (a mis-exported op, NaN handled differently, a random op) is off by
 far more than 1e-5 on some row and is dropped.
+
+Either path is called with at most ``NETWORK_CALL_ROWS`` rows at a time
+(``container.frameworks.network_calls``: networks are fastest in 1k-4k-row calls),
+in the race as in scoring, so a batch of ``DEFAULT_BATCH_ROWS`` is timed as it is
+scored. Bundles imported since the ONNX export moved to import carry the export and
+the race's verdict (``container.frameworks.verified_export``) and are not raced here.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 
 from container.contract import DEFAULT_BATCH_ROWS
+from container.frameworks.network_calls import in_calls
 from container.frameworks.two_path import TwoPathModel
 
 log = logging.getLogger("container.frameworks")
@@ -104,8 +111,8 @@ class RacedTwoPathModel(TwoPathModel):
 
     def predict_prepared(self, features: Any) -> np.ndarray:
         if self._fast is not None and self.uses_fast_path(len(features)):
-            return self._fast.predict(features)
-        return self._framework_predict(features)
+            return in_calls(self._fast.predict, features)
+        return in_calls(self._framework_predict, features)
 
     def verify_fast_path(self, batch: pa.RecordBatch) -> str:
         if self._fast is None:
@@ -115,6 +122,10 @@ class RacedTwoPathModel(TwoPathModel):
             return agreement
         return f"{agreement}; {self._race(self._framework_prepare(batch))}"
 
+    @staticmethod
+    def _called_in_calls(predict: Callable[[Any], np.ndarray]) -> Callable[[Any], np.ndarray]:
+        return lambda features: in_calls(predict, features)
+
     def _race(self, sample: np.ndarray) -> str:
         """Time both paths at the sample's size and at DEFAULT_BATCH_ROWS, keep the fast
         path for the sizes where it won; returns the measurements, for the log."""
@@ -123,8 +134,9 @@ class RacedTwoPathModel(TwoPathModel):
         self.timings = {}
         for rows in sizes:
             features = sample if rows == len(sample) else repeated_rows(sample, rows)
-            framework = best_seconds(self._framework_predict, features)
-            fast = best_seconds(self._fast.predict, features)
+            framework = best_seconds(self._called_in_calls(self._framework_predict),
+                                     features)
+            fast = best_seconds(self._called_in_calls(self._fast.predict), features)
             self.timings[rows] = (framework, fast)
         wins = [self.timings[rows][1] < MARGIN * self.timings[rows][0] for rows in sizes]
         boundary = int(math.sqrt(sizes[0] * sizes[-1]))  # nearer on a log scale

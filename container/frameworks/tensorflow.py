@@ -29,6 +29,13 @@ MatMul+BiasAdd+ReLU into one oneDNN kernel that turns NaN into 0, so a row with 
 missing value gets a number, where ONNX Runtime (and an eager call) gives NaN; a
 model scored on rows with missing values therefore keeps TensorFlow, whose output is
 what ``model.predict`` gives.
+
+That fast path runs at job start only for bundles without a verified export: since
+the export moved to import (``container.frameworks.verified_export``, using
+``export_onnx`` below), an imported bundle carries ``model.onnx`` and the import's
+verdict, and ``container.frameworks.load_model`` scores it with ONNX Runtime alone
+(``container.frameworks.exported``) or with this module and ``predictor =
+"framework"``.
 """
 
 from __future__ import annotations
@@ -180,18 +187,24 @@ class TensorFlowModel(RacedTwoPathModel):
                 f"shape (rows, {len(self.metadata.features)}): {_message(exc)}") from exc
         self._width = 1 if out.shape.rank == 1 else int(out.shape[-1])
 
+    def export_onnx(self) -> bytes:
+        """The model's ``tf.function`` as an ONNX graph (tf2onnx). Raises what tf2onnx
+        raises (ModuleNotFoundError when it is not installed, an op it cannot
+        convert)."""
+        import tf2onnx
+
+        logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # INFO per conversion step
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            proto, _ = tf2onnx.convert.from_function(
+                self.function, input_signature=self.signature, opset=EXPORT_OPSET)
+        return proto.SerializeToString()
+
     def _convert(self, threads: int) -> Any:
         from container.frameworks.onnx import OrtGraph, OrtPredictor, ort_session
 
         try:
-            import tf2onnx
-
-            logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # INFO per conversion step
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                proto, _ = tf2onnx.convert.from_function(
-                    self.function, input_signature=self.signature, opset=EXPORT_OPSET)
-            graph = OrtGraph(ort_session(proto.SerializeToString(), threads))
+            graph = OrtGraph(ort_session(self.export_onnx(), threads))
         except Exception as exc:  # tf2onnx missing or an op it cannot convert
             self.fast_refusal = f"ONNX Runtime not used: tf2onnx failed ({_message(exc)})"
             log.info("%s: %s", self.artifact.name, self.fast_refusal)

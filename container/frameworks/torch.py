@@ -22,6 +22,13 @@ ONNX Runtime is not always the faster: whichever is faster scores each batch siz
 and ``predictor_name`` says which. Modules that do not export (an operator ONNX
 lacks, such as ``erfinv``) are scored by PyTorch.
 
+That fast path runs at job start only for bundles without a verified export: since
+the export moved to import (``container.frameworks.verified_export``, using
+``export_onnx`` below), an imported bundle carries ``model.onnx`` and the import's
+verdict, and ``container.frameworks.load_model`` scores it with ONNX Runtime alone
+(``container.frameworks.exported``) or with this module and ``predictor =
+"framework"``.
+
 Exporting a module and then calling it under ``inference_mode`` fails in PyTorch
 2.13 ("Inference tensors cannot be saved for backward"), hence the second copy.
 
@@ -89,11 +96,12 @@ class TorchModel(RacedTwoPathModel):
             data = self.artifact.read_bytes()
         except OSError as exc:
             raise JobInputError(f"model artifact {self.artifact} is unreadable: {exc}") from exc
+        self._data = data
         self.module = load_module(data, self.artifact)
         self._width = self._probe()
         check_declared(metadata, self.facts(), f"TorchScript module {self.artifact.name}")
         if predictor == "auto":
-            self._fast = self._export(data, threads)
+            self._fast = self._export(threads)
 
     def _probe(self) -> int:
         """Columns of the module's output, from one call on two rows of zeros; a module
@@ -118,23 +126,28 @@ class TorchModel(RacedTwoPathModel):
                 "must return one tensor of shape (rows,), (rows, 1) or (rows, classes)")
         return 1 if out.ndim == 1 else int(out.shape[1])
 
-    def _export(self, data: bytes, threads: int) -> Any:
-        """ONNX Runtime on the exported module, or ``None`` (logged) if it does not
-        export or load."""
+    def export_onnx(self) -> bytes:
+        """The module as an ONNX graph (input ``features``, output ``output``, rows
+        dynamic). Raises what the exporter raises for a module it cannot export."""
         import torch
 
+        buffer = io.BytesIO()
+        copy = load_module(self._data, self.artifact)  # see the module docstring
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(copy, (torch.zeros(2, len(self.metadata.features)),), buffer,
+                              dynamo=False, opset_version=EXPORT_OPSET,
+                              input_names=["features"], output_names=["output"],
+                              dynamic_axes={"features": {0: "rows"}, "output": {0: "rows"}})
+        return buffer.getvalue()
+
+    def _export(self, threads: int) -> Any:
+        """ONNX Runtime on the exported module, or ``None`` (logged) if it does not
+        export or load."""
         from container.frameworks.onnx import OrtGraph, OrtPredictor, ort_session
 
-        buffer = io.BytesIO()
         try:
-            copy = load_module(data, self.artifact)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(copy, (torch.zeros(2, len(self.metadata.features)),), buffer,
-                                  dynamo=False, opset_version=EXPORT_OPSET,
-                                  input_names=["features"], output_names=["output"],
-                                  dynamic_axes={"features": {0: "rows"}, "output": {0: "rows"}})
-            graph = OrtGraph(ort_session(buffer.getvalue(), threads))
+            graph = OrtGraph(ort_session(self.export_onnx(), threads))
         except Exception as exc:  # unsupported operators, ONNX Runtime missing, ...
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             self.fast_refusal = (f"ONNX Runtime not used: the module does not export "

@@ -1,0 +1,156 @@
+"""A network bundle's verified ONNX export scored by ONNX Runtime alone: no framework
+import in the scoring process.
+
+Used for torch and TensorFlow bundles whose import verified an ONNX export and found
+ONNX Runtime faster (``ModelMetadata.fastest_predictor == "onnxruntime"``, see
+``container.frameworks.verified_export``) when the job's predictor is ``auto``.
+
+The verified-fast-path principle still holds: a fast path scores only after it
+matched the framework on real rows. Here the match was established when the bundle
+version was made: the import scored the holdout rows (or deterministic synthetic
+rows) with the framework and with this very graph and kept the graph only within
+``onnx_export_tolerance``. Bundles are immutable and versioned by digest, and the
+graph's SHA-256 is in ``model.json``: the file loaded here is checked against it, so
+it is the verified graph. Re-verifying on each job's first batch would need the
+framework's predictions, that is importing torch or TensorFlow (seconds per job,
+the cost this module exists to avoid), to re-check a comparison whose inputs (model,
+graph, libraries of the image) have not changed.
+
+What is still checked per job: the graph's output on the job's first batch has the
+task's shape and values (``infer`` runs ``checked_predictions`` on it, and
+``task_values`` checks every batch of a model declared ``probability``).
+
+Two cases load the framework after all, logged:
+
+* the export's file does not match its recorded digest, is missing, or ONNX Runtime
+  cannot load it (``UnusableExport``): ``load_model`` falls back to the job-start
+  path of bundles without an export (export, check on the first batch, race);
+* the export was not verified on rows with missing values
+  (``onnx_export_agrees_on_missing`` false: TensorFlow turns NaN into 0 where ONNX
+  Runtime keeps NaN) and a batch has one: that batch is scored by the framework,
+  loaded once on first need, so outputs stay the framework's.
+
+Calls are at most ``NETWORK_CALL_ROWS`` rows (``container.frameworks.network_calls``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from container.contract import ModelMetadata
+from container.errors import JobInputError
+from container.features import feature_matrix
+from container.frameworks.base import FrameworkModel, ModelFacts
+from container.frameworks.declared import check_declared
+from container.frameworks.network_calls import in_calls
+from container.frameworks.network_outputs import declared_output, task_values
+
+log = logging.getLogger("container.frameworks.exported")
+
+PREDICTOR_NAME = "ONNX Runtime (ONNX export verified at import)"
+
+
+class UnusableExport(Exception):
+    """The bundle's recorded export cannot be used as the verified graph."""
+
+
+def read_verified(metadata: ModelMetadata, bundle_dir: Path) -> bytes:
+    """The export's bytes, if they are the ones the import verified."""
+    path = bundle_dir / metadata.onnx_export
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UnusableExport(f"the bundle's ONNX export {path} is unreadable ({exc})") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != metadata.onnx_export_sha256:
+        raise UnusableExport(
+            f"the bundle's ONNX export {path} has SHA-256 {digest}, not the "
+            f"{metadata.onnx_export_sha256} verified at import: it is not the verified "
+            "graph (re-import the model to make a bundle with a verified export)")
+    return data
+
+
+class ExportedNetworkModel:
+    """ONNX Runtime on the verified export; the framework only for batches with
+    missing values when the export was not verified on them."""
+
+    predictor_name = PREDICTOR_NAME
+
+    def __init__(self, metadata: ModelMetadata, bundle_dir: Path, threads: int) -> None:
+        from container.frameworks.onnx import OrtGraph, ort_session
+
+        self.metadata = metadata
+        self.bundle_dir = bundle_dir
+        self.threads = threads
+        self.artifact = str(bundle_dir / metadata.onnx_export)
+        self.output = declared_output(metadata, self.artifact)
+        data = read_verified(metadata, bundle_dir)
+        try:
+            self.graph = OrtGraph(ort_session(data, threads))
+            probe = self.graph.run(np.zeros((2, len(metadata.features)), np.float32))
+        except Exception as exc:  # onnxruntime missing, or ONNX Runtime's own errors
+            raise UnusableExport(f"ONNX Runtime cannot load or run {self.artifact} "
+                                 f"({type(exc).__name__}: {exc})") from exc
+        self._width = 1 if probe.ndim == 1 else int(probe.shape[1])
+        check_declared(metadata, self.facts(), f"ONNX export {self.artifact}")
+        self._framework: FrameworkModel | None = None
+        self._framework_lock = threading.Lock()
+
+    def facts(self) -> ModelFacts:
+        """As the framework modules say: multiclass for three or more output columns."""
+        return ModelFacts(feature_names=None, n_features=None,
+                          task="multiclass" if self._width >= 3 else None,
+                          n_classes=self._width if self._width >= 2 else None)
+
+    def prepare(self, batch: pa.RecordBatch) -> np.ndarray:
+        return feature_matrix(batch, self.metadata.features)
+
+    def _predict_exported(self, features: np.ndarray) -> np.ndarray:
+        return task_values(self.graph.run(features), self.metadata.task, self.output,
+                           self.artifact)
+
+    def predict_prepared(self, features: np.ndarray) -> np.ndarray:
+        if not self.metadata.onnx_export_agrees_on_missing and np.isnan(features).any():
+            return self.framework().predict_prepared(features)
+        return in_calls(self._predict_exported, features)
+
+    def predict(self, batch: pa.RecordBatch) -> np.ndarray:
+        return self.predict_prepared(self.prepare(batch))
+
+    def framework(self) -> FrameworkModel:
+        """The framework's own predictor, loaded on first need (one per process)."""
+        with self._framework_lock:
+            if self._framework is None:
+                log.warning("%s: a batch has missing values, on which the ONNX export was "
+                            "not verified (%s); loading %s to score such batches",
+                            self.metadata.name, self.metadata.onnx_export_note,
+                            self.metadata.framework)
+                module = importlib.import_module(
+                    f"container.frameworks.{self.metadata.framework}")
+                self._framework = module.load(self.metadata, self.bundle_dir, self.threads,
+                                              "framework")
+            return self._framework
+
+    def verify_fast_path(self, batch: pa.RecordBatch) -> str:
+        """No framework call: the export was verified at import (module docstring)."""
+        metadata = self.metadata
+        return (f"ONNX export verified against {metadata.framework} at import on "
+                f"{metadata.onnx_export_verified_on}, max difference "
+                f"{metadata.onnx_export_max_difference:.1e} (tolerance "
+                f"{metadata.onnx_export_tolerance:g}), SHA-256 checked")
+
+
+def load_verified(metadata: ModelMetadata, bundle_dir: Path, threads: int) -> Any:
+    """The bundle's verified export on ONNX Runtime; ``UnusableExport`` if it cannot
+    be, JobInputError if it contradicts the metadata."""
+    if not metadata.onnx_export:
+        raise JobInputError(f"model {metadata.name!r} has no ONNX export in its bundle")
+    return ExportedNetworkModel(metadata, bundle_dir, threads)
