@@ -170,7 +170,8 @@ def import_spec(spec: ModelSpec, staged: StagedArtifact) -> ImportSpec:
         artifact_uri=staged.uri, source_sha256=staged.sha256, label=spec.label,
         categorical_features=list(spec.categorical_features),
         passthrough_columns=list(spec.passthrough_columns),
-        class_labels=list(spec.class_labels), model_file=spec.model_file)
+        class_labels=list(spec.class_labels), model_file=spec.model_file,
+        network_output=spec.network_output)
     declared = hashlib.sha256(json.dumps(draft.declared(), sort_keys=True).encode()
                               ).hexdigest()
     return ImportSpec(**{**draft.to_dict(), "version": f"imp-{staged.sha256[:12]}-{declared[:6]}"})

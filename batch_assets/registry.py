@@ -31,6 +31,8 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _DATASET = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}")
 _COLUMN = re.compile(r"[^\s/]{1,200}")
 # SageMaker instance types are ml.<family>.<size>: ml.m5.xlarge, ml.g4dn.xlarge, ml.m6i.metal.
+NETWORK_OUTPUTS = ("probability", "logit")
+NETWORK_FRAMEWORKS = ("torch", "tensorflow", "onnx")
 _INSTANCE_TYPE = re.compile(r"ml\.[a-z][a-z0-9-]*\.[a-z0-9]+")
 
 
@@ -75,6 +77,9 @@ class ModelSpec:
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     task: str = "binary"
     passthrough_columns: tuple[str, ...] = ()  # [models.output]: input columns copied out
+    # [models.output] network_output: an imported network classifier's last layer gives
+    # "probability" (default, "" here) or "logit"
+    network_output: str = ""
     # an imported model: its artifact (s3:// URI or absolute local path), the model's path
     # inside a tarball or directory, Parquet holdout rows for the quality gate, and its
     # classes (multiclass) in the order of its probability outputs
@@ -287,6 +292,7 @@ def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
         passthrough_columns=passthrough,
         artifact=artifact, model_file=model_file, holdout_data=holdout,
         class_labels=class_labels,
+        network_output=_network_output(entry, task, fail),
         auto_instances=target_minutes is not None, target_minutes=target_minutes,
     )
 
@@ -398,10 +404,10 @@ def _passthrough(value, keys: tuple[str, ...], fail) -> tuple[str, ...]:
     after the keys, e.g. for joining predictions back without another read."""
     if not isinstance(value, dict):
         raise fail("output must be a table ([models.output])")
-    unknown = sorted(set(value) - {"passthrough_columns"})
+    unknown = sorted(set(value) - {"passthrough_columns", "network_output"})
     if unknown:
         raise fail(f"output: unknown setting(s) {', '.join(unknown)}; allowed: "
-                   "passthrough_columns")
+                   "passthrough_columns, network_output")
     columns = _columns(value.get("passthrough_columns", []), "output.passthrough_columns",
                        fail, allow_empty=True)
     repeated = [c for c in columns if c in keys]
@@ -409,6 +415,21 @@ def _passthrough(value, keys: tuple[str, ...], fail) -> tuple[str, ...]:
         raise fail(f"output.passthrough_columns lists key column {repeated[0]!r}; key "
                    "columns are in every output already")
     return columns
+
+
+def _network_output(entry: dict, task: str, fail) -> str:
+    """``[models.output] network_output``: only for imported networks that classify."""
+    value = entry.get("output", {}).get("network_output", "")
+    if value == "":
+        return ""
+    if value not in NETWORK_OUTPUTS:
+        raise fail(f"output.network_output must be one of {', '.join(NETWORK_OUTPUTS)} (what "
+                   f"the network's last layer returns), got {value!r}")
+    if entry.get("framework") not in NETWORK_FRAMEWORKS or task == "regression":
+        raise fail("output.network_output applies to imported torch, tensorflow and onnx "
+                   f"classifiers only; remove it for this {entry.get('framework')} {task} "
+                   "model")
+    return value
 
 
 def _columns(value, field_name: str, fail, allow_empty: bool = False) -> tuple[str, ...]:

@@ -217,6 +217,10 @@ class ModelMetadata:
     # imported models: where the artifact came from and the SHA-256 of what was delivered
     imported_from: str = ""
     source_sha256: str = ""
+    # networks (torch, tensorflow, onnx) classifying: whether the model returns
+    # probabilities ("probability", the default; "" in older bundles) or logits
+    # ("logit": the engine applies the sigmoid or softmax); registry [models.output]
+    network_output: str = ""
     # Networks (torch, tensorflow) imported with their ONNX export made once at import
     # (container.frameworks.verified_export) instead of at the start of every job.
     # Bundles written before these fields existed keep them at their defaults and score
@@ -282,11 +286,12 @@ class ImportSpec:
     passthrough_columns: list[str] = field(default_factory=list)
     class_labels: list[str] = field(default_factory=list)  # multiclass: the model's class order
     model_file: str = ""  # path of the model inside a model.tar.gz or directory; "" = find it
+    network_output: str = ""  # networks: "probability" (default) or "logit"
 
     # fields that go into the bundle's model.json or choose the model file: a change to
     # any of them makes another bundle from the same artifact (another version)
     DECLARED = ("framework", "task", "features", "key_columns", "categorical_features",
-                "passthrough_columns", "class_labels", "model_file")
+                "passthrough_columns", "class_labels", "model_file", "network_output")
 
     def declared(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.DECLARED}

@@ -356,7 +356,8 @@ def run_import(env: ProcessingEnvironment) -> ModelMetadata:
         categorical_features=list(spec.categorical_features), task=spec.task,
         class_labels=list(spec.class_labels),
         passthrough_columns=list(spec.passthrough_columns),
-        imported_from=spec.artifact_uri, source_sha256=spec.source_sha256)
+        imported_from=spec.artifact_uri, source_sha256=spec.source_sha256,
+        network_output=spec.network_output)
     log.info("importing %s (%s, %s) from %s (%s)", spec.name, spec.framework, spec.task,
              spec.artifact_uri, where)
     # networks: loaded with the threads of one worker of a scoring job with at least as

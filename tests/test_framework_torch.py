@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -76,14 +76,6 @@ class Noisy(torch.nn.Module):
         return torch.sigmoid((x + torch.randn_like(x)).sum(1, keepdim=True))
 
 
-@dataclass(frozen=True)
-class LogitMetadata(ModelMetadata):
-    """model.json with the ``output`` flag (container.frameworks.network_outputs),
-    which ModelMetadata does not have yet."""
-
-    output: str = "logit"
-
-
 HEADS = {"binary": (1, "sigmoid"), "multiclass": (3, "softmax"), "regression": (1, "none")}
 
 
@@ -142,7 +134,7 @@ def test_logits_declared_as_such_get_the_sigmoid_or_softmax(tmp_path):
     for task, outputs in (("binary", 1), ("multiclass", 3)):
         module = Net(outputs, "none")
         declared = save(tmp_path, module, task)
-        metadata = LogitMetadata(**declared.to_dict())
+        metadata = ModelMetadata(**{**declared.to_dict(), "network_output": "logit"})
         model = load(metadata, tmp_path, 2, "auto")
         batch = record_batch(data, NAMES)
         model.verify_fast_path(batch.slice(0, 500))
@@ -155,7 +147,7 @@ def test_logits_declared_as_such_get_the_sigmoid_or_softmax(tmp_path):
 def test_logits_declared_as_probabilities_fail_the_job(tmp_path):
     model = load(save(tmp_path, Net(1, "none"), "binary"), tmp_path, 1, "framework")
     with pytest.raises(JobInputError, match=r"model\.pt returned values outside \[0, 1\]"
-                                            r".*output = \"logit\""):
+                                            r".*network_output = \"logit\""):
         model.predict(record_batch(rows(), NAMES))
 
 

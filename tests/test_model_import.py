@@ -402,6 +402,10 @@ def test_a_tarball_that_escapes_its_folder_is_refused(tmp_path):
     ('artifact = "model.json"\nclass_labels = ["a", "b"]', "class_labels apply to multiclass"),
     ('training_data = "training/customers/"\nlabel = "label"\nmodel_file = "x"',
      "model_file applies to imported models only"),
+    ('artifact = "model.json"\n[models.output]\nnetwork_output = "logit"',
+     "network_output applies to imported torch, tensorflow and onnx classifiers only"),
+    ('artifact = "model.json"\n[models.output]\nnetwork_output = "raw"',
+     "output.network_output must be one of probability, logit"),
 ])
 def test_registry_import_fields_are_validated(tmp_path, change, message):
     base = _entry("m", "xgboost", "x", FEATURES, holdout=False).replace('artifact = "x"\n', "")
@@ -458,11 +462,13 @@ def _dense_data(pipeline) -> pd.DataFrame:
 
 
 def _import_and_score(pipeline, name: str, framework: str, artifact: Path,
-                      holdout: bool) -> pd.DataFrame:
+                      holdout: bool, output: str = "") -> pd.DataFrame:
     entry = _entry(name, framework, str(artifact), DENSE, holdout=False)
     entry = entry.replace('dataset = "customers"', 'dataset = "dense"')
     if holdout:
         entry += 'holdout_data = "holdout/dense/"\nlabel = "label"\n'
+    if output:
+        entry += f'[models.output]\nnetwork_output = "{output}"\n'
     _register(pipeline, entry)
     meta = _materialization(pipeline.run_job("train_models", name))
     assert meta["quality_gate"] == ("applied" if holdout else "skipped: no holdout_data")
@@ -504,20 +510,27 @@ def _assert_verified_export(pipeline, name: str, agrees_on_missing: bool) -> Non
 def test_a_torchscript_module_with_holdout_data_is_verified_on_the_holdout(pipeline,
                                                                          tmp_path):
     torch = pytest.importorskip("torch")
-    _dense_data(pipeline)
+    inputs = _dense_data(pipeline)
     holdout = _holdout_frame(pipeline)
-    torch.manual_seed(0)  # a logistic regression, trained so the quality gate passes
-    module = torch.nn.Sequential(torch.nn.Linear(len(DENSE), 1), torch.nn.Sigmoid())
+    # a logistic regression trained with its loss on logits (no sigmoid in the module, as
+    # BCEWithLogitsLoss users write it), declared network_output = "logit"
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(len(DENSE), 1))
     x = torch.tensor(holdout[DENSE].to_numpy(np.float32))
     y = torch.tensor(holdout["label"].to_numpy(np.float32)).reshape(-1, 1)
     optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
     for _ in range(100):
         optimizer.zero_grad()
-        torch.nn.functional.binary_cross_entropy(module(x), y).backward()
+        torch.nn.functional.binary_cross_entropy_with_logits(module(x), y).backward()
         optimizer.step()
     torch.jit.save(torch.jit.script(module.eval()), str(tmp_path / "model.pt"))
-    _import_and_score(pipeline, "holdout_torch", "torch", tmp_path / "model.pt", True)
+    outputs = _import_and_score(pipeline, "holdout_torch", "torch", tmp_path / "model.pt",
+                                True, output="logit")
     metadata, _ = _bundle(pipeline, "holdout_torch")
+    assert metadata.network_output == "logit"
+    with torch.no_grad():
+        logits = module(torch.tensor(inputs[DENSE].to_numpy(np.float32))).numpy()
+    _expect(outputs, inputs, 1 / (1 + np.exp(-logits.astype(np.float64))), 1e-5)
     assert metadata.onnx_export_verified_on == f"{len(holdout):,} holdout rows"
     assert metadata.onnx_export_max_difference <= metadata.onnx_export_tolerance
 

@@ -5,18 +5,19 @@ in the artifact says whether a classifier's last layer is a probability (sigmoid
 softmax inside the model) or a logit (the activation left to the loss, as with
 ``BCEWithLogitsLoss``/``from_logits=True``). The convention:
 
-* ``output = "probability"`` (the default): a binary model returns P(positive) as
+* ``network_output = "probability"`` (the default): a binary model returns P(positive) as
   (n, 1) or (n,), or both classes' probabilities as (n, 2) (column 1 is the
   positive class); a multiclass model returns (n, k) probabilities in the order of
   ``ModelMetadata.class_labels``.
-* ``output = "logit"``: the same shapes before the activation; the engine applies
+* ``network_output = "logit"``: the same shapes before the activation; the engine applies
   the sigmoid (one column) or the softmax (two or more columns), in float64.
 
-The flag is read from ``ModelMetadata.output`` when the contract has that field, and
-is ``"probability"`` otherwise. Because a wrong convention would silently score
-logits as probabilities, every batch of a model declared ``probability`` is checked:
-a value outside [0, 1] or a multiclass row that does not sum to 1 fails the job with
-a message that names the artifact and both fixes. Regression models return the value
+The flag is ``ModelMetadata.network_output`` (the registry's ``[models.output]
+network_output``), ``"probability"`` when empty (bundles written before it
+existed). Because a wrong convention would silently score logits as probabilities,
+every batch of a model declared ``probability`` is checked: a value outside [0, 1]
+or a multiclass row that does not sum to 1 fails the job with a message that names
+the artifact and both fixes. Regression models return the value
 (n, 1) or (n,) and the flag does not apply.
 """
 
@@ -37,11 +38,12 @@ ROW_SUM_SLACK = 1e-3
 
 def declared_output(metadata: ModelMetadata, artifact: str) -> str:
     """The model's output convention (``OUTPUT_KINDS``), default ``probability``."""
-    output = getattr(metadata, "output", None) or DEFAULT_OUTPUT
+    output = metadata.network_output or DEFAULT_OUTPUT
     if output not in OUTPUT_KINDS:
         raise JobInputError(
-            f"model {metadata.name!r} ({artifact}): output {output!r} is not one of "
-            f"{', '.join(OUTPUT_KINDS)}; fix the model's output in the registry")
+            f"model {metadata.name!r} ({artifact}): network_output {output!r} is not one "
+            f"of {', '.join(OUTPUT_KINDS)}; fix [models.output] network_output in the "
+            "registry and re-import")
     return output
 
 
@@ -77,7 +79,7 @@ def task_values(raw: object, task: str, output: str, artifact: str) -> np.ndarra
 
 def check_probabilities(values: np.ndarray, artifact: str) -> None:
     """JobInputError when ``values`` cannot be probabilities (the model returns logits
-    or scores while declared ``output = "probability"``)."""
+    or scores while declared ``network_output = "probability"``)."""
     known = values[~np.isnan(values)]
     if known.size == 0:
         return
@@ -95,5 +97,6 @@ def check_probabilities(values: np.ndarray, artifact: str) -> None:
         raise JobInputError(
             f"model artifact {artifact} returned {problem}, so its output is not a "
             "probability: it looks like logits or scores. End the model with a sigmoid "
-            "(binary) or softmax (multiclass), or declare the model's output = \"logit\" "
-            "so the engine applies it.")
+            "(binary) or softmax (multiclass), or declare network_output = \"logit\" in the "
+            "model's [models.output] table of the registry (then re-import) so the engine "
+            "applies it.")
