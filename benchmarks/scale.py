@@ -22,25 +22,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 
 from batch_assets.definitions import build_definitions, local_resources
-from batch_assets.demo import LOCAL_INSTANCE_CONFIG
 from batch_assets.demo_data import DemoDataSpec, generate_demo_data
 from batch_assets.layout import model_prefix
 from batch_assets.model_pointer import CurrentModel, read_current_model, write_current_model
+from benchmarks.dagster_dev import DagsterDev
 from container.contract import METADATA_FILE
 from resources.instance_admission import peak_in_use
 from resources.job_store import SQLiteJobStore
@@ -97,80 +92,18 @@ def prepare(root: Path, days: list[str], models: int, instance_count: int,
     return registry
 
 
-def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        url, json.dumps({"query": query, "variables": variables or {}}).encode(),
-        {"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def run_backfill(root: Path, registry: Path, days: list[str], models: int, quota: int,
                  pool_limit: int, timeout: float) -> tuple[float, str]:
     """Serve the deployment with ``dagster dev``, launch the backfill, wait; returns
     (wall seconds from launch to the backfill's end, its status)."""
-    home = root / "dagster_home"
-    home.mkdir()
-    config = LOCAL_INSTANCE_CONFIG.read_text().replace("default_limit: 1",
-                                                       f"default_limit: {pool_limit}")
-    (home / "dagster.yaml").write_text(config)
-    (root / "workspace.yaml").write_text(
-        "load_from:\n  - python_module:\n      module_name: batch_assets.definitions\n"
-        "      working_directory: .\n")
-    port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "BATCH_MODEL_REGISTRY": str(registry),
-           "BATCH_INSTANCE_QUOTAS": f"{INSTANCE_TYPE}={quota}", "PYTHONWARNINGS": "ignore"}
-    dagster = str(Path(sys.executable).with_name("dagster"))
-    server = subprocess.Popen([dagster, "dev", "-w", "workspace.yaml", "-p", str(port)],
-                              cwd=root, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/graphql"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if _graphql(url, "{ version }").get("data"):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("dagster dev did not start within 180 s")
-            time.sleep(1)
+    env = {"BATCH_MODEL_REGISTRY": str(registry),
+           "BATCH_INSTANCE_QUOTAS": f"{INSTANCE_TYPE}={quota}"}
+    with DagsterDev(root, env, pool_limit=pool_limit) as dev:
         started = time.monotonic()
-        launched = _graphql(url, """
-            mutation($params: LaunchBackfillParams!) {
-              launchPartitionBackfill(backfillParams: $params) {
-                __typename ... on LaunchBackfillSuccess { backfillId }
-                ... on PythonError { message } } }""",
-            {"params": {"assetSelection": [{"path": ["predictions", f"m{i:03d}"]}
-                                           for i in range(models)],
-                        "partitionNames": days}})
-        outcome = launched["data"]["launchPartitionBackfill"]
-        if outcome["__typename"] != "LaunchBackfillSuccess":
-            raise RuntimeError(f"backfill not launched: {outcome}")
-        status = "?"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status = _graphql(url, """query($id: String!) {
-                partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } }
-                }""", {"id": outcome["backfillId"]})["data"]["partitionBackfillOrError"]["status"]
-            if status in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED",
-                          "CANCELED"):
-                break
-            time.sleep(2)
+        backfill = dev.launch_backfill([["predictions", f"m{i:03d}"] for i in range(models)],
+                                       days)
+        status = dev.wait_for_backfill(backfill, timeout)
         return time.monotonic() - started, status
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
 
 
 def report(root: Path, days: list[str], models: int, quota: int, wall: float,
