@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -131,7 +132,7 @@ def _output(run_dir: Path, model: str | None) -> dict[str, object]:
     return {p.name: pq.read_table(p) for p in sorted(folder.glob("*.parquet"))}
 
 
-def measure(case: str, k: int, work_dir: Path, mode: str) -> Row:
+def measure(case: str, k: int, work_dir: Path, mode: str, repeats: int = 3) -> Row:
     workload_name, ks = CASES[case]
     (spec,) = [s for s in workload_specs(mode) if s.name == workload_name]
     workload = prepare(spec, work_dir / "bench")
@@ -140,31 +141,37 @@ def measure(case: str, k: int, work_dir: Path, mode: str) -> Row:
     runs = work_dir / "multi_model" / case / "runs"
     if k == ks[0]:  # warm the page cache and imports; not counted
         single_job(workload.data_dir, models_dir / names[0], runs / "warm-up")
-    one = one_job(workload.data_dir, models_dir, names, runs / "one")
-    singles = 0.0
+    ones, singles = [], []
     identical = True
-    for name in names:
-        run_dir = runs / f"single-{name}"
-        singles += single_job(workload.data_dir, models_dir / name, run_dir)
-        mine, theirs = _output(runs / "one", name), _output(run_dir, None)
-        identical &= mine.keys() == theirs.keys() and all(
-            mine[f].equals(theirs[f]) for f in mine)
-        shutil.rmtree(run_dir)
-    return Row(case, k, one, singles, identical)
+    for _ in range(repeats):  # interleaved, so a burst of other load hits both sides
+        ones.append(one_job(workload.data_dir, models_dir, names, runs / "one"))
+        total = 0.0
+        for name in names:
+            run_dir = runs / f"single-{name}"
+            total += single_job(workload.data_dir, models_dir / name, run_dir)
+            mine, theirs = _output(runs / "one", name), _output(run_dir, None)
+            identical &= mine.keys() == theirs.keys() and all(
+                mine[f].equals(theirs[f]) for f in mine)
+            shutil.rmtree(run_dir)
+        singles.append(total)
+    return Row(case, k, statistics.median(ones), statistics.median(singles), identical)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.multi_model",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=["short", "full", "tiny"], default="short")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="interleaved runs of each side; the medians count")
     parser.add_argument("--work-dir", type=Path, default=Path(".data/bench"))
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
     work_dir = args.work_dir.resolve()  # the instance channels are symlinks to it
-    rows = [measure(case, k, work_dir, args.mode)
+    rows = [measure(case, k, work_dir, args.mode, args.repeats)
             for case, (_, ks) in CASES.items() for k in ks]
     lines = [f"multi-model jobs, mode {args.mode}: one job scoring K models vs K single-model "
-             "jobs run one after another (wall seconds incl. process start-up)", ""]
+             "jobs run one after another (wall seconds incl. process start-up, medians of "
+             f"{args.repeats} interleaved runs)", ""]
     lines += [row.line() for row in rows]
     print("\n".join(lines))
     args.results.mkdir(parents=True, exist_ok=True)
