@@ -15,8 +15,9 @@ Chromium (Debian's package, driven by Playwright) then does what a user does:
    has that entry (``assert_distribution_table_shown``; only that assertion is
    skipped, with a warning, when the entry is absent).
 
-Screenshots of each step go to tests/ui_results/ (or $UI_RESULTS_DIR); their paths
-and the time of each phase are printed (run pytest with -s to see them).
+Screenshots of each step go to tests/ui_results/ (or $UI_RESULTS_DIR): the asset
+page, the launch dialog, the run log, the partition's metadata and, when shown, the
+distribution table; their paths and the time of each phase are printed (pytest -s).
 
 Chromium is started headless with a fresh profile and without background networking
 (the machine has no network but the package registries): see CHROMIUM_FLAGS.
@@ -274,9 +275,10 @@ def screenshots() -> Iterator[list[Path]]:
         print(f"[ui test] screenshot {path}", flush=True)
 
 
-def _shot(page, screenshots: list[Path], name: str, full_page: bool = False) -> None:
+def _shot(page, screenshots: list[Path], name: str, target=None) -> None:
+    """A screenshot of the page (or of the ``target`` element) into RESULTS."""
     path = RESULTS / f"{len(screenshots) + 1:02d}_{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
+    (target or page).screenshot(path=str(path))
     screenshots.append(path)
 
 
@@ -302,7 +304,7 @@ def _number(text: str) -> int:
     return int(match[1].replace(",", ""))
 
 
-def assert_distribution_table_shown(page, ui: DagsterUI) -> None:
+def assert_distribution_table_shown(page, ui: DagsterUI, screenshots: list[Path]) -> None:
     """The partition's ``prediction_distribution`` entry is shown as a table (the
     markdown's histogram). Skipped, with a warning, only while materializations do not
     have that entry yet; an entry the UI does not show fails."""
@@ -321,6 +323,7 @@ def assert_distribution_table_shown(page, ui: DagsterUI) -> None:
         table = page.get_by_role("dialog").get_by_role("table").first
     table.wait_for()
     assert table.get_by_role("row").count() >= 2, table.inner_text()  # header + a bin
+    _shot(page, screenshots, "prediction_distribution", target=row)
 
 
 # --- the test ---------------------------------------------------------------------
@@ -409,7 +412,9 @@ def test_materialize_one_partition_by_clicking(dagster_ui, page, screenshots, ti
     assert _number(metadata_value(page, "input_files")) == DATA.files_per_day
     assert _number(metadata_value(page, "instances")) == INSTANCES
     expect(page.get_by_role("link", name=run_id[:8])).to_be_visible()
-    _shot(page, screenshots, "partition_metadata", full_page=True)
-    assert_distribution_table_shown(page, ui)
+    # the metadata panel scrolls inside the page: a tall window shows all of it
+    page.set_viewport_size({"width": 1600, "height": 3000})
+    _shot(page, screenshots, "partition_metadata")
+    assert_distribution_table_shown(page, ui, screenshots)
     timer.lap("run log and partition metadata")
     print(f"[ui test] time: {timer.report()}", flush=True)
