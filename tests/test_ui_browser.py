@@ -331,6 +331,7 @@ def assert_distribution_table_shown(page, ui: DagsterUI, screenshots: list[Path]
 
 @pytest.mark.timeout(1800)
 def test_materialize_one_partition_by_clicking(dagster_ui, page, screenshots, timer):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
     expect.set_options(timeout=UI_TIMEOUT_MS)
@@ -361,15 +362,14 @@ def test_materialize_one_partition_by_clicking(dagster_ui, page, screenshots, ti
     launch.click()
     timer.lap("asset page and launch dialog")
 
-    # 3. the run page, from the "Launched run" toast (or the Runs list if it is gone)
-    toast_link = page.get_by_role("link", name=re.compile(r"^View$"))
+    # 3. the run page, from the "Launched run" toast (if the toast closed before the
+    #    click, the newest run of this fresh instance is ours)
     try:
-        toast_link.click(timeout=30_000)
-    except Exception:  # the toast closed before the click: the newest run is ours
+        page.get_by_role("link", name=re.compile(r"^View$")).click(timeout=30_000)
+    except PlaywrightTimeout:
         (run,) = ui.graphql("{ runsOrError(limit: 1) { ... on Runs { results { runId } } } }")[
             "runsOrError"]["results"]
-        page.get_by_role("link", name="Runs", exact=True).click()
-        page.get_by_role("link", name=run["runId"][:8], exact=True).click()
+        page.goto(f"{ui.base}/runs/{run['runId']}")
     page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}"))
     run_id = re.search(r"/runs/([0-9a-f-]{36})", page.url)[1]
     expect(page.get_by_text(f"partition: {DAY}")).to_be_visible()
