@@ -331,11 +331,19 @@ def assert_distribution_table_shown(page, ui: DagsterUI, screenshots: list[Path]
 
 @pytest.mark.timeout(1800)
 def test_materialize_one_partition_by_clicking(dagster_ui, page, screenshots, timer):
+    try:
+        _click_through(dagster_ui, page, screenshots, timer)
+    except Exception:
+        _shot(page, screenshots, "at_failure")  # what the page showed when it failed
+        print(f"[ui test] dagster dev's output: {dagster_ui.log}", flush=True)
+        raise
+
+
+def _click_through(ui: DagsterUI, page, screenshots: list[Path], timer: Timer) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
     expect.set_options(timeout=UI_TIMEOUT_MS)
-    ui = dagster_ui
     asset_url = f"{ui.base}/assets/{'/'.join(ASSET_PATH)}"
 
     # 1. the asset page
