@@ -7,8 +7,11 @@ FRAMEWORKS_STAMP := $(VENV)/.frameworks-installed
 export DAGSTER_HOME := $(CURDIR)/.data/dagster_home
 
 BENCH_STAMP := $(VENV)/.bench-installed
+# Debian's Chromium for the UI test (`make browser`); Playwright never downloads a browser
+CHROMIUM := /usr/bin/chromium
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: setup demo test test-slow bench bench-full lint dev clean
+.PHONY: setup demo test test-slow browser bench bench-full lint dev clean
 
 setup: $(STAMP)
 
@@ -36,8 +39,19 @@ test: $(FRAMEWORKS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not slow"
 
-test-slow: $(FRAMEWORKS_STAMP)
+test-slow: $(FRAMEWORKS_STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -m slow
+
+# The slow suite's UI test (tests/test_ui_browser.py) drives Debian's Chromium headless
+# through Playwright (the dev extra), given /usr/bin/chromium: installed from Debian's
+# packages when missing (needs root, as in CI; elsewhere `sudo apt-get install chromium`).
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@test "$$(id -u)" = 0 || { echo "$@ is missing: install Debian's chromium as root (apt-get install chromium)" >&2; exit 1; }
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+	test -x $@
 
 # Benchmarks (README "Performance"): short mode about 3 minutes, full mode about 40.
 # The frameworks extra too: W4/W5 score PyTorch and Keras models.

@@ -26,3 +26,15 @@ def test_make_targets_exist_and_set_up_the_environment():
     setup = subprocess.run(["make", "-n", "-W", "pyproject.toml", "setup"], cwd=ROOT,
                            capture_output=True, text=True).stdout
     assert "-m venv" in setup and "pip install" in setup
+
+
+def test_slow_suite_installs_debian_chromium_when_missing():
+    """The UI test's browser: `make test-slow` installs Debian's chromium first when it is
+    missing, and nothing when it is there."""
+    missing = subprocess.run(["make", "-n", "test-slow", "CHROMIUM=/nonexistent/chromium"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "apt-get install -y -q chromium" in missing
+    assert missing.index("apt-get install") < missing.index("pytest -m slow")
+    present = subprocess.run(["make", "-n", "browser", "CHROMIUM=/bin/sh"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+    assert "apt-get" not in present
