@@ -30,12 +30,9 @@ missing value gets a number, where ONNX Runtime (and an eager call) gives NaN; a
 model scored on rows with missing values therefore keeps TensorFlow, whose output is
 what ``model.predict`` gives.
 
-That fast path runs at job start only for bundles without a verified export: since
-the export moved to import (``container.frameworks.verified_export``, using
-``export_onnx`` below), an imported bundle carries ``model.onnx`` and the import's
-verdict, and ``container.frameworks.load_model`` scores it with ONNX Runtime alone
-(``container.frameworks.exported``) or with this module and ``predictor =
-"framework"``.
+That fast path runs at job start only for bundles without a verified export, as for
+TorchScript (``container.frameworks.torch``): imported bundles carry ``model.onnx``
+made by ``export_onnx`` below at import.
 """
 
 from __future__ import annotations
