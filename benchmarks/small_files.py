@@ -9,11 +9,12 @@ missing) delivered as 8 files and as 3,000 files of 100 rows, scored by W2's mod
 (imputer + scaler + logistic regression, folded). The job has the demo's 2 instances.
 
 For each layout it reports the job seconds (start to end as ``describe`` reports
-them), the wall seconds from submit until the job is seen terminal, and the job's
-phases from the runner's and the instances' logs: staging (job start until the
-instances are launched), start-up (launch until the first instance scores), scoring
-(the slowest instance's scoring time) and the tail (last instance done until the
-job ends: the last upload and exit). It also times the Dagster side of a day as
+them), the wall seconds from submit until the job is seen terminal, the CPU seconds
+of the runner and its instances (steadier than seconds on a shared machine), and
+the job's phases from the runner's and the instances' logs: staging (job start
+until the instances are launched), start-up (launch until the first instance
+scores), scoring (the slowest instance's scoring time) and the tail (last instance
+done until the job ends: the last upload and exit). It also times the Dagster side of a day as
 ``batch_assets.predictions`` does it: listing the inputs, ``tally_partition``
 before (nothing done) and after (every manifest and output footer read), and
 writing the job plan, input manifest and scoring plan.
@@ -26,19 +27,22 @@ the same predictions). Target: many/few job seconds <= 1.5x.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
+import resource
 import shutil
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from batch_assets.job_requests import scoring_request
@@ -54,6 +58,7 @@ from benchmarks.workloads import (
 )
 from container.contract import PlannedModel, ScoringPlan
 from resources.job_status import COMPLETED, TERMINAL
+from resources.local_processing.client import _children as local_supervisors
 from resources.local_processing.manifest_file import build_manifest
 from resources.processing import SageMakerProcessing
 from resources.storage import LocalBucketStorage
@@ -76,8 +81,10 @@ class Run:
     files: int
     job_seconds: float
     wall_seconds: float
+    cpu_seconds: float  # supervisor + instances: steadier than seconds on a busy machine
     phases: dict[str, float] = field(default_factory=dict)
     dagster: dict[str, float] = field(default_factory=dict)
+    code: str = "after"  # "before": the runner and container of --before
 
 
 def write_layout(storage: LocalBucketStorage, dataset: str, files: int) -> None:
@@ -112,8 +119,29 @@ def model_spec(dataset: str) -> ModelSpec:
                      inference=InferenceSettings())
 
 
+@contextlib.contextmanager
+def code_tree(folder: Path | None) -> Iterator[None]:
+    """Jobs submitted inside run the runner and the container from ``folder`` (a
+    checkout of another commit; ``None``: this one). ``python -m`` puts the working
+    directory first on the path, so both it and ``PYTHONPATH`` are switched."""
+    if folder is None:
+        yield
+        return
+    saved_cwd, saved_path = Path.cwd(), os.environ.get("PYTHONPATH")
+    os.chdir(folder)
+    os.environ["PYTHONPATH"] = str(folder)
+    try:
+        yield
+    finally:
+        os.chdir(saved_cwd)
+        if saved_path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved_path
+
+
 def run_job(storage: LocalBucketStorage, processing: SageMakerProcessing, layout: str,
-            repeat: int) -> Run:
+            repeat: int, code: str = "after", code_dir: Path | None = None) -> Run:
     """Score the layout's day as the predictions step does: list, tally, write the
     plan and manifests, one job, tally again."""
     dataset = f"small_files_{layout}"
@@ -127,7 +155,7 @@ def run_job(storage: LocalBucketStorage, processing: SageMakerProcessing, layout
     dagster["tally before"] = time.perf_counter() - mark
     assert len(before.pending) == len(inputs)
     mark = time.perf_counter()
-    job_name = f"small-files-{layout}-{repeat}-{int(time.time() * 1000)}"
+    job_name = f"small-files-{code}-{layout}-{repeat}-{int(time.time() * 1000)}"
     write_job_plan(storage, job_name, inputs)
     data_manifest = job_prefix(job_name) + "inputs.manifest"
     storage.write_bytes(data_manifest, build_manifest(storage.uri(data_prefix(dataset, DAY)),
@@ -148,14 +176,18 @@ def run_job(storage: LocalBucketStorage, processing: SageMakerProcessing, layout
         output_uri=storage.uri("predictions/"), tags={"benchmark": "small_files"})
     dagster["write plan + manifests"] = time.perf_counter() - mark
     client = processing.client(storage)
+    cpu_before = _children_cpu()
     submitted = time.perf_counter()
-    processing.submit(client, request)
+    with code_tree(code_dir):
+        processing.submit(client, request)
     while True:
         described = client.describe_processing_job(ProcessingJobName=job_name)
         if described["ProcessingJobStatus"] in TERMINAL:
             break
         time.sleep(0.05)
     wall = time.perf_counter() - submitted
+    local_supervisors[job_name].wait()  # reaped: its and its instances' CPU time counts
+    cpu = _children_cpu() - cpu_before
     if described["ProcessingJobStatus"] != COMPLETED:
         raise RuntimeError(f"job {job_name} {described['ProcessingJobStatus']}: "
                            f"{described.get('FailureReason')}")
@@ -168,7 +200,14 @@ def run_job(storage: LocalBucketStorage, processing: SageMakerProcessing, layout
     start = described["ProcessingStartTime"].timestamp()
     end = described["ProcessingEndTime"].timestamp()
     job_dir = client.job_dir(job_name)
-    return Run(layout, len(inputs), end - start, wall, phases(job_dir, start, end), dagster)
+    return Run(layout, len(inputs), end - start, wall, cpu, phases(job_dir, start, end),
+               dagster, code)
+
+
+def _children_cpu() -> float:
+    """User + system seconds of the reaped child processes (supervisor, instances)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
@@ -216,21 +255,36 @@ def _median(runs: list[Run], pick) -> float:
 
 
 def report(runs: list[Run], repeats: int) -> list[str]:
+    lines = [f"small files: {ROWS:,} rows, W2 model, local runner with {INSTANCES} instances, "
+             f"medians of {repeats} (layouts alternated)"]
+    codes = list(dict.fromkeys(r.code for r in runs))
+    for code in codes:
+        lines += ["", *_table_of([r for r in runs if r.code == code], code)]
+    if len(codes) == 2:
+        many = {c: _median([r for r in runs if r.code == c and r.layout == "many"],
+                           lambda r: r.job_seconds) for c in codes}
+        lines += ["", f"3,000-file job: {many['before']:.2f} s before, {many['after']:.2f} s "
+                      f"after ({many['before'] / many['after']:.2f}x faster)"]
+    return lines
+
+
+def _table_of(runs: list[Run], code: str) -> list[str]:
     by_layout = {name: [r for r in runs if r.layout == name] for name in LAYOUTS}
     few, many = by_layout["few"], by_layout["many"]
     ratio = _median(many, lambda r: r.job_seconds) / _median(few, lambda r: r.job_seconds)
-    lines = [f"small files: {ROWS:,} rows, W2 model, local runner with {INSTANCES} instances, "
-             f"medians of {repeats} (layouts alternated)", ""]
+    cpu_ratio = _median(many, lambda r: r.cpu_seconds) / _median(few, lambda r: r.cpu_seconds)
     titles = [f"{name} ({by_layout[name][0].files} files)" for name in LAYOUTS]
-    lines.append(f"{'':<32}" + "".join(f"{title:>22}" for title in titles))
-    rows = [("job seconds", lambda r: r.job_seconds), ("wall seconds", lambda r: r.wall_seconds)]
+    lines = [f"{code + ':':<32}" + "".join(f"{title:>22}" for title in titles)]
+    rows = [("job seconds", lambda r: r.job_seconds), ("wall seconds", lambda r: r.wall_seconds),
+            ("cpu seconds (runner + instances)", lambda r: r.cpu_seconds)]
     rows += [(f"  {p}", lambda r, p=p: r.phases[p]) for p in few[0].phases]
     rows += [(f"dagster: {p}", lambda r, p=p: r.dagster[p]) for p in few[0].dagster]
     for label, pick in rows:
         lines.append(f"{label:<32}" + "".join(f"{_median(by_layout[n], pick):>22.2f}"
                                               for n in LAYOUTS))
-    lines += ["", f"many/few job seconds: {ratio:.2f}x (target <= {TARGET}x: "
-              f"{'met' if ratio <= TARGET else 'MISSED'}); runs many: "
+    lines += [f"{code}: many/few job seconds {ratio:.2f}x (target <= {TARGET}x: "
+              f"{'met' if ratio <= TARGET else 'MISSED'}), cpu seconds {cpu_ratio:.2f}x; "
+              "job seconds of the runs, many: "
               + " ".join(f"{r.job_seconds:.2f}" for r in many)
               + "; few: " + " ".join(f"{r.job_seconds:.2f}" for r in few)]
     return lines
@@ -243,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=Path(".data/bench"))
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--results-name", default="small-files")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="a checkout of an earlier commit (e.g. `git worktree add "
+                             "/tmp/before <commit>`): its runner and container score too, "
+                             "alternated with this one's, for before/after in one run")
     args = parser.parse_args(argv)
     work_dir = args.work_dir.resolve()
     (spec,) = [s for s in workload_specs("short") if s.name == "W2"]
@@ -254,19 +312,23 @@ def main(argv: list[str] | None = None) -> int:
     upload_model(storage, model_dir)
     shutil.rmtree(root / "processing", ignore_errors=True)
     processing = SageMakerProcessing(local_work_dir=str(root / "processing"))
+    variants = [("after", None)]
+    if args.before is not None:
+        variants.insert(0, ("before", args.before.resolve()))
     run_job(storage, processing, "few", 0)  # warm-up: page cache, imports; not counted
     expected = outputs(storage)
     runs = []
     for repeat in range(1, args.repeats + 1):
-        for layout in (LAYOUTS if repeat % 2 else reversed(list(LAYOUTS))):
-            runs.append(run_job(storage, processing, layout, repeat))
-            got = outputs(storage)
-            if not (got.num_rows == ROWS and pc.all(pc.equal(got["id"], expected["id"])).as_py()
-                    and got.equals(expected)):
-                raise RuntimeError(f"{layout} outputs differ from the few-files outputs")
-            print(f"repeat {repeat} {layout}: job {runs[-1].job_seconds:.2f} s, "
-                  f"wall {runs[-1].wall_seconds:.2f} s, "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in runs[-1].phases.items()), flush=True)
+        for code, code_dir in variants:
+            for layout in (LAYOUTS if repeat % 2 else reversed(list(LAYOUTS))):
+                runs.append(run_job(storage, processing, layout, repeat, code, code_dir))
+                if not outputs(storage).equals(expected):
+                    raise RuntimeError(f"{code} {layout}: outputs differ from the few-files "
+                                       "outputs")
+                run = runs[-1]
+                print(f"repeat {repeat} {code} {layout}: job {run.job_seconds:.2f} s, "
+                      f"wall {run.wall_seconds:.2f} s, cpu {run.cpu_seconds:.2f} s, "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in run.phases.items()), flush=True)
     lines = report(runs, args.repeats)
     print("\n".join(lines))
     args.results.mkdir(parents=True, exist_ok=True)
