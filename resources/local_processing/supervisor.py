@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from container import contract
@@ -36,7 +35,6 @@ POLL_SECONDS = 0.2
 # a continuous upload scan waits this many times its own duration before the next:
 # its cost stays near 1/UPLOAD_SCAN_PACE of a core however many outputs there are
 UPLOAD_SCAN_PACE = 10.0
-STAGING_THREADS = 8
 PYTHON_COMMANDS = {"python", "python3"}
 
 
@@ -102,25 +100,11 @@ class Supervisor:
             for host, host_objects in assignment.items():
                 target = self._local(self.paths.instance_root(host), s3_input["LocalPath"])
                 target.mkdir(parents=True, exist_ok=True)
-                self._download(host_objects, target)
+                for key, relative in host_objects:
+                    self._check_stop()
+                    self.storage.download_file(key, target / relative)
             log.info("staged input %s: %d objects (%s)", channel["InputName"], len(objects),
                      s3_input["S3DataDistributionType"])
-
-    def _download(self, objects: list[tuple[str, str]], target: Path) -> None:
-        """Stage objects below ``target`` on ``STAGING_THREADS`` threads (each a link
-        or a request: waiting, not computing), so a day of thousands of small files
-        is staged in a fraction of the time one after another takes."""
-        def download(item: tuple[str, str]) -> None:
-            self._check_stop()
-            self.storage.download_file(item[0], target / item[1])
-
-        if len(objects) < 2:
-            for item in objects:
-                download(item)
-            return
-        with ThreadPoolExecutor(min(STAGING_THREADS, len(objects))) as pool:
-            for _ in pool.map(download, objects):  # the first error (or stop) is raised
-                pass
 
     @staticmethod
     def _local(root: Path, container_path: str) -> Path:
