@@ -196,3 +196,41 @@ def test_units_pack_small_row_groups_and_leave_big_ones_alone(tmp_path):
         ["f11.parquet", "f12.parquet", "f13.parquet"],
     ]
     assert [sum(p.rows for p in unit) for unit in units] == [400, 400, 200, 500, 300]
+
+
+def test_footers_are_read_whole_in_one_or_two_reads(tmp_path):
+    """A small footer comes with the first ranged read; one bigger than that read
+    (thousands of columns) is read again whole; a file that is not Parquet is named."""
+    from batch_assets.parquet_footer import TAIL_GUESS_BYTES, read_footer
+    from resources.storage import LocalBucketStorage
+
+    storage = LocalBucketStorage(root=str(tmp_path / "bucket"))
+    small = rows(0, 50)
+    wide = pa.table({f"column_{i:05d}": pa.array([float(i)]) for i in range(3_000)})
+    for key, table in (("small.parquet", small), ("wide.parquet", wide)):
+        pq.write_table(table, tmp_path / key)
+        storage.upload_file(tmp_path / key, key)
+    footer_bytes = int.from_bytes((tmp_path / "wide.parquet").read_bytes()[-8:-4], "little")
+    assert footer_bytes > TAIL_GUESS_BYTES  # the second-read path is exercised
+
+    assert read_footer(storage, "small.parquet").num_rows == 50
+    wide_footer = read_footer(storage, "wide.parquet")
+    assert (wide_footer.num_rows, wide_footer.num_columns) == (1, 3_000)
+    storage.write_bytes("not.parquet", b"x" * 100)
+    with pytest.raises(ValueError, match=r"not\.parquet is not a Parquet file"):
+        read_footer(storage, "not.parquet")
+
+
+def test_runner_output_scan_lists_nested_files_and_skips_symlinks(tmp_path):
+    from resources.local_processing.supervisor import _output_files
+
+    (tmp_path / "m0" / "_manifests").mkdir(parents=True)
+    (tmp_path / "m0" / "a.parquet").write_bytes(b"12345")
+    (tmp_path / "m0" / "_manifests" / "a.json").write_bytes(b"{}")
+    (tmp_path / "link.parquet").symlink_to(tmp_path / "m0" / "a.parquet")
+    (tmp_path / "linked-folder").symlink_to(tmp_path / "m0", target_is_directory=True)
+
+    found = {relative: signature[0] for _m, _p, relative, signature in
+             _output_files(tmp_path)}
+    assert found == {"m0/a.parquet": 5, "m0/_manifests/a.json": 2}
+    assert _output_files(tmp_path / "missing") == []
