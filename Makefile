@@ -62,6 +62,7 @@ $(BENCH_STAMP): $(FRAMEWORKS_STAMP)
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks --mode short
 	$(BIN)/python -m benchmarks.multi_model --mode short
+	$(BIN)/python -m benchmarks.small_files
 
 bench-full: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks --mode full

@@ -333,7 +333,7 @@ def _metadata(storage: ObjectStorage, processing: SageMakerProcessing,
         "rows_scored_now": rows_now,
         "seconds": round(seconds, 2),
         "rows_per_second": round(rows_now / seconds, 1) if seconds else 0.0,
-        "predict_seconds": round(predict_seconds, 2),
+        "predict_seconds": round(predict_seconds, 4),  # small days: milliseconds
         "output_location": dg.MetadataValue.path(
             storage.uri(predictions_prefix(state.model, day))),
         "nothing_to_do": not scored_now and not before.pending,

@@ -11,8 +11,10 @@ files that need it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pyarrow.parquet as pq
 
@@ -32,6 +34,10 @@ from resources.storage import ObjectStorage
 # S3), so a few hundred files take a few round trips of wall time, not hundreds
 READ_THREADS = 16
 _SMALLEST_PARQUET = 12  # "PAR1", footer length, "PAR1"
+
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class MissingInputError(Exception):
@@ -127,8 +133,8 @@ def tally_partition(
     sizes = {o.key: o.size for o in storage.list_objects(predictions_prefix(model, day))}
     plans: dict[str, dict] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(READ_THREADS, len(inputs)))) as pool:
-        manifests = list(pool.map(
-            lambda item: _read_manifest(storage, sizes, model, day, item), inputs))
+        manifests = _map_in_chunks(
+            pool, lambda item: _read_manifest(storage, sizes, model, day, item), inputs)
         to_read: list[tuple[InputFile, FileManifest, str]] = []  # footers still to check
         for item, manifest in zip(inputs, manifests, strict=True):
             if isinstance(manifest, str):
@@ -145,8 +151,8 @@ def tally_partition(
                 tally.problems[item.relative] = tally.damaged[item.relative] = damage
                 continue
             to_read.append((item, manifest, output_key))
-        footers = pool.map(lambda entry: _read_footer(storage, entry[2], sizes[entry[2]]),
-                           to_read)
+        footers = _map_in_chunks(
+            pool, lambda entry: _read_footer(storage, entry[2], sizes[entry[2]]), to_read)
         for (item, manifest, _key), footer in zip(to_read, footers, strict=True):
             damage = footer if isinstance(footer, str) else _footer_damage(footer, manifest)
             if damage:
@@ -170,6 +176,17 @@ def read_model_failures(storage: ObjectStorage, model: str, day: str,
         if failure.job_name == job_name:
             found.append(failure)
     return found
+
+
+def _map_in_chunks(pool: ThreadPoolExecutor, function: Callable[[T], R],
+                   items: list[T]) -> list[R]:
+    """``function`` over ``items`` in order, a few chunks per thread rather than a task
+    per item: a day of 3,000 files would otherwise pay 6,000 task hand-offs, more
+    than the reads themselves cost on a local bucket."""
+    size = max(1, -(-len(items) // (READ_THREADS * 4)))
+    chunks = [items[i:i + size] for i in range(0, len(items), size)]
+    return [result for chunk in pool.map(lambda part: [function(i) for i in part], chunks)
+            for result in chunk]
 
 
 def _read_manifest(storage: ObjectStorage, sizes: dict[str, int], model: str, day: str,

@@ -197,10 +197,17 @@ def prepare(spec: WorkloadSpec, root: Path) -> Workload:
         return Workload(spec, data_dir, model_dir)
     _ensure(data_dir, {"files": spec.files, "rows_per_file": spec.rows_per_file},
             lambda folder: _write_files(folder, spec.files, spec.rows_per_file))
+    return Workload(spec, data_dir, prepare_model(spec, root))
+
+
+def prepare_model(spec: WorkloadSpec, root: Path) -> Path:
+    """Build (or reuse) a tree or linear workload's model bundle alone (benchmarks
+    that lay out their own data, e.g. ``benchmarks.small_files``)."""
+    model_dir = root / spec.model_key
     _ensure(model_dir, {"model": spec.model, "trees": spec.trees, "depth": spec.depth,
                         "training_rows": spec.training_rows},
             lambda folder: _train(folder, spec))
-    return Workload(spec, data_dir, model_dir)
+    return model_dir
 
 
 def _ensure(folder: Path, spec: dict, build) -> None:
@@ -232,7 +239,7 @@ def labels_for(block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (rng.random(len(x)) < 1 / (1 + np.exp(-logit))).astype(np.int8)
 
 
-def _table(ids: np.ndarray, block: np.ndarray) -> pa.Table:
+def feature_table(ids: np.ndarray, block: np.ndarray) -> pa.Table:
     columns = {KEY_COLUMN: pa.array(ids, pa.int64())}
     columns.update({name: pa.array(block[:, i]) for i, name in enumerate(FEATURES)})
     return pa.table(columns)
@@ -245,14 +252,14 @@ def _write_files(folder: Path, files: int, rows_per_file: int,
     next_id = 0
     for index in range(files):
         path = folder / f"part-{index:05d}.parquet"
-        with pq.ParquetWriter(path, _table(np.zeros(0, np.int64),
+        with pq.ParquetWriter(path, feature_table(np.zeros(0, np.int64),
                                            np.zeros((0, FEATURE_COUNT), np.float32)).schema,
                               use_dictionary=False) as writer:
             remaining = rows_per_file
             while remaining:
                 rows = min(WRITE_CHUNK_ROWS, remaining)
                 ids = np.arange(next_id, next_id + rows, dtype=np.int64)
-                writer.write_table(_table(ids, feature_block(rng, rows, missing)),
+                writer.write_table(feature_table(ids, feature_block(rng, rows, missing)),
                                    row_group_size=ROW_GROUP_ROWS)
                 next_id += rows
                 remaining -= rows

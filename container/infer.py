@@ -140,8 +140,11 @@ def _load(entry: _Planned, host: str, job_name: str, threads: int,
             "predictor": model.predictor_name, "job_name": job_name,
         }, entry.files)
         mine = [o for o in opened if scored.scores(o.file.relative)]
+        accepted: set = set()  # each distinct schema checked once (thousands of files)
         for item in mine:  # every schema before any compute
-            check_columns(item.input_schema, item.file.relative, metadata)
+            if item.input_schema not in accepted:
+                check_columns(item.input_schema, item.file.relative, metadata)
+                accepted.add(item.input_schema)
         sample = first_batch(mine, metadata.input_columns)
         checked = "no rows to check"
         if sample is not None:

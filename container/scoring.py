@@ -7,7 +7,10 @@ Why threads and row groups:
   busy without a process pool's start-up, per-process model copy and pickling.
 - The unit of work is one row group of one file, not one file, so a shard of a
   single big file is scored by every core, and a shard of many small files is
-  balanced across them.
+  balanced across them; small row groups, of one file or of several, are packed
+  into one unit of up to ``batch_rows`` rows and predicted together
+  (``container.units``), so a day of thousands of tiny files pays a predict call
+  and a thread-pool round trip per unit, not per file.
 - Each worker reads its row group in record batches of ``batch_rows``; memory is
   bounded by the number of workers times a row group's compressed size plus a
   batch, never by the file size.
@@ -29,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -39,9 +42,9 @@ from container.contract import FileManifest, ModelMetadata
 from container.errors import JobInputError
 from container.file_output import FileOutput, output_schema
 from container.frameworks.base import FrameworkModel
-from container.prediction_columns import checked_predictions, prediction_arrays
 from container.prediction_stats import PredictionStats
 from container.schema_check import check_columns, open_parquet
+from container.units import Part, PartResult, plan_units, score_unit, unreadable
 
 log = logging.getLogger("container.scoring")
 
@@ -62,6 +65,7 @@ class OpenedFile:
     rows: int
     row_groups: int
     input_schema: pa.Schema
+    metadata: pq.FileMetaData  # the footer, reused by the readers (not read again)
 
 
 @dataclass
@@ -91,13 +95,6 @@ class ScoredModel:
             self.failure = exc
 
 
-def _unreadable(relative: str, exc: BaseException) -> JobInputError:
-    return JobInputError(
-        f"input file {relative} could not be read ({type(exc).__name__}: {exc}). "
-        "The file is probably corrupt: re-deliver it."
-    )
-
-
 def open_input(file: InputFile, model: ModelMetadata | None = None) -> OpenedFile:
     """Read the file's footer once (a corrupt footer fails the job, naming the file);
     with ``model``, also check the schema against it (errors name file and column)."""
@@ -105,8 +102,8 @@ def open_input(file: InputFile, model: ModelMetadata | None = None) -> OpenedFil
     schema = parquet_file.schema_arrow
     if model is not None:
         check_columns(schema, file.relative, model)
-    return OpenedFile(file, parquet_file.metadata.num_rows,
-                      parquet_file.metadata.num_row_groups, schema)
+    metadata = parquet_file.metadata
+    return OpenedFile(file, metadata.num_rows, metadata.num_row_groups, schema, metadata)
 
 
 def first_batch(files: list[OpenedFile], columns: list[str],
@@ -116,75 +113,12 @@ def first_batch(files: list[OpenedFile], columns: list[str],
     for opened in files:
         if opened.rows:
             try:
-                parquet_file = pq.ParquetFile(opened.file.source)
-                return next(parquet_file.iter_batches(batch_size=rows, columns=columns))
+                with pa.OSFile(str(opened.file.source)) as handle:
+                    parquet_file = pq.ParquetFile(handle, metadata=opened.metadata)
+                    return next(parquet_file.iter_batches(batch_size=rows, columns=columns))
             except (pa.ArrowException, OSError) as exc:
-                raise _unreadable(opened.file.relative, exc) from exc
+                raise unreadable(opened.file.relative, exc) from exc
     return None
-
-
-def _read_batches(opened: OpenedFile, row_group: int, batch_rows: int,
-                  columns: list[str]) -> Iterator[pa.RecordBatch]:
-    """The row group's record batches; a read error names the file (and only a read
-    error: what the consumer does with a batch is not the file's fault)."""
-    try:
-        parquet_file = pq.ParquetFile(opened.file.source, page_checksum_verification=True)
-        yield from parquet_file.iter_batches(batch_size=batch_rows, row_groups=[row_group],
-                                             columns=columns, use_threads=False)
-    except (pa.ArrowException, OSError) as exc:
-        raise _unreadable(opened.file.relative, exc) from exc
-
-
-def needed_columns(models: list[ScoredModel]) -> list[str]:
-    """Every column any of ``models`` reads, each once, in first-use order."""
-    return list(dict.fromkeys(c for m in models for c in m.metadata.input_columns))
-
-
-@dataclass
-class UnitResult:
-    """One row group scored by each model that scores its file: keys + passthrough +
-    prediction columns per model, or the model's failure, and its predict time."""
-
-    tables: dict[str, pa.Table] = field(default_factory=dict)
-    errors: dict[str, BaseException] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    rows: int = 0
-
-
-def score_row_group(models: list[ScoredModel], opened: OpenedFile, row_group: int,
-                    batch_rows: int, schemas: dict[str, pa.Schema]) -> UnitResult:
-    """Read one row group batch by batch (decoded once, the union of the models'
-    columns), predict each batch with every model, return each model's table. One
-    model's failure is that model's; a read failure is the file's (raised)."""
-    targets = [m for m in models if m.scores(opened.file.relative)]
-    result = UnitResult()
-    batches: dict[str, list[pa.RecordBatch]] = {m.name: [] for m in targets}
-    for batch in _read_batches(opened, row_group, batch_rows, needed_columns(targets)):
-        result.rows += batch.num_rows
-        where = f"{batch.num_rows} rows of input file {opened.file.relative}"
-        for target in targets:
-            if target.name in result.errors:
-                continue
-            metadata = target.metadata
-            started = time.perf_counter()
-            try:
-                scored = checked_predictions(target.model.predict(batch), metadata,
-                                             batch.num_rows, where)
-            except Exception as exc:  # the model's failure: the job's others go on
-                result.errors[target.name] = exc
-                continue
-            result.seconds[target.name] = (result.seconds.get(target.name, 0.0)
-                                           + time.perf_counter() - started)
-            columns = [batch.column(name)
-                       for name in [*metadata.key_columns, *metadata.passthrough_columns]]
-            columns += prediction_arrays(scored, metadata)
-            batches[target.name].append(
-                pa.RecordBatch.from_arrays(columns, schema=schemas[target.name]))
-    for target in targets:
-        if target.name not in result.errors:
-            result.tables[target.name] = pa.Table.from_batches(
-                batches[target.name], schema=schemas[target.name])
-    return result
 
 
 class ScoringPipeline:
@@ -201,17 +135,19 @@ class ScoringPipeline:
     def run(self, files: list[OpenedFile],
             progress: Progress | None = None) -> list[FileManifest]:
         """Score every file; a read failure cancels what has not started, lets running
-        row groups end, drops the unfinished outputs and is raised. A model's failure
+        units end, drops the unfinished outputs and is raised. A model's failure
         drops only that model's unfinished output; its other files are skipped."""
         manifests: list[FileManifest] = []
-        self._file_schemas = {opened.file.relative: self._schemas(opened) for opened in files}
-        units = ((opened, group, self._file_schemas[opened.file.relative])
-                 for opened in files for group in range(opened.row_groups))
+        checked: dict[tuple[str, pa.Schema], pa.Schema] = {}
+        self._file_schemas = {opened.file.relative: self._schemas(opened, checked)
+                              for opened in files}
+        units = plan_units(files, self.batch_rows)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="score") as pool:
-            in_flight: deque[Future[UnitResult]] = deque()
+            in_flight: deque[Future[list[PartResult]]] = deque()
+            parts = self._part_results(pool, units, in_flight)
             try:
                 for opened in files:
-                    manifests += self._score_file(opened, pool, units, in_flight, progress)
+                    manifests += self._score_file(opened, parts, progress)
                     if progress is not None:
                         progress.file_done()
             finally:
@@ -219,23 +155,44 @@ class ScoringPipeline:
                     future.cancel()
         return manifests
 
-    def _schemas(self, opened: OpenedFile) -> dict[str, pa.Schema]:
+    def _schemas(self, opened: OpenedFile,
+                 checked: dict[tuple[str, pa.Schema], pa.Schema]) -> dict[str, pa.Schema]:
         """Each model's output schema for this file (the input's key and passthrough
-        types); a model whose columns the file lacks fails here, before any compute."""
+        types); a model whose columns the file lacks fails here, before any compute.
+        ``checked`` remembers each schema a model accepted: thousands of small files
+        of one schema are checked once (a failing check is not remembered, so its
+        error names the file at hand)."""
         schemas = {}
         for target in self.models:
             if not target.scores(opened.file.relative):
                 continue
-            try:
-                check_columns(opened.input_schema, opened.file.relative, target.metadata)
-                schemas[target.name] = output_schema(opened.input_schema, target.metadata)
-            except JobInputError as exc:
-                target.fail(exc, f"on input file {opened.file.relative}")
+            key = (target.name, opened.input_schema)
+            if key not in checked:
+                try:
+                    check_columns(opened.input_schema, opened.file.relative, target.metadata)
+                except JobInputError as exc:
+                    target.fail(exc, f"on input file {opened.file.relative}")
+                    continue
+                checked[key] = output_schema(opened.input_schema, target.metadata)
+            schemas[target.name] = checked[key]
         return schemas
 
-    def _score_file(self, opened: OpenedFile, pool: ThreadPoolExecutor,
-                    units: Iterator[tuple[OpenedFile, int, dict[str, pa.Schema]]],
-                    in_flight: deque[Future[UnitResult]],
+    def _part_results(self, pool: ThreadPoolExecutor, units: Iterator[list[Part]],
+                      in_flight: deque[Future[list[PartResult]]]) -> Iterator[PartResult]:
+        """Every row group's result in input order, keeping ``UNITS_AHEAD_PER_WORKER``
+        units per worker submitted ahead of the writer."""
+        while True:
+            while len(in_flight) < self.workers * UNITS_AHEAD_PER_WORKER:
+                unit = next(units, None)
+                if unit is None:
+                    break
+                in_flight.append(pool.submit(score_unit, self.models, unit, self.batch_rows,
+                                             self._file_schemas))
+            if not in_flight:
+                return
+            yield from in_flight.popleft().result()
+
+    def _score_file(self, opened: OpenedFile, parts: Iterator[PartResult],
                     progress: Progress | None) -> list[FileManifest]:
         relative = opened.file.relative
         schemas = self._file_schemas[relative]
@@ -247,8 +204,9 @@ class ScoringPipeline:
         }
         try:
             for _ in range(opened.row_groups):
-                self._top_up(pool, units, in_flight)
-                result = in_flight.popleft().result()
+                result = next(parts)
+                if result.read_error is not None:
+                    raise result.read_error
                 for name, (target, output) in list(outputs.items()):
                     error = result.errors.get(name) or target.failure
                     if error is not None or name not in result.tables:
@@ -267,25 +225,17 @@ class ScoringPipeline:
                 output.discard()
             raise
 
-    def _top_up(self, pool: ThreadPoolExecutor,
-                units: Iterator[tuple[OpenedFile, int, dict[str, pa.Schema]]],
-                in_flight: deque[Future[UnitResult]]) -> None:
-        while len(in_flight) < self.workers * UNITS_AHEAD_PER_WORKER:
-            unit = next(units, None)
-            if unit is None:
-                return
-            in_flight.append(pool.submit(score_row_group, self.models, unit[0], unit[1],
-                                         self.batch_rows, unit[2]))
-
 
 class Progress:
-    """Logs files, rows and throughput: after each published file, and at least
-    every ``interval`` seconds while a big file is still being written."""
+    """Logs files, rows and throughput: after a published file (at most one line per
+    ``file_interval`` seconds, and after the last file: a shard of thousands of tiny
+    files must not write a line per file), and at least every ``interval`` seconds
+    while a big file is still being written."""
 
     def __init__(self, host: str, files_total: int, rows_total: int, started: float,
-                 interval: float = 15.0) -> None:
+                 interval: float = 15.0, file_interval: float = 1.0) -> None:
         self.host, self.files_total, self.rows_total = host, files_total, rows_total
-        self.started, self.interval = started, interval
+        self.started, self.interval, self.file_interval = started, interval, file_interval
         self.files = 0
         self.rows = 0
         self.logged_at = started
@@ -297,7 +247,9 @@ class Progress:
 
     def file_done(self) -> None:
         self.files += 1
-        self._log()
+        if (self.files == self.files_total
+                or time.monotonic() - self.logged_at >= self.file_interval):
+            self._log()
 
     def _log(self) -> None:
         now = time.monotonic()

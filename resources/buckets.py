@@ -81,14 +81,20 @@ class LocalBucket(Bucket):
         start = base if base.is_dir() else base.parent
         if not start.is_dir():
             return []
+        # keys by string operations, not a Path per file: a day of 3,000 inputs has
+        # 6,000 prediction objects, and the tally lists them on every run
+        root_text = str(self.root) + os.sep
         found = []
         for dirpath, _dirs, files in os.walk(start):
+            folder = dirpath[len(root_text):].replace(os.sep, "/")
             for name in files:
-                path = Path(dirpath) / name
-                key = path.relative_to(self.root).as_posix()
+                key = f"{folder}/{name}" if folder else name
                 if not key.startswith(prefix) or _is_temp_name(name):
                     continue
-                stat = path.stat()
+                try:
+                    stat = os.stat(os.path.join(dirpath, name))
+                except FileNotFoundError:  # deleted (or renamed away) since the walk
+                    continue
                 found.append(ObjectInfo(key, stat.st_size,
                                         datetime.fromtimestamp(stat.st_mtime, tz=UTC)))
         return sorted(found, key=lambda o: o.key)

@@ -32,6 +32,9 @@ from resources.sharding import shard_objects
 log = logging.getLogger("local_processing.supervisor")
 
 POLL_SECONDS = 0.2
+# a continuous upload scan waits this many times its own duration before the next:
+# its cost stays near 1/UPLOAD_SCAN_PACE of a core however many outputs there are
+UPLOAD_SCAN_PACE = 10.0
 PYTHON_COMMANDS = {"python", "python3"}
 
 
@@ -50,6 +53,7 @@ class Supervisor:
         self.processes: dict[str, subprocess.Popen] = {}
         self.uploaded: dict[str, tuple[int, int]] = {}
         self.stop_flag = False
+        self.next_upload_scan = 0.0  # monotonic time of the next continuous upload scan
         self.settings = json.loads(paths.settings.read_text())
 
     # --- status ---------------------------------------------------------------------
@@ -170,6 +174,18 @@ class Supervisor:
 
     # --- outputs --------------------------------------------------------------------
 
+    def _upload_continuous(self) -> None:
+        """The poll's continuous upload, paced by its own cost: a scan is due once
+        ``UPLOAD_SCAN_PACE`` times its last duration has passed (at least every poll).
+        A job writing thousands of small outputs would otherwise spend a good part
+        of a core rescanning them every 0.2 s, on the cores its instances score on;
+        everything left is uploaded at the end anyway."""
+        if time.monotonic() < self.next_upload_scan:
+            return
+        started = time.monotonic()
+        self._upload("Continuous")
+        self.next_upload_scan = started + (time.monotonic() - started) * UPLOAD_SCAN_PACE
+
     def _upload(self, mode: str, final: bool = False) -> None:
         """Upload new or changed output files of every instance (symlinks are skipped,
         as SageMaker does); oldest first, so a manifest follows its data file."""
@@ -181,14 +197,7 @@ class Supervisor:
             prefix = prefix.rstrip("/")
             for host in self.hosts:
                 local_dir = self._local(self.paths.instance_root(host), s3_output["LocalPath"])
-                files = []
-                for path in local_dir.rglob("*"):
-                    if path.is_symlink() or not path.is_file():
-                        continue
-                    stat = path.stat()
-                    files.append((stat.st_mtime_ns, path, (stat.st_size, stat.st_mtime_ns)))
-                for _mtime, path, signature in sorted(files):
-                    relative = path.relative_to(local_dir).as_posix()
+                for _mtime, path, relative, signature in sorted(_output_files(local_dir)):
                     marker = f"{host}:{s3_output['LocalPath']}:{relative}"
                     if self.uploaded.get(marker) == signature:
                         continue
@@ -210,7 +219,7 @@ class Supervisor:
             deadline = time.monotonic() + max_runtime
             while True:
                 time.sleep(POLL_SECONDS)
-                self._upload("Continuous")
+                self._upload_continuous()
                 self._check_stop()
                 failed = self._failed_instance()
                 if failed:
@@ -251,6 +260,34 @@ class Supervisor:
     def _cleanup(self) -> None:
         if not self.settings["keep_instance_dirs"]:
             shutil.rmtree(self.paths.root / "instances", ignore_errors=True)
+
+
+def _output_files(local_dir: Path) -> list[tuple[int, Path, str, tuple[int, int]]]:
+    """Regular files below ``local_dir`` (symlinks skipped): (mtime, path, relative
+    path, (size, mtime)). ``os.scandir`` knows each entry's type without a ``stat``;
+    only files are stat'ed, once."""
+    found = []
+    pending = [(local_dir, "")]
+    while pending:
+        folder, relative = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            name = f"{relative}{entry.name}"
+            if entry.is_dir():
+                pending.append((Path(entry.path), name + "/"))
+            elif entry.is_file():
+                try:
+                    stat = entry.stat()
+                except FileNotFoundError:  # renamed away meanwhile
+                    continue
+                found.append((stat.st_mtime_ns, Path(entry.path), name,
+                              (stat.st_size, stat.st_mtime_ns)))
+    return found
 
 
 def local_job_arn(job_name: str) -> str:

@@ -1,0 +1,236 @@
+"""A day of many tiny files: scored completely and exactly like the same rows in a
+few files (small row groups are packed into units and predicted together), with
+every per-file guarantee kept: one output and one manifest per input, row groups
+as in the input, the manifest's size and digest, and a corrupt file failing the
+job after exactly the files before it were published."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from benchmarks.engines import lay_out_instance
+from benchmarks.workloads import feature_block, feature_table, prepare, workload_specs
+from container.__main__ import main
+from container.contract import (
+    CONFIG_INPUT,
+    DATA_INPUT,
+    MODEL_INPUT,
+    NUM_CPUS_ENV_VAR,
+    PREDICTIONS_OUTPUT,
+    ROOT_ENV_VAR,
+    SCORING_PLAN_FILE,
+    PlannedModel,
+    ScoringPlan,
+    input_path,
+    opt_ml_relative,
+    output_path,
+)
+from container.environment import write_standalone_config
+from container.scoring import InputFile, open_input
+from container.units import plan_units
+from tests.helpers import corrupt_data_page
+
+ROWS = 3_000
+
+
+@pytest.fixture(scope="module")
+def linear_model(tmp_path_factory) -> Path:
+    (spec,) = [s for s in workload_specs("tiny") if s.name == "W2"]
+    return prepare(spec, tmp_path_factory.mktemp("workloads")).model_dir
+
+
+def rows(first: int, count: int, float64: bool = False) -> pa.Table:
+    """Rows ``first .. first + count`` (the same values whatever the layout); with
+    ``float64`` the features are stored as doubles (another schema, same values)."""
+    block = feature_block(np.random.default_rng(7), ROWS)[first:first + count]
+    table = feature_table(np.arange(first, first + count, dtype=np.int64), block)
+    if float64:
+        table = table.cast(pa.schema([f if f.name == "id" else f.with_type(pa.float64())
+                                      for f in table.schema]))
+    return table
+
+
+def write_few(folder: Path) -> None:
+    """Two files: the first 2,000 rows as float32, the rest as float64."""
+    folder.mkdir(parents=True)
+    pq.write_table(rows(0, 2_000), folder / "a.parquet")
+    pq.write_table(rows(2_000, ROWS - 2_000, float64=True), folder / "b.parquet")
+
+
+def write_many(folder: Path) -> list[str]:
+    """The same rows as 300 files of 0 to 19 rows, some of several row groups, the
+    float64 rows last (so one unit holds both schemas); returns the file names."""
+    folder.mkdir(parents=True)
+    sizes = [(i * 7) % 20 for i in range(299)]
+    sizes.append(ROWS - sum(sizes))
+    names, first = [], 0
+    for index, size in enumerate(sizes):
+        name = f"part-{index:04d}.parquet"
+        table = rows(first, size, float64=first >= 2_000)
+        if first < 2_000 < first + size:  # one file straddling the schema change: split it
+            table = rows(first, 2_000 - first)
+            size = 2_000 - first
+        pq.write_table(table, folder / name, row_group_size=8 if index % 10 == 3 else None)
+        names.append(name)
+        first += size
+    if first < ROWS:
+        pq.write_table(rows(first, ROWS - first, float64=True), folder / "zz-rest.parquet")
+        names.append("zz-rest.parquet")
+    return names
+
+
+def infer(root: Path, monkeypatch, *args: str) -> int:
+    monkeypatch.setenv(ROOT_ENV_VAR, str(root))
+    monkeypatch.setenv(NUM_CPUS_ENV_VAR, "2")
+    return main(["infer", *args])
+
+
+def scored(output: Path) -> pa.Table:
+    tables = [pq.read_table(p) for p in sorted(output.glob("*.parquet"))]
+    return pa.concat_tables(tables).sort_by("id")
+
+
+def test_hundreds_of_tiny_files_score_exactly_like_few_files(tmp_path, monkeypatch,
+                                                             linear_model):
+    write_few(tmp_path / "few")
+    names = write_many(tmp_path / "many")
+    few_out = lay_out_instance(tmp_path / "run-few" / "opt_ml", tmp_path / "few", linear_model)
+    many_out = lay_out_instance(tmp_path / "run-many" / "opt_ml", tmp_path / "many",
+                                linear_model)
+    assert infer(tmp_path / "run-few" / "opt_ml", monkeypatch) == 0
+    assert infer(tmp_path / "run-many" / "opt_ml", monkeypatch) == 0
+
+    expected, got = scored(few_out), scored(many_out)
+    assert got.num_rows == ROWS and got["id"].to_pylist() == list(range(ROWS))
+    assert got.equals(expected)  # the same predictions, bit for bit
+    for name in names:
+        source = tmp_path / "many" / name
+        output = many_out / name
+        manifest = json.loads((many_out / "_manifests" / f"{Path(name).stem}.json").read_text())
+        data = output.read_bytes()
+        assert manifest["rows_in"] == manifest["rows_out"] == pq.read_metadata(source).num_rows
+        assert manifest["output_bytes"] == len(data)
+        assert manifest["output_sha256"] == hashlib.sha256(data).hexdigest()
+        assert (pq.read_metadata(output).num_row_groups
+                == pq.read_metadata(source).num_row_groups)
+        assert pq.read_table(output)["id"].equals(pq.read_table(source)["id"])
+
+
+def test_a_corrupt_file_among_tiny_ones_fails_after_the_files_before_it(
+        tmp_path, monkeypatch, linear_model):
+    data = tmp_path / "data"
+    data.mkdir()
+    for index in range(150):
+        pq.write_table(rows(index * 20, 20), data / f"part-{index:04d}.parquet")
+    corrupt_data_page(data / "part-0100.parquet")
+    root = tmp_path / "opt_ml"
+    output = lay_out_instance(root, data, linear_model)
+
+    assert infer(root, monkeypatch, "--workers", "1") == 2
+    assert "part-0100.parquet" in (root / "output" / "message").read_text()
+    published = sorted(p.name for p in output.glob("*.parquet"))
+    manifests = sorted(p.stem for p in (output / "_manifests").glob("*.json"))
+    assert published == [f"part-{i:04d}.parquet" for i in range(100)]
+    assert manifests == [f"part-{i:04d}" for i in range(100)]
+
+
+def test_models_scoring_different_files_of_one_unit(tmp_path, monkeypatch, linear_model):
+    """Two models in one job, the second scoring only the odd files: each model's
+    predictions of a file are the same, and each writes exactly its files."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for index in range(40):
+        pq.write_table(rows(index * 10, 10), data / f"part-{index:04d}.parquet")
+    models = tmp_path / "models"
+    for name in ("m0", "m1"):
+        bundle = models / name
+        bundle.mkdir(parents=True)
+        for path in linear_model.iterdir():
+            if path.is_file():
+                (bundle / path.name).write_bytes(path.read_bytes())
+        metadata = json.loads((bundle / "model.json").read_text())
+        (bundle / "model.json").write_text(json.dumps(metadata | {"name": name}))
+    root = tmp_path / "opt_ml"
+    for channel, folder in ((DATA_INPUT, data), (MODEL_INPUT, models)):
+        local = root / opt_ml_relative(input_path(channel))
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.symlink_to(folder, target_is_directory=True)
+    odd = [f"part-{i:04d}.parquet" for i in range(1, 40, 2)]
+    config = root / opt_ml_relative(input_path(CONFIG_INPUT))
+    config.mkdir(parents=True)
+    plan = ScoringPlan([PlannedModel(name="m0", bundle="m0", output="m0"),
+                        PlannedModel(name="m1", bundle="m1", output="m1", files=odd)])
+    (config / SCORING_PLAN_FILE).write_text(json.dumps(plan.to_dict()))
+    write_standalone_config(root, inputs=(DATA_INPUT, MODEL_INPUT, CONFIG_INPUT),
+                            outputs=(PREDICTIONS_OUTPUT,))
+
+    assert infer(root, monkeypatch) == 0
+    output = root / opt_ml_relative(output_path(PREDICTIONS_OUTPUT))
+    assert len(list((output / "m0").glob("*.parquet"))) == 40
+    assert sorted(p.name for p in (output / "m1").glob("*.parquet")) == odd
+    for name in odd:
+        assert pq.read_table(output / "m1" / name).equals(pq.read_table(output / "m0" / name))
+
+
+def test_units_pack_small_row_groups_and_leave_big_ones_alone(tmp_path):
+    sizes = [100] * 10 + [500] + [100] * 3
+    opened = []
+    for index, size in enumerate(sizes):
+        path = tmp_path / f"f{index:02d}.parquet"
+        pq.write_table(rows(0, size), path)
+        opened.append(open_input(InputFile(path, path.name)))
+
+    units = list(plan_units(opened, batch_rows=450, max_parts=4))
+    assert [[p.relative for p in unit] for unit in units] == [
+        ["f00.parquet", "f01.parquet", "f02.parquet", "f03.parquet"],
+        ["f04.parquet", "f05.parquet", "f06.parquet", "f07.parquet"],
+        ["f08.parquet", "f09.parquet"],
+        ["f10.parquet"],  # more rows than a unit holds: a unit of its own
+        ["f11.parquet", "f12.parquet", "f13.parquet"],
+    ]
+    assert [sum(p.rows for p in unit) for unit in units] == [400, 400, 200, 500, 300]
+
+
+def test_footers_are_read_whole_in_one_or_two_reads(tmp_path):
+    """A small footer comes with the first ranged read; one bigger than that read
+    (thousands of columns) is read again whole; a file that is not Parquet is named."""
+    from batch_assets.parquet_footer import TAIL_GUESS_BYTES, read_footer
+    from resources.storage import LocalBucketStorage
+
+    storage = LocalBucketStorage(root=str(tmp_path / "bucket"))
+    small = rows(0, 50)
+    wide = pa.table({f"column_{i:05d}": pa.array([float(i)]) for i in range(3_000)})
+    for key, table in (("small.parquet", small), ("wide.parquet", wide)):
+        pq.write_table(table, tmp_path / key)
+        storage.upload_file(tmp_path / key, key)
+    footer_bytes = int.from_bytes((tmp_path / "wide.parquet").read_bytes()[-8:-4], "little")
+    assert footer_bytes > TAIL_GUESS_BYTES  # the second-read path is exercised
+
+    assert read_footer(storage, "small.parquet").num_rows == 50
+    wide_footer = read_footer(storage, "wide.parquet")
+    assert (wide_footer.num_rows, wide_footer.num_columns) == (1, 3_000)
+    storage.write_bytes("not.parquet", b"x" * 100)
+    with pytest.raises(ValueError, match=r"not\.parquet is not a Parquet file"):
+        read_footer(storage, "not.parquet")
+
+
+def test_runner_output_scan_lists_nested_files_and_skips_symlinks(tmp_path):
+    from resources.local_processing.supervisor import _output_files
+
+    (tmp_path / "m0" / "_manifests").mkdir(parents=True)
+    (tmp_path / "m0" / "a.parquet").write_bytes(b"12345")
+    (tmp_path / "m0" / "_manifests" / "a.json").write_bytes(b"{}")
+    (tmp_path / "link.parquet").symlink_to(tmp_path / "m0" / "a.parquet")
+    (tmp_path / "linked-folder").symlink_to(tmp_path / "m0", target_is_directory=True)
+
+    found = {relative: signature[0] for _m, _p, relative, signature in
+             _output_files(tmp_path)}
+    assert found == {"m0/a.parquet": 5, "m0/_manifests/a.json": 2}
+    assert _output_files(tmp_path / "missing") == []
