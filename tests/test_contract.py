@@ -63,7 +63,8 @@ def test_model_metadata_reads_bundles_written_before_task_and_keeps_its_json():
     assert metadata.output_column_names() == ["id", "prediction"]
     assert list(metadata.to_dict()) == [*old, "task", "class_labels", "prediction_bin_edges",
                                         "passthrough_columns", "imported_from",
-                                        "source_sha256", "fastest_predictor", "onnx_export",
+                                        "source_sha256", "network_output",
+                                        "fastest_predictor", "onnx_export",
                                         "onnx_export_sha256", "onnx_export_tolerance",
                                         "onnx_export_max_difference",
                                         "onnx_export_verified_on",
