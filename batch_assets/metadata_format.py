@@ -56,6 +56,16 @@ METADATA_LEGEND: dict[str, str] = {
     "bins; multiclass: rows per predicted class)",
     "predictors": "what scored the rows (as each manifest records it)",
     "output_location": "where the partition's outputs are",
+    "backend": "where the job ran (local runner or SageMaker)",
+    "scoring_step": "the multi-asset step that scores the dataset's models",
+    "adopted_in_flight_job": "true when the run took over a job an earlier run started",
+    "job_arn": "the processing job's ARN (AWS)",
+    "console_url": "the job in the SageMaker console (AWS)",
+    "logs_url": "the job's CloudWatch log streams (AWS)",
+    "job_dir": "the local job's folder (inputs, logs)",
+    "sizing": "how the instance count was chosen (instance_count = \"auto\")",
+    "cost_note": "why a cost is missing (no price for the instance type)",
+    "missing_examples": "up to 20 files not done, with why",
 }
 
 # floats rounded to whole numbers (rates) or to these decimals
