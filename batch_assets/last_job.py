@@ -12,7 +12,7 @@ therefore carries the figures of the job that did the work forward, read from
 storage (not from Dagster's event log, which may be another instance's or wiped):
 
 * the job: the one whose manifests finished last among the day's done files;
-* its wall time: ``jobs/<job>/cost.json`` (written when the job ended);
+* its wall time and instances: ``jobs/<job>/cost.json`` (written when the job ended);
 * the model's rows and predictor seconds in it: the manifests of that job;
 * its Dagster run: the job store's record of the job.
 
@@ -47,8 +47,10 @@ def last_job_figures(storage: ObjectStorage, job_store: JobStore, step: str, day
     }
     key = job_cost_key(job_name)
     if storage.exists(key):
-        seconds = JobCost.from_dict(storage.read_json(key)).seconds
-        figures["seconds"] = seconds
+        cost = JobCost.from_dict(storage.read_json(key))
+        seconds = cost.seconds
+        figures |= {"seconds": seconds, "instances": cost.instance_count,
+                    "instance_type": cost.instance_type}
         if seconds > 0:
             figures["rows_per_second"] = rows / seconds
     record = next((r for r in job_store.attempts(step, day) if r.job_name == job_name), None)

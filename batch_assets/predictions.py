@@ -194,9 +194,9 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
             failures.append(f"{model}: {state.problem}")
             continue
         instances = sizing.instances if sizing else registry.get(model).instance_count
-        metadata = _metadata(storage, job_store, processing, runner, group, day, state,
-                             outcome, len(pending)) | {"instance_type": group.instance_type,
-                                              "instances": instances}
+        # a no-op's metadata names the instances of the job it carries figures from
+        metadata = {"instance_type": group.instance_type, "instances": instances} | _metadata(
+            storage, job_store, processing, runner, group, day, state, outcome, len(pending))
         if sizing is not None and model in share:
             metadata["sizing"] = dg.MetadataValue.json(sizing.metadata())
         metadata |= cost_metadata(cost if model in share else None, share.get(model), costs)

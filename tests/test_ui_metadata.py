@@ -57,6 +57,7 @@ def test_noop_runs_carry_the_real_jobs_figures_so_plots_show_real_jobs(pipeline)
             assert meta["seconds"] == real["seconds"]
             assert meta["rows_per_second"] == real["rows_per_second"]
             assert meta["predict_seconds"] == real["predict_seconds"]
+            assert meta["instances"] == real["instances"]
     assert len(pipeline.attempts(DAY, "churn_xgb")) == 1  # and no job ran
     for model in ("churn_xgb", "churn_logreg"):
         history = _history(instance, model)
