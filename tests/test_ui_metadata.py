@@ -213,3 +213,24 @@ def test_a_day_without_data_is_told_apart_from_a_day_not_scored(pipeline):
         instance.report_runless_asset_event(event)
     assert instance.get_materialized_partitions(data_key("customers")) == {DAY, NEXT_DAY}
     assert not instance.get_materialized_partitions(prediction_key("churn_xgb"))
+
+
+def test_format_metadata_types_and_rounds_by_key():
+    from batch_assets.metadata_format import format_metadata
+
+    formatted = format_metadata({
+        "rows_per_second": 405858.4, "seconds": 12.345, "predict_seconds": 3.14159,
+        "billed_instance_seconds": 24.69, "cost_share": 0.33333,
+        "estimated_cost_usd": 0.0123456, "mean_prediction": 0.5263006173522026,
+        "rows": 10000, "nothing_to_do": True, "job_dir": dg.MetadataValue.path("/x"),
+    })
+    assert formatted["rows_per_second"] == dg.MetadataValue.int(405858)
+    assert formatted["seconds"] == dg.MetadataValue.float(12.3)
+    assert formatted["predict_seconds"] == dg.MetadataValue.float(3.14)
+    assert formatted["billed_instance_seconds"] == dg.MetadataValue.float(24.7)
+    assert formatted["cost_share"] == dg.MetadataValue.float(0.333)
+    assert formatted["estimated_cost_usd"] == dg.MetadataValue.float(0.0123)
+    assert formatted["mean_prediction"] == dg.MetadataValue.float(0.5263)
+    assert formatted["rows"] == dg.MetadataValue.int(10000)
+    assert formatted["nothing_to_do"] == dg.MetadataValue.bool(True)
+    assert formatted["job_dir"] == dg.MetadataValue.path("/x")  # typed values pass through
