@@ -24,6 +24,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from batch_assets.layout import predictions_prefix
+from batch_assets.metadata_format import format_metadata
 from batch_assets.model_pointer import ModelNotTrainedError, read_current_model
 from batch_assets.prediction_drift import compare_days, day_predictions
 from batch_assets.registry import Registry
@@ -199,14 +200,15 @@ def _drift(registry: Registry, storage: ObjectStorage, key: dg.AssetKey, model: 
         description=None if drift.psi <= threshold else
         f"prediction distribution moved: PSI {drift.psi:.3f} > {threshold} vs "
         f"{previous_day}" + (f" (most moved: class {worst!r})" if worst else ""),
-        metadata={
-            "psi": round(drift.psi, 4),
+        # typed and rounded as the materializations are (mean_prediction to 0.0001)
+        metadata=format_metadata({
+            "psi": drift.psi,
             "threshold": threshold,
             "task": task,
             "compared_with": previous_day,
             **{name: dg.MetadataValue.json(value) if isinstance(value, dict | list)
                else value for name, value in drift.details.items()},
-        },
+        }),
     )
 
 

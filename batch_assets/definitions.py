@@ -17,13 +17,14 @@ from pathlib import Path
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from batch_assets.data_assets import data_asset_specs
+from batch_assets.jobs import score_predictions_job, train_models_job
 from batch_assets.orchestration import TRANSIENT_RETRY
+from batch_assets.partitions import prediction_partitions
 from batch_assets.predictions import build_prediction_assets
 from batch_assets.reaper import build_reaper_sensor
 from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
-from batch_assets.scoring_groups import prediction_key
 from batch_assets.sensors import build_new_data_sensor, build_retry_sensor
-from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.trained_model import build_trained_model_asset
 from resources.dynamodb_job_store import DynamoDBJobStore
 from resources.instance_admission import parse_instance_quotas
@@ -166,23 +167,20 @@ def build_definitions(
     registry = load_registry(registry_path)
     trained_model = build_trained_model_asset(registry, retry_policy)
     prediction_assets = build_prediction_assets(registry, retry_policy)
-    sensors = [build_new_data_sensor(registry, dataset, models)
+    # the sensors launch runs of these jobs (not of __ASSET_JOB): batch_assets.jobs
+    score_job, train_job = score_predictions_job(registry), train_models_job()
+    sensors = [build_new_data_sensor(registry, dataset, models, score_job)
                for dataset, models in registry.datasets.items()]
-    sensors.append(build_retry_sensor(registry))
-    sensors.append(build_reaper_sensor(registry))
+    sensors.append(build_retry_sensor(registry, score_job))
+    sensors.append(build_reaper_sensor(registry, score_job, train_job))
     return dg.Definitions(
-        assets=[trained_model, *prediction_assets],
+        assets=[trained_model, *prediction_assets,
+                *data_asset_specs(registry, prediction_partitions(registry))],
         sensors=sensors,
         # Steps only submit and watch processing jobs (the compute runs there), so
         # they run in the run's own process: no step subprocess to start per step.
         executor=dg.in_process_executor,
-        jobs=[
-            dg.define_asset_job("train_models", selection=[TRAINED_MODEL]),
-            # every model's predictions (with their checks); a partition is a day, and
-            # each scoring group runs one step (one processing job) for it
-            dg.define_asset_job("score_predictions", selection=dg.AssetSelection.assets(
-                *[prediction_key(model) for model in registry.model_names])),
-        ],
+        jobs=[train_job, score_job],
         resources=resources if resources is not None else local_resources(),
     )
 

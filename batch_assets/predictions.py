@@ -24,13 +24,17 @@ from batch_assets.checks import (
     prediction_check_specs,
     read_partition,
 )
+from batch_assets.data_assets import data_key
 from batch_assets.failures import BAD_INPUT, MISSING_PREREQUISITE, UNKNOWN
 from batch_assets.job_requests import job_tags, scoring_request
 from batch_assets.job_runner import JobOutcome, PartitionJobRunner
+from batch_assets.last_job import last_job_figures
 from batch_assets.layout import data_prefix, job_prefix, model_prefix, predictions_prefix
+from batch_assets.metadata_format import format_metadata, legend_markdown
 from batch_assets.model_pointer import CurrentModel, ModelNotTrainedError, read_current_model
 from batch_assets.orchestration import PREDICTIONS_BACKFILL, PROCESSING_POOL, TRANSIENT_RETRY
 from batch_assets.partitions import prediction_partitions
+from batch_assets.prediction_distribution import distribution_markdown
 from batch_assets.registry import Registry
 from batch_assets.scoring_cost import cost_metadata, day_cost, record_job_cost
 from batch_assets.scoring_groups import (
@@ -80,8 +84,9 @@ def _group_asset(registry: Registry, group: ScoringGroup,
     specs = [
         dg.AssetSpec(
             prediction_key(model),
-            deps=[trained],
+            deps=[trained, dg.AssetDep(data_key(group.dataset))],
             group_name=GROUP,
+            metadata={"metadata_legend": dg.MetadataValue.md(legend_markdown())},
             kinds={"sagemaker", "parquet"},
             skippable=True,
             description=f"{model}'s predictions of a day: keys, passthrough and prediction "
@@ -89,7 +94,8 @@ def _group_asset(registry: Registry, group: ScoringGroup,
             f"written to `{predictions_prefix(model, 'YYYY-MM-DD')}`. Scored by the "
             f"`{group.name}` step: one sharded SageMaker Processing job per day for every "
             "selected model of the dataset. Files already scored by the current model "
-            "version are skipped.",
+            "version are skipped; a run with nothing to do records `nothing_to_do: true` "
+            "with the figures of the job that did the work (see `metadata_legend`).",
         )
         for model in group.models
     ]
@@ -137,6 +143,11 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
     try:
         inputs = list_inputs(storage, group.dataset, day, registry.success_marker)
     except MissingInputError as exc:
+        # visible on each model's partition page: no data delivered, not "not scored"
+        for model in selected:
+            yield dg.AssetObservation(asset_key=prediction_key(model), partition=day,
+                                      metadata={"data_delivered": False,
+                                                "data_problem": dg.MetadataValue.text(str(exc))})
         raise dg.Failure(f"{exc} {MISSING_PREREQUISITE.describe()}",
                          allow_retries=False) from exc
     days = {model: _current(storage, model) for model in selected}
@@ -183,9 +194,9 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
             failures.append(f"{model}: {state.problem}")
             continue
         instances = sizing.instances if sizing else registry.get(model).instance_count
-        metadata = _metadata(storage, processing, runner, group, day, state, outcome,
-                             len(pending)) | {"instance_type": group.instance_type,
-                                              "instances": instances}
+        # a no-op's metadata names the instances of the job it carries figures from
+        metadata = {"instance_type": group.instance_type, "instances": instances} | _metadata(
+            storage, job_store, processing, runner, group, day, state, outcome, len(pending))
         if sizing is not None and model in share:
             metadata["sizing"] = dg.MetadataValue.json(sizing.metadata())
         metadata |= cost_metadata(cost if model in share else None, share.get(model), costs)
@@ -199,7 +210,8 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
             failures.append(f"{model}: {len(state.after.pending)} of {len(inputs)} files "
                             "not scored")
             continue
-        yield dg.MaterializeResult(asset_key=prediction_key(model), metadata=metadata,
+        yield dg.MaterializeResult(asset_key=prediction_key(model),
+                                   metadata=format_metadata(metadata),
                                    data_version=dg.DataVersion(state.current.version))
         partition = CheckedPartition(day, model, current_metadata(storage, state.current.prefix),
                                      state.after)
@@ -313,9 +325,13 @@ def _failure(processing: SageMakerProcessing, runner: PartitionJobRunner,
     return dg.Failure(message, allow_retries=retryable)
 
 
-def _metadata(storage: ObjectStorage, processing: SageMakerProcessing,
+def _metadata(storage: ObjectStorage, job_store: JobStore, processing: SageMakerProcessing,
               runner: PartitionJobRunner, group: ScoringGroup, day: str, state: _ModelDay,
               outcome: JobOutcome | None, models_in_job: int) -> dict:
+    """The model's figures for this run (plain values; ``format_metadata`` types and
+    rounds them). A run with nothing to do for the model carries the figures of the
+    job that did the work forward (``batch_assets.last_job``), so the partition page
+    and the seconds and rows/s plots show real jobs, not zeros."""
     before, after = state.before, state.after
     scored_now = [m for r, m in after.done.items() if r not in before.done]
     rows_now = sum(m.rows_out for m in scored_now)
@@ -331,20 +347,25 @@ def _metadata(storage: ObjectStorage, processing: SageMakerProcessing,
         "files_missing": len(after.pending),
         "rows": after.rows_out,
         "rows_scored_now": rows_now,
-        "seconds": round(seconds, 2),
-        "rows_per_second": round(rows_now / seconds, 1) if seconds else 0.0,
-        "predict_seconds": round(predict_seconds, 4),  # small days: milliseconds
+        "seconds": seconds,
+        "rows_per_second": rows_now / seconds if seconds else 0.0,
+        "predict_seconds": predict_seconds,
         "output_location": dg.MetadataValue.path(
             storage.uri(predictions_prefix(state.model, day))),
         "nothing_to_do": not scored_now and not before.pending,
+        "prediction_distribution": dg.MetadataValue.md(distribution_markdown(
+            m.predictions for m in after.done.values())),
         # which predictor scored the files (oneDAL, folded linear map, framework),
         # as each file's manifest records it
         "predictors": ", ".join(sorted({m.predictor or "unrecorded"
                                         for m in after.done.values()})) or "none",
     }
+    if metadata["nothing_to_do"]:
+        del metadata["seconds"], metadata["rows_per_second"], metadata["predict_seconds"]
+        metadata |= last_job_figures(storage, job_store, group.name, day, after.done)
     if outcome is not None and before.pending:
         links = processing.job_links(outcome.record.job_name, runner.client)
-        metadata.update(outcome.metadata(links) | {"seconds": round(seconds, 2)})
+        metadata.update(outcome.metadata(links) | {"seconds": seconds})
         metadata["models_in_job"] = models_in_job
     if after.pending:
         metadata["missing_examples"] = dg.MetadataValue.json(

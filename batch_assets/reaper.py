@@ -31,9 +31,16 @@ import dagster as dg
 from botocore.exceptions import ClientError
 
 from batch_assets.job_runner import record_status
+from batch_assets.jobs import (
+    SCORE_JOB,
+    TRAIN_JOB,
+    AssetJob,
+    score_predictions_job,
+    train_models_job,
+)
 from batch_assets.owner_liveness import job_owner_verdict, run_worker_verdict
 from batch_assets.registry import Registry
-from batch_assets.scoring_groups import model_of, prediction_key
+from batch_assets.scoring_groups import model_of
 from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from resources.job_status import FAILED, TERMINAL
 from resources.job_store import JobStore
@@ -153,15 +160,23 @@ def _request_again(instance: dg.DagsterInstance, job_store: JobStore, registry: 
         return
     report.rerun_requests.append(dg.RunRequest(
         run_key=f"reap/{run.run_id}", partition_key=partition, asset_selection=assets,
+        job_name=TRAIN_JOB if dg.AssetKey(TRAINED_MODEL) in assets else SCORE_JOB,
         tags={REAPED_TAG: run.run_id},
     ))
 
 
-def build_reaper_sensor(registry: Registry) -> dg.SensorDefinition:
+def build_reaper_sensor(registry: Registry,
+                        score_job: AssetJob | None = None,
+                        train_job: AssetJob | None = None
+                        ) -> dg.SensorDefinition:
+    """Its requests are runs of ``score_predictions`` or ``train_models`` (by the dead
+    run's assets), so they show under those jobs, not as ``__ASSET_JOB``."""
+    score_job = score_job or score_predictions_job(registry)
+    train_job = train_job or train_models_job()
+
     @dg.sensor(
         name="orphan_reaper",
-        asset_selection=[*[prediction_key(m) for m in registry.model_names],
-                         dg.AssetKey(TRAINED_MODEL)],
+        jobs=[score_job, train_job],
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Fails runs whose worker process died (freeing their pool slots), "

@@ -7,6 +7,15 @@ dataset (one step and one processing job per scoring group). The run
 key carries a signature of the day's files (keys, sizes, times), so a tick
 repeated after a crash asks for nothing new, while a late or replaced file
 changes the signature and asks again; the asset then scores only what changed.
+A day the sensor has not seen before (its first tick, a cursor reset) whose files
+every model already scored is not requested: a run would find nothing to do. The
+check is cheap: one listing of each model's manifests folder of the day, each
+input needing a manifest written after the input's last delivery (the run's own
+tally, which reads the manifests, stays the judge of what is done). Each tick also
+records every newly delivered or re-delivered day as a materialization of the
+external asset ``data/<dataset>`` (``batch_assets.data_assets``), so the UI tells
+"no data delivered" from "not scored yet". Requests are runs of the
+``score_predictions`` job (``batch_assets.jobs``), not of ``__ASSET_JOB``.
 
 ``predictions_retry_sensor`` reads failed ``predictions_complete`` evaluations,
 and failed ``predictions_valid`` evaluations whose metadata says ``repairable``
@@ -29,9 +38,13 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from batch_assets.checks import COMPLETE_CHECK, VALID_CHECK
+from batch_assets.data_assets import delivery_event
 from batch_assets.failures import classify_job_failure
+from batch_assets.jobs import AssetJob, score_predictions_job
+from batch_assets.layout import data_prefix, prediction_manifest_key, predictions_prefix
 from batch_assets.registry import Registry
 from batch_assets.scoring_groups import group_of, model_of, prediction_key
+from container.contract import MANIFEST_DIR
 from resources.job_status import FAILED, STOPPED
 from resources.job_store import JobStore
 from resources.storage import ObjectInfo, ObjectStorage
@@ -62,22 +75,43 @@ def day_signature(objects: list[ObjectInfo]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _result(requests: list[dg.RunRequest], cursor: str, skip_message: str) -> dg.SensorResult:
-    """The tick's run requests, or why it asks for nothing; the cursor either way."""
+def _result(requests: list[dg.RunRequest], cursor: str, skip_message: str,
+            events: list[dg.AssetMaterialization] | None = None) -> dg.SensorResult:
+    """The tick's run requests, or why it asks for nothing; the cursor and the asset
+    events either way."""
     if requests:
-        return dg.SensorResult(run_requests=requests, cursor=cursor)
-    return dg.SensorResult(skip_reason=dg.SkipReason(skip_message), cursor=cursor)
+        return dg.SensorResult(run_requests=requests, cursor=cursor, asset_events=events)
+    return dg.SensorResult(skip_reason=dg.SkipReason(skip_message), cursor=cursor,
+                           asset_events=events)
 
 
-def build_new_data_sensor(registry: Registry, dataset: str, models: list[str]
+def scored_already(storage: ObjectStorage, models: list[str], day: str,
+                   data_files: list[ObjectInfo], dataset_prefix: str) -> bool:
+    """True when every model has a manifest for every input of ``day``, written after
+    the input's last delivery (one listing per model; no manifest is read)."""
+    relative = {i.key[len(dataset_prefix):]: i.last_modified for i in data_files}
+    for model in models:
+        listed = {o.key: o.last_modified for o in
+                  storage.list_objects(predictions_prefix(model, day) + MANIFEST_DIR + "/")}
+        for name, delivered in relative.items():
+            written = listed.get(prediction_manifest_key(model, day, name))
+            if written is None or written < delivered:
+                return False
+    return bool(relative)
+
+
+def build_new_data_sensor(registry: Registry, dataset: str, models: list[str],
+                          job: AssetJob | None = None
                           ) -> dg.SensorDefinition:
+    """``job``: the ``score_predictions`` job its requests run (the one ``Definitions``
+    holds; built from the registry if not given)."""
     prefix = f"data/{dataset}/"
 
     keys = [prediction_key(model) for model in models]
 
     @dg.sensor(
         name=f"new_data_sensor_{dataset.replace('-', '_').replace('.', '_')}",
-        asset_selection=keys,
+        job=job or score_predictions_job(registry),
         minimum_interval_seconds=60,
         description=f"Requests predictions of {', '.join(models)} for each newly complete "
         f"day under {prefix} (complete = {registry.success_marker} present).",
@@ -95,16 +129,26 @@ def build_new_data_sensor(registry: Registry, dataset: str, models: list[str]
             day for day, items in by_day.items()
             if since is None or any(i.last_modified > since - CURSOR_OVERLAP for i in items)
         }
-        requests = []
+        requests: list[dg.RunRequest] = []
+        events: list[dg.AssetMaterialization] = []
+        already = []  # first seen, but every model scored every file
         for day in sorted(touched):
             items = by_day[day]
             if not any(i.key.endswith("/" + registry.success_marker) for i in items):
                 continue  # not delivered yet: the marker's arrival will touch the day again
             data_files = [i for i in items if i.key.endswith(".parquet")]
             signature = day_signature(data_files)
-            if state["days"].get(day) == signature:
+            remembered = state["days"].get(day)
+            if remembered == signature:
                 continue
             state["days"][day] = signature
+            events.append(delivery_event(
+                dataset, day, signature, len(data_files), sum(i.size for i in data_files),
+                storage.uri(data_prefix(dataset, day))))
+            if remembered is None and scored_already(
+                    storage, models, day, data_files, data_prefix(dataset, day)):
+                already.append(day)
+                continue
             # one run per day for all the dataset's models: one step, one job per
             # scoring group
             requests.append(dg.RunRequest(
@@ -118,18 +162,27 @@ def build_new_data_sensor(registry: Registry, dataset: str, models: list[str]
             state["since"] = max(newest, since or newest).astimezone(UTC).isoformat()
         for day in sorted(state["days"])[:-MAX_REMEMBERED_DAYS]:
             del state["days"][day]
+        if already:
+            context.log.info(f"{len(already)} delivered day(s) already scored by "
+                             f"{', '.join(models)}, not requested: {already[0]} ... "
+                             f"{already[-1]}")
         return _result(requests, json.dumps(state, sort_keys=True),
-                       f"no newly complete day under {prefix} ({len(objects)} objects listed)")
+                       f"no newly complete day under {prefix} to score ({len(objects)} "
+                       f"objects listed, {len(already)} delivered day(s) already scored)",
+                       events)
 
     return new_data_sensor
 
 
-def build_retry_sensor(registry: Registry) -> dg.SensorDefinition:
+def build_retry_sensor(registry: Registry,
+                       job: AssetJob | None = None
+                       ) -> dg.SensorDefinition:
+    """Its requests are runs of ``job`` (``score_predictions``) selecting one model."""
     keys = [prediction_key(model) for model in registry.model_names]
 
     @dg.sensor(
         name="predictions_retry_sensor",
-        asset_selection=keys,
+        job=job or score_predictions_job(registry),
         minimum_interval_seconds=60,
         description="Re-requests predictions partitions whose completeness check failed, "
         "or whose validity check failed on damaged outputs only (repairable), "

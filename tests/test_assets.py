@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -32,7 +33,12 @@ def test_definitions_load_without_settings(monkeypatch):
     graph = definitions.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"trained_model", "predictions/churn_xgb", "predictions/churn_logreg",
-                    "predictions/customer_value_xgb"}
+                    "predictions/customer_value_xgb", "data/customers"}
+    # the delivered data: an external asset (the sensor records its days), upstream of
+    # every model of the dataset, day by day
+    data = graph.get(dg.AssetKey(["data", "customers"]))
+    assert not data.is_materializable and data.partitions_def is not None
+    assert data.key in graph.get(prediction_key("churn_xgb")).parent_keys
     churn = graph.get(prediction_key("churn_xgb"))
     assert "2026-11-01" in churn.partitions_def.get_partition_keys()
     # the three models of the customers dataset share one step: one job per day
