@@ -37,7 +37,7 @@ METADATA_LEGEND: dict[str, str] = {
     "seconds": "wall time of the job, start to end (s, 0.1)",
     "rows_per_second": "rows the job scored for the model / job seconds (whole rows/s)",
     "predict_seconds": "time the model's predictor spent in the job, summed over "
-    "worker threads (s, 0.01)",
+    "worker threads (s, 0.0001)",
     "models_in_job": "models the job scored in one pass over the files",
     "instance_type": "SageMaker instance type of the job",
     "instances": "instances of the job",
@@ -70,7 +70,7 @@ METADATA_LEGEND: dict[str, str] = {
 
 # floats rounded to whole numbers (rates) or to these decimals
 _WHOLE = ("rows_per_second",)
-_DECIMALS = {"predict_seconds": 2, "cost_share": 3}
+_DECIMALS = {"predict_seconds": 4, "cost_share": 3}  # packed small files: ms
 _SECONDS_DECIMALS = 1
 _USD_DECIMALS = 4
 
