@@ -50,7 +50,7 @@ browser: $(CHROMIUM)
 $(CHROMIUM):
 	@test "$$(id -u)" = 0 || { echo "$@ is missing: install Debian's chromium as root (apt-get install chromium)" >&2; exit 1; }
 	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
 	test -x $@
 
 # Benchmarks (README "Performance"): short mode about 3 minutes, full mode about 40.

@@ -148,7 +148,7 @@ def chromium() -> str:
     """Debian's Chromium; installed here when missing (as `make browser` does), or a
     clear failure saying how to install it."""
     if not CHROMIUM.exists():
-        command = "apt-get update && apt-get install -y chromium"
+        command = "apt-get update && apt-get install -y chromium chromium-driver"
         if os.geteuid() != 0 or not shutil.which("apt-get"):
             pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium as root "
                         f"(`make browser`, or `{command}`)")
