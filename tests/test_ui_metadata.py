@@ -92,7 +92,7 @@ def test_figures_are_typed_rounded_and_in_the_legend(pipeline):
     assert isinstance(meta["nothing_to_do"], dg.BoolMetadataValue)
     assert isinstance(meta["seconds"], dg.FloatMetadataValue)
     assert meta["seconds"].value == round(meta["seconds"].value, 1)
-    assert meta["predict_seconds"].value == round(meta["predict_seconds"].value, 2)
+    assert meta["predict_seconds"].value == round(meta["predict_seconds"].value, 4)
     # whole rows/s of the unrounded seconds (the shown seconds are rounded to 0.1)
     rate = ROWS / meta["seconds"].value
     assert abs(meta["rows_per_second"].value - rate) <= max(1, rate * 0.05)
