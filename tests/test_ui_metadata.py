@@ -226,7 +226,7 @@ def test_format_metadata_types_and_rounds_by_key():
     })
     assert formatted["rows_per_second"] == dg.MetadataValue.int(405858)
     assert formatted["seconds"] == dg.MetadataValue.float(12.3)
-    assert formatted["predict_seconds"] == dg.MetadataValue.float(3.14)
+    assert formatted["predict_seconds"] == dg.MetadataValue.float(3.1416)
     assert formatted["billed_instance_seconds"] == dg.MetadataValue.float(24.7)
     assert formatted["cost_share"] == dg.MetadataValue.float(0.333)
     assert formatted["estimated_cost_usd"] == dg.MetadataValue.float(0.0123)
