@@ -41,15 +41,8 @@ from container.model_bundle import read_metadata
 from container.parallelism import plan_parallelism
 from container.prediction_columns import checked_predictions
 from container.schema_check import check_columns
-from container.scoring import (
-    InputFile,
-    OpenedFile,
-    Progress,
-    ScoredModel,
-    ScoringPipeline,
-    first_batch,
-    open_input,
-)
+from container.scored_files import InputFile, OpenedFile, ScoredModel
+from container.scoring import Progress, ScoringPipeline, first_batch, open_input
 
 log = logging.getLogger("container.infer")
 

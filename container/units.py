@@ -34,7 +34,7 @@ from container.errors import JobInputError
 from container.prediction_columns import checked_predictions, prediction_arrays
 
 if TYPE_CHECKING:
-    from container.scoring import OpenedFile, ScoredModel
+    from container.scored_files import OpenedFile, ScoredModel
 
 # row groups per unit at most: 64 files of 100 rows share one predict call, and
 # 3,000 such files still make about 50 units, enough to keep every core busy

@@ -33,7 +33,8 @@ from container.contract import (
     output_path,
 )
 from container.environment import write_standalone_config
-from container.scoring import InputFile, open_input
+from container.scored_files import InputFile
+from container.scoring import open_input
 from container.units import plan_units
 from tests.helpers import corrupt_data_page
 
