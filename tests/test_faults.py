@@ -243,7 +243,7 @@ def test_truncated_output_is_found_and_rescored_by_the_retry_sensor(tmp_path, tr
     requests = evaluate_retry_sensor(definitions, deployment)
     assert [label(r) for r in requests] == [P1]
     log = run_ok(deployment, P1)
-    assert "1 of 5 files to score" in log
+    assert "5 input files; to score: churn_xgb 1 files" in log  # the damaged one only
     assert_same_as_clean(deployment, P1, reference)
 
 
