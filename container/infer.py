@@ -127,7 +127,9 @@ def _load(entry: _Planned, host: str, job_name: str, threads: int,
     metadata = None
     try:
         metadata = read_metadata(entry.bundle_dir)
-        model = load_model(metadata, entry.bundle_dir, threads, entry.predictor)
+        rows = sum(o.rows for o in opened
+                   if entry.files is None or o.file.relative in entry.files)
+        model = load_model(metadata, entry.bundle_dir, threads, entry.predictor, rows)
         scored = ScoredModel(metadata, model, entry.output_root, {
             "model_name": metadata.name, "model_version": metadata.version, "host": host,
             "predictor": model.predictor_name, "job_name": job_name,

@@ -22,7 +22,7 @@ import importlib
 import logging
 from pathlib import Path
 
-from container.contract import FRAMEWORKS, PREDICTORS, ModelMetadata
+from container.contract import DEFAULT_BATCH_ROWS, FRAMEWORKS, PREDICTORS, ModelMetadata
 from container.errors import JobInputError
 from container.frameworks.base import FrameworkModel
 
@@ -44,8 +44,10 @@ def install_hint(framework: str) -> str:
 
 
 def load_model(metadata: ModelMetadata, bundle_dir: Path, threads: int = 1,
-               predictor: str = "auto") -> FrameworkModel:
-    """Load the bundle's artifact with the module of its framework."""
+               predictor: str = "auto", rows: int | None = None) -> FrameworkModel:
+    """Load the bundle's artifact with the module of its framework; ``rows``: the rows
+    this process will score (a network's predictor choice weighs the framework's
+    import against them)."""
     if predictor not in PREDICTORS:
         raise ValueError(f"predictor must be one of {PREDICTORS}, not {predictor!r}")
     framework = metadata.framework
@@ -54,7 +56,7 @@ def load_model(metadata: ModelMetadata, bundle_dir: Path, threads: int = 1,
             f"model {metadata.name!r}: framework {framework!r} is not one of "
             f"{', '.join(FRAMEWORKS)}")
     if predictor == "auto" and metadata.fastest_predictor and framework in _NETWORKS:
-        predictor = _as_measured(metadata, bundle_dir, threads)
+        predictor = _as_measured(metadata, bundle_dir, threads, rows)
         if not isinstance(predictor, str):
             return predictor
     module_name = f"{__name__}.{framework}"
@@ -74,13 +76,33 @@ def load_model(metadata: ModelMetadata, bundle_dir: Path, threads: int = 1,
         ) from exc
 
 
-def _as_measured(metadata: ModelMetadata, bundle_dir: Path,
-                 threads: int) -> FrameworkModel | str:
+# what importing a framework costs a scoring process before its first batch (measured
+# on the 2-core development machine: TensorFlow and Keras 2.5-3.5 s, PyTorch about 1 s)
+FRAMEWORK_IMPORT_SECONDS = {"tensorflow": 3.0, "torch": 1.0}
+
+
+def framework_pays_off(metadata: ModelMetadata, rows: int | None) -> bool:
+    """Whether the framework, measured faster per batch at import, is worth importing
+    for ``rows`` rows: its saving per row times the rows must exceed the import that
+    ONNX Runtime does not need. Unknown rows: trust the import's verdict."""
+    if metadata.fastest_predictor != "framework" or rows is None:
+        return metadata.fastest_predictor == "framework"
+    timings = metadata.predictor_timings.get(str(DEFAULT_BATCH_ROWS))
+    if not timings or len(timings) != 2:
+        return True
+    framework_s, onnx_s = timings
+    saving = (onnx_s - framework_s) / DEFAULT_BATCH_ROWS * rows
+    return saving > FRAMEWORK_IMPORT_SECONDS.get(metadata.framework, 0.0)
+
+
+def _as_measured(metadata: ModelMetadata, bundle_dir: Path, threads: int,
+                 rows: int | None = None) -> FrameworkModel | str:
     """For a bundle whose import measured the fastest predictor: the verified export
-    on ONNX Runtime when it won, else the predictor to load the framework module with
-    (``framework`` when the framework won; ``auto``, the job-start export and check,
-    when the stored export cannot be used, logged)."""
-    if metadata.fastest_predictor != "onnxruntime" or not metadata.onnx_export:
+    on ONNX Runtime when it won, or when the framework's per-batch lead does not repay
+    its import on this shard's ``rows``; else the predictor to load the framework
+    module with (``framework``; ``auto``, the job-start export and check, when the
+    stored export cannot be used, logged)."""
+    if not metadata.onnx_export or framework_pays_off(metadata, rows):
         return "framework"
     from container.frameworks.exported import UnusableExport, load_verified
 
