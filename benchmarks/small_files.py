@@ -173,7 +173,8 @@ def run_job(storage: LocalBucketStorage, processing: SageMakerProcessing, layout
         processing, processing.container_launch(spec.framework, storage), [spec], job_name,
         manifest_uri=storage.uri(data_manifest), models_manifest_uri=storage.uri(models_manifest),
         config_uri=storage.uri(job_prefix(job_name) + "config/"),
-        output_uri=storage.uri("predictions/"), tags={"benchmark": "small_files"})
+        output_uri=storage.uri("predictions/"), instance_count=INSTANCES,
+        tags={"benchmark": "small_files"})
     dagster["write plan + manifests"] = time.perf_counter() - mark
     client = processing.client(storage)
     cpu_before = _children_cpu()
