@@ -44,6 +44,7 @@ from batch_assets.scoring_groups import (
     scoring_groups,
 )
 from batch_assets.scoring_plan import (
+    InputFile,
     MissingInputError,
     PartitionTally,
     list_inputs,
@@ -248,11 +249,15 @@ def _checks(registry: Registry, storage: ObjectStorage, job_store: JobStore, mod
 def _size(storage: ObjectStorage, registry: Registry, processing: SageMakerProcessing,
           group: ScoringGroup, day: str, pending: list[_ModelDay]) -> SizingPlan:
     """How many instances the day's job gets (``batch_assets.sizing``)."""
-    files = {i.relative: i.size for d in pending for i in d.before.pending}
     return plan_instances(
         storage, [registry.get(d.model) for d in pending],
-        {d.model: sum(i.size for i in d.before.pending) for d in pending}, len(files), day,
-        processing.instance_quotas.get(group.instance_type))
+        {d.model: sum(i.size for i in d.before.pending) for d in pending},
+        len(_job_inputs(pending)), day, processing.instance_quotas.get(group.instance_type))
+
+
+def _job_inputs(pending: list[_ModelDay]) -> list[InputFile]:
+    """The job's input files: every file some pending model still needs, each once."""
+    return list({i.relative: i for d in pending for i in d.before.pending}.values())
 
 
 def _request(processing: SageMakerProcessing, storage: ObjectStorage, registry: Registry,
@@ -260,9 +265,9 @@ def _request(processing: SageMakerProcessing, storage: ObjectStorage, registry: 
              pending: list[_ModelDay], instances: int) -> dict:
     """The job's inputs (the union of the models' pending files, the models' bundles,
     the scoring plan) and its ``create_processing_job`` request."""
-    files = list(dict.fromkeys(i.relative for d in pending for i in d.before.pending))
-    by_relative = {i.relative: i for d in pending for i in d.before.pending}
-    write_job_plan(storage, job_name, [by_relative[r] for r in files])
+    inputs = _job_inputs(pending)
+    files = [i.relative for i in inputs]
+    write_job_plan(storage, job_name, inputs)
     data_manifest = job_prefix(job_name) + "inputs.manifest"
     storage.write_bytes(data_manifest, build_manifest(
         storage.uri(data_prefix(group.dataset, day)), files))
