@@ -155,7 +155,7 @@ def _valid(storage: ObjectStorage, key: dg.AssetKey,
     tally = partition.tally
     invalid = _validity_problems(tally, partition.metadata)
     problems = {**tally.damaged, **invalid}
-    stats = [m.predictions for m in tally.done.values() if m.predictions is not None]
+    stats = [m.predictions for m in tally.manifests if m.predictions is not None]
     return dg.AssetCheckResult(
         asset_key=key, check_name=VALID_CHECK,
         passed=not problems,
@@ -165,6 +165,7 @@ def _valid(storage: ObjectStorage, key: dg.AssetKey,
         metadata={
             "task": partition.metadata.task,
             "files_checked": len(tally.done) + len(tally.damaged),
+            "outputs_checked": len(tally.outputs),
             "damaged_outputs": len(tally.damaged),
             "invalid_predictions": len(invalid),
             "repairable": bool(problems) and not invalid,
@@ -225,7 +226,8 @@ def attempt_history(job_store: JobStore, group: str, day: str, cap: int) -> str:
 
 
 def _validity_problems(tally: PartitionTally, metadata: ModelMetadata) -> dict[str, str]:
-    """Problems in the predictions of done files (a rerun keeps these files as they are).
+    """Problems in the predictions of done outputs, by output name (a rerun keeps
+    these outputs as they are).
 
     The footers are the ones the tally read (it already checked each row count), so
     this costs no further reads.
@@ -233,7 +235,8 @@ def _validity_problems(tally: PartitionTally, metadata: ModelMetadata) -> dict[s
     problems: dict[str, str] = {}
     expected_names = metadata.output_column_names()
     expected_types = dict(metadata.prediction_columns())
-    for relative, manifest in tally.done.items():
+    for output in tally.outputs:
+        relative, manifest = output.manifest.output, output.manifest
         stats = manifest.predictions
         if stats is None:
             problems[relative] = "manifest has no prediction statistics"
@@ -245,7 +248,7 @@ def _validity_problems(tally: PartitionTally, metadata: ModelMetadata) -> dict[s
             what = "probabilities" if metadata.task == "multiclass" else "predictions"
             problems[relative] = f"{stats.outside_unit_interval} {what} outside [0, 1]"
             continue
-        schema = tally.footers[relative].schema.to_arrow_schema()
+        schema = output.footer.schema.to_arrow_schema()
         if schema.names != expected_names:
             problems[relative] = f"columns {schema.names}, expected {expected_names}"
             continue

@@ -33,9 +33,9 @@ from resources.storage import ObjectStorage
 
 
 def last_job_figures(storage: ObjectStorage, job_store: JobStore, step: str, day: str,
-                     done: dict[str, FileManifest]) -> dict:
-    """Metadata of the job that last scored these files (``{}`` if none is named)."""
-    scored = [m for m in done.values() if m.job_name]
+                     manifests: list[FileManifest]) -> dict:
+    """Metadata of the job that last scored these outputs (``{}`` if none is named)."""
+    scored = [m for m in manifests if m.job_name]
     if not scored:
         return {}
     job_name = max(scored, key=lambda m: m.finished_at).job_name

@@ -32,6 +32,8 @@ METADATA_LEGEND: dict[str, str] = {
     "files_scored_now": "files this run's job scored",
     "files_already_done": "files already scored by the current version before the run",
     "files_missing": "files still without a valid output",
+    "outputs": "output files of the day: one per input file, or one per pack of "
+    "small files (up to 1,024 rows each, packed up to 65,536 rows)",
     "rows": "prediction rows of the day (all done files)",
     "rows_scored_now": "rows this run's job scored for the model",
     "seconds": "wall time of the job, start to end (s, 0.1)",

@@ -49,6 +49,7 @@ from batch_assets.scoring_plan import (
     PartitionTally,
     list_inputs,
     read_model_failures,
+    remove_stale,
     tally_partition,
     write_job_plan,
 )
@@ -163,6 +164,11 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
             state.before = tally_partition(storage, state.model, day, inputs,
                                            state.current.version)
         pending = [d for d in ready if d.before.pending]
+        for state in pending:  # what a re-score replaces, so no row is in two outputs
+            removed = remove_stale(storage, state.before)
+            if removed:
+                context.log.info(f"{state.model}: removed {removed} stale output file(s) and "
+                                 "manifest(s) of the files to re-score")
         if pending:
             context.log.info(
                 f"{len(inputs)} input files; to score: "
@@ -223,7 +229,7 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
 
 def _predict_seconds(state: _ModelDay, job_name: str) -> float:
     """What the model's predictor spent in job ``job_name`` (its manifests say)."""
-    return sum(m.predict_seconds or 0.0 for m in state.after.done.values()
+    return sum(m.predict_seconds or 0.0 for m in state.after.manifests
                if m.job_name == job_name)
 
 
@@ -338,7 +344,8 @@ def _metadata(storage: ObjectStorage, job_store: JobStore, processing: SageMaker
     job that did the work forward (``batch_assets.last_job``), so the partition page
     and the seconds and rows/s plots show real jobs, not zeros."""
     before, after = state.before, state.after
-    scored_now = [m for r, m in after.done.items() if r not in before.done]
+    files_now = {r for r in after.done if r not in before.done}
+    scored_now = after.manifests_covering(files_now)  # each output once (packs)
     rows_now = sum(m.rows_out for m in scored_now)
     seconds = outcome.seconds if outcome and scored_now else 0.0
     predict_seconds = sum(m.predict_seconds or 0.0 for m in scored_now)
@@ -347,7 +354,8 @@ def _metadata(storage: ObjectStorage, job_store: JobStore, processing: SageMaker
         "backend": processing.backend_name,
         "scoring_step": group.name,
         "input_files": len(after.inputs),
-        "files_scored_now": len(scored_now),
+        "files_scored_now": len(files_now),
+        "outputs": len(after.outputs),
         "files_already_done": len(before.done),
         "files_missing": len(after.pending),
         "rows": after.rows_out,
@@ -359,15 +367,15 @@ def _metadata(storage: ObjectStorage, job_store: JobStore, processing: SageMaker
             storage.uri(predictions_prefix(state.model, day))),
         "nothing_to_do": not scored_now and not before.pending,
         "prediction_distribution": dg.MetadataValue.md(distribution_markdown(
-            m.predictions for m in after.done.values())),
+            m.predictions for m in after.manifests)),
         # which predictor scored the files (oneDAL, folded linear map, framework),
-        # as each file's manifest records it
+        # as each output's manifest records it
         "predictors": ", ".join(sorted({m.predictor or "unrecorded"
-                                        for m in after.done.values()})) or "none",
+                                        for m in after.manifests})) or "none",
     }
     if metadata["nothing_to_do"]:
         del metadata["seconds"], metadata["rows_per_second"], metadata["predict_seconds"]
-        metadata |= last_job_figures(storage, job_store, group.name, day, after.done)
+        metadata |= last_job_figures(storage, job_store, group.name, day, after.manifests)
     if outcome is not None and before.pending:
         links = processing.job_links(outcome.record.job_name, runner.client)
         metadata.update(outcome.metadata(links) | {"seconds": seconds})

@@ -1,12 +1,13 @@
 """What a predictions partition needs: its inputs, which are done, and a final tally.
 
-An input file is done when its manifest exists, was written by the current model
-version for an input of the same size, counts as many rows out as in, and its
-output file is intact: it exists with the manifest's ``output_bytes`` (manifests
-older than that field skip the size rule) and its Parquet footer counts
+An input file is done when the manifest of an output holding its rows (its own, or
+a pack's of small files: ``container.pack_output``) exists, was written by the
+current model version for inputs of the same size, counts as many rows out as in,
+and its output file is intact: it exists with the manifest's ``output_bytes``
+(manifests older than that field skip the size rule) and its Parquet footer counts
 ``rows_out`` rows. Everything else is pending, so a rerun after a failure, a model
 change, a re-delivered file or an output damaged in the bucket redoes exactly the
-files that need it.
+files that need it (and the other files of a pack that holds one of them).
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ from typing import TypeVar
 
 import pyarrow.parquet as pq
 
-from batch_assets.layout import (
-    SUCCESS_MARKER,
-    data_prefix,
-    job_plan_key,
-    prediction_manifest_key,
-    prediction_output_key,
-    predictions_prefix,
-)
+from batch_assets.layout import SUCCESS_MARKER, data_prefix, job_plan_key, predictions_prefix
 from batch_assets.parquet_footer import read_footer
-from container.contract import FAILURES_DIR, FileManifest, ModelFailure
+from container.contract import (
+    FAILURES_DIR,
+    MANIFEST_DIR,
+    FileManifest,
+    ModelFailure,
+    manifest_relative_path,
+    output_relative_path,
+    pack_manifest_relative_path,
+    pack_output_relative_path,
+)
 from resources.storage import ObjectStorage
 
 # concurrent manifest and footer reads: each is one small request (a round trip on
@@ -61,15 +64,31 @@ def write_job_plan(storage: ObjectStorage, job_name: str, inputs: list[InputFile
     storage.write_json(job_plan_key(job_name), {i.relative: i.signature for i in inputs})
 
 
+@dataclass(frozen=True)
+class ScoredOutput:
+    """A done output: its manifest (one input's, or a pack's) and its footer."""
+
+    manifest_key: str
+    output_key: str
+    manifest: FileManifest
+    footer: pq.FileMetaData
+
+
 @dataclass
 class PartitionTally:
     inputs: list[InputFile]
-    done: dict[str, FileManifest] = field(default_factory=dict)  # relative -> manifest
+    # relative -> the manifest of the output holding its rows (a pack's is shared)
+    done: dict[str, FileManifest] = field(default_factory=dict)
+    outputs: list[ScoredOutput] = field(default_factory=list)  # done outputs, each once
     problems: dict[str, str] = field(default_factory=dict)  # relative -> why not done
     # the subset of problems where the manifest is current but its output is missing
     # or damaged (wrong size, unreadable footer, wrong row count): a rerun re-scores it
     damaged: dict[str, str] = field(default_factory=dict)
-    footers: dict[str, pq.FileMetaData] = field(default_factory=dict)  # of done files
+    # keys to remove before the pending inputs are scored again: the manifests and
+    # outputs holding rows of a pending input, and outputs no manifest claims (an
+    # instance killed between output and manifest). A rerun may pack the files
+    # differently, so these would not be overwritten and rows would be twice.
+    stale: list[str] = field(default_factory=list)
 
     @property
     def pending(self) -> list[InputFile]:
@@ -80,12 +99,23 @@ class PartitionTally:
         return not self.pending
 
     @property
+    def manifests(self) -> list[FileManifest]:
+        """The done outputs' manifests, each once (sum figures over these, not
+        ``done``, whose packed inputs share one manifest)."""
+        return [o.manifest for o in self.outputs]
+
+    @property
     def rows_in(self) -> int:
-        return sum(m.rows_in for m in self.done.values())
+        return sum(m.rows_in for m in self.manifests)
 
     @property
     def rows_out(self) -> int:
-        return sum(m.rows_out for m in self.done.values())
+        return sum(m.rows_out for m in self.manifests)
+
+    def manifests_covering(self, relatives: set[str]) -> list[FileManifest]:
+        """The done manifests holding rows of any of ``relatives``, each once."""
+        return [o.manifest for o in self.outputs
+                if any(p.input in relatives for p in o.manifest.covered)]
 
 
 def list_inputs(
@@ -124,43 +154,113 @@ def tally_partition(
 ) -> PartitionTally:
     """Which inputs are done, and why each other one is not.
 
-    One listing of the day's prediction prefix gives every manifest's presence and
-    every output's size (no request per file); manifests and output footers are
+    One listing of the day's prediction prefix gives every manifest and every
+    output's size (no request per file); the manifests and the outputs' footers are
     read by a small thread pool, since on S3 each read is a round trip and a day
-    can have hundreds of files.
+    can have hundreds of files. An output may hold several inputs (a pack of small
+    files, ``FileManifest.packed``): it is done, for all of them, or not at all.
     """
     tally = PartitionTally(inputs=inputs)
-    sizes = {o.key: o.size for o in storage.list_objects(predictions_prefix(model, day))}
+    prefix = predictions_prefix(model, day)
+    listed = storage.list_objects(prefix)
+    sizes = {o.key: o.size for o in listed}
+    manifest_keys = [k for k in sizes
+                     if k.startswith(prefix + MANIFEST_DIR + "/") and k.endswith(".json")]
+    by_relative = {i.relative: i for i in inputs}
     plans: dict[str, dict] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(READ_THREADS, len(inputs)))) as pool:
-        manifests = _map_in_chunks(
-            pool, lambda item: _read_manifest(storage, sizes, model, day, item), inputs)
-        to_read: list[tuple[InputFile, FileManifest, str]] = []  # footers still to check
-        for item, manifest in zip(inputs, manifests, strict=True):
-            if isinstance(manifest, str):
-                tally.problems[item.relative] = manifest
+    with ThreadPoolExecutor(max_workers=max(1, min(READ_THREADS, len(manifest_keys)))
+                            ) as pool:
+        read = _map_in_chunks(pool, lambda key: _read_manifest(storage, prefix, key),
+                              manifest_keys)
+        claims: dict[str, list[str]] = {}  # relative -> manifest keys claiming its rows
+        current: dict[str, FileManifest] = {}
+        why_not: dict[str, str] = {}  # relative -> why its manifest is not current
+        claimed_outputs: set[str] = set()
+        for key, manifest in zip(manifest_keys, read, strict=True):
+            if isinstance(manifest, str):  # unreadable: its input, if one is named so
+                owner = _input_of_manifest_key(key, prefix, by_relative)
+                if owner is not None:
+                    why_not[owner] = manifest
+                    tally.stale.append(key)
                 continue
-            why_not = _why_not_done(item, manifest, model_version,
-                                    _plan_of(storage, manifest.job_name, plans))
-            if why_not:
-                tally.problems[item.relative] = why_not
+            claimed_outputs.add(prefix + manifest.output)
+            mine = [p.input for p in manifest.covered if p.input in by_relative]
+            if not mine:
+                continue  # no input delivered today: left alone, as before packing
+            reason = _why_not_current(manifest, by_relative, model_version,
+                                      _plan_of(storage, manifest.job_name, plans))
+            if reason:
+                for relative in mine:
+                    why_not[relative] = reason
+                tally.stale += [key, prefix + manifest.output]
                 continue
-            output_key = prediction_output_key(model, day, item.relative)
+            current[key] = manifest
+            for relative in mine:
+                claims.setdefault(relative, []).append(key)
+        for relative, keys in claims.items():  # rows in two outputs: neither counts
+            if len(keys) < 2:
+                continue
+            reason = (f"rows of {relative} in two outputs ("
+                      + ", ".join(k.removeprefix(prefix) for k in keys) + ")")
+            for key in keys:
+                manifest = current.pop(key, None)
+                if manifest is not None:
+                    tally.stale += [key, prefix + manifest.output]
+                    for packed in manifest.covered:
+                        why_not.setdefault(packed.input, reason)
+        to_read: list[tuple[str, FileManifest, str]] = []  # footers still to check
+        for key, manifest in current.items():
+            output_key = prefix + manifest.output
             damage = _size_damage(sizes.get(output_key), manifest)
             if damage:
-                tally.problems[item.relative] = tally.damaged[item.relative] = damage
+                _damaged(tally, manifest, by_relative, damage, key, output_key)
                 continue
-            to_read.append((item, manifest, output_key))
+            to_read.append((key, manifest, output_key))
         footers = _map_in_chunks(
             pool, lambda entry: _read_footer(storage, entry[2], sizes[entry[2]]), to_read)
-        for (item, manifest, _key), footer in zip(to_read, footers, strict=True):
+        for (key, manifest, output_key), footer in zip(to_read, footers, strict=True):
             damage = footer if isinstance(footer, str) else _footer_damage(footer, manifest)
             if damage:
-                tally.problems[item.relative] = tally.damaged[item.relative] = damage
-            else:
-                tally.done[item.relative] = manifest
-                tally.footers[item.relative] = footer
+                _damaged(tally, manifest, by_relative, damage, key, output_key)
+                continue
+            tally.outputs.append(ScoredOutput(key, output_key, manifest, footer))
+            for packed in manifest.covered:
+                if packed.input in by_relative:
+                    tally.done[packed.input] = manifest
+    for item in inputs:
+        if item.relative not in tally.done:
+            tally.problems.setdefault(item.relative,
+                                      why_not.get(item.relative, "no manifest"))
+    tally.stale += [k for k in sizes if k.endswith(".parquet") and k not in claimed_outputs
+                    and not k.startswith(prefix + "_")]
+    tally.stale = [k for k in dict.fromkeys(tally.stale) if k in sizes]
     return tally
+
+
+def remove_stale(storage: ObjectStorage, tally: PartitionTally) -> int:
+    """Delete what the tally found stale (``PartitionTally.stale``), before the
+    pending inputs are scored again; returns how many objects were deleted."""
+    keys = tally.stale
+    if keys:
+        with ThreadPoolExecutor(max_workers=max(1, min(READ_THREADS, len(keys)))) as pool:
+            list(pool.map(storage.delete, keys))
+    tally.stale = []
+    return len(keys)
+
+
+def _damaged(tally: PartitionTally, manifest: FileManifest, by_relative: dict,
+             damage: str, key: str, output_key: str) -> None:
+    for packed in manifest.covered:
+        if packed.input in by_relative:
+            tally.problems[packed.input] = tally.damaged[packed.input] = damage
+    tally.stale += [key, output_key]
+
+
+def _input_of_manifest_key(key: str, prefix: str, by_relative: dict) -> str | None:
+    """The input whose own manifest would be at ``key`` (inputs are ``*.parquet``)."""
+    stem = key.removeprefix(prefix + MANIFEST_DIR + "/").removesuffix(".json")
+    relative = stem + ".parquet"
+    return relative if relative in by_relative else None
 
 
 def read_model_failures(storage: ObjectStorage, model: str, day: str,
@@ -189,18 +289,26 @@ def _map_in_chunks(pool: ThreadPoolExecutor, function: Callable[[T], R],
             for result in chunk]
 
 
-def _read_manifest(storage: ObjectStorage, sizes: dict[str, int], model: str, day: str,
-                   item: InputFile) -> FileManifest | str:
-    """The input's manifest, or why there is none (a string)."""
-    key = prediction_manifest_key(model, day, item.relative)
-    if key not in sizes:
-        return "no manifest"
+def _read_manifest(storage: ObjectStorage, prefix: str, key: str) -> FileManifest | str:
+    """The manifest at ``key``, or why it cannot be used (a string). Its output must
+    be where the contract puts it: a manifest naming any other object is refused."""
     try:
-        return FileManifest.from_dict(storage.read_json(key))
+        manifest = FileManifest.from_dict(storage.read_json(key))
     except FileNotFoundError:  # deleted since the listing
         return "no manifest"
     except ValueError:  # not JSON, not UTF-8, or not a manifest's fields
         return "unreadable manifest"
+    relative_key = key.removeprefix(prefix)
+    if manifest.packed is None:
+        expected = (manifest_relative_path(manifest.input),
+                    output_relative_path(manifest.input))
+    else:
+        count = len(manifest.packed)
+        expected = (pack_manifest_relative_path(manifest.input, count),
+                    pack_output_relative_path(manifest.input, count))
+    if (relative_key, manifest.output) != expected:
+        return "unreadable manifest"
+    return manifest
 
 
 def _read_footer(storage: ObjectStorage, key: str, size: int) -> pq.FileMetaData | str:
@@ -249,15 +357,26 @@ def _plan_of(storage: ObjectStorage, job_name: str, plans: dict[str, dict]) -> d
     return plans[job_name]
 
 
-def _why_not_done(item: InputFile, manifest: FileManifest, version: str, plan: dict) -> str:
-    """Why the manifest does not cover today's input with today's model ('' if it does)."""
+def _why_not_current(manifest: FileManifest, by_relative: dict[str, InputFile],
+                     version: str, plan: dict) -> str:
+    """Why the manifest does not cover today's inputs with today's model ('' if it
+    does): a pack is current only if every one of its inputs delivered today is."""
     if manifest.model_version != version:
         return f"scored by model version {manifest.model_version}, current is {version}"
-    scored = plan.get(item.relative)
-    if scored is not None and scored != item.signature:
-        return "input file re-delivered since it was scored"
-    if manifest.input_bytes != item.size:
-        return "input file changed since it was scored"
     if manifest.rows_in != manifest.rows_out:
         return f"rows in {manifest.rows_in} != rows out {manifest.rows_out}"
+    for packed in manifest.covered:
+        item = by_relative.get(packed.input)
+        if item is None:
+            continue
+        scored = plan.get(item.relative)
+        why = ""
+        if scored is not None and scored != item.signature:
+            why = "input file re-delivered since it was scored"
+        elif packed.input_bytes != item.size:
+            why = "input file changed since it was scored"
+        if why and manifest.packed is not None:
+            return f"packed with {item.relative}: {why}"
+        if why:
+            return why
     return ""

@@ -44,7 +44,7 @@ from batch_assets.jobs import AssetJob, score_predictions_job
 from batch_assets.layout import data_prefix, prediction_manifest_key, predictions_prefix
 from batch_assets.registry import Registry
 from batch_assets.scoring_groups import group_of, model_of, prediction_key
-from container.contract import MANIFEST_DIR
+from container.contract import MANIFEST_DIR, FileManifest, is_pack_manifest_name
 from resources.job_status import FAILED, STOPPED
 from resources.job_store import JobStore
 from resources.storage import ObjectInfo, ObjectStorage
@@ -88,14 +88,24 @@ def _result(requests: list[dg.RunRequest], cursor: str, skip_message: str,
 def scored_already(storage: ObjectStorage, models: list[str], day: str,
                    data_files: list[ObjectInfo], dataset_prefix: str) -> bool:
     """True when every model has a manifest for every input of ``day``, written after
-    the input's last delivery (one listing per model; no manifest is read)."""
+    the input's last delivery (one listing per model; only packs' manifests are read,
+    since their names do not say which small files they hold)."""
     relative = {i.key[len(dataset_prefix):]: i.last_modified for i in data_files}
     for model in models:
         listed = {o.key: o.last_modified for o in
                   storage.list_objects(predictions_prefix(model, day) + MANIFEST_DIR + "/")}
+        written = {}
+        for key, modified in listed.items():
+            if not is_pack_manifest_name(key):
+                continue
+            try:
+                packed = FileManifest.from_dict(storage.read_json(key)).covered
+            except (FileNotFoundError, ValueError):
+                continue  # replaced or unreadable: its files count as not scored
+            written |= {p.input: modified for p in packed}
         for name, delivered in relative.items():
-            written = listed.get(prediction_manifest_key(model, day, name))
-            if written is None or written < delivered:
+            at = listed.get(prediction_manifest_key(model, day, name)) or written.get(name)
+            if at is None or at < delivered:
                 return False
     return bool(relative)
 

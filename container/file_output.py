@@ -91,6 +91,12 @@ class FileOutput:
         self._writer.write_table(table)
         self.rows_out += table.num_rows
 
+    def write_rows(self, tables: list[pa.Table]) -> None:
+        """Append rows already counted in the statistics (a pack of one file)."""
+        for table in tables:
+            self._writer.write_table(table)
+            self.rows_out += table.num_rows
+
     def discard(self) -> None:
         """Drop a partial output (a failure elsewhere, or this file's own)."""
         self._writer.close()
@@ -121,7 +127,8 @@ class FileOutput:
             output_bytes = self.temp_path.stat().st_size
             output_sha256 = _sha256_of(self.temp_path)
             publish(self.temp_path, final_path)
-        manifest = FileManifest(
+        return _write_manifest(self.output_root, self.scratch,
+                               manifest_relative_path(self.relative_input), dict(
             input=self.relative_input,
             input_bytes=self.source.stat().st_size,
             output=output_relative,
@@ -131,13 +138,35 @@ class FileOutput:
             rows_out=self.rows_out,
             predictions=self.stats.summary(),
             started_at=self.started,
-            finished_at=time.time(),
             predict_seconds=round(self.predict_seconds, 6),  # packed units: microseconds
             **manifest_fields,
-        )
-        write_json_atomically(manifest.to_dict(), self.output_root /
-                              manifest_relative_path(self.relative_input), self.scratch)
-        return manifest
+        ))
+
+
+def publish_encoded(table: pa.Table, schema: pa.Schema, output_root: Path, scratch: Path,
+                    output_relative: str, manifest_relative: str, manifest: dict,
+                    row_group_rows: int) -> FileManifest:
+    """Encode ``table`` in memory, publish it whole at ``output_relative``, then its
+    manifest (``manifest``: the fields other than the output's name, size, digest and
+    finish time)."""
+    buffer = pa.BufferOutputStream()
+    with pq.ParquetWriter(buffer, schema, use_dictionary=False,
+                          write_page_checksum=True) as writer:
+        writer.write_table(table, row_group_size=row_group_rows)
+    data = buffer.getvalue()
+    temp_path = scratch / f"{output_relative.replace('/', '__')}.{os.getpid()}.tmp"
+    write_bytes_atomically(data, temp_path, output_root / output_relative)
+    return _write_manifest(output_root, scratch, manifest_relative, manifest | {
+        "output": output_relative, "output_bytes": data.size,
+        "output_sha256": hashlib.sha256(data).hexdigest()})
+
+
+def _write_manifest(output_root: Path, scratch: Path, manifest_relative: str,
+                    fields: dict) -> FileManifest:
+    """The output's manifest, written last (its presence says the output is whole)."""
+    manifest = FileManifest(**fields, finished_at=time.time())
+    write_json_atomically(manifest.to_dict(), output_root / manifest_relative, scratch)
+    return manifest
 
 
 def _sha256_of(path: Path) -> str:

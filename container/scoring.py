@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 from container.contract import FileManifest, ModelMetadata
 from container.errors import JobInputError
 from container.file_output import FileOutput, output_schema
+from container.pack_output import PackOutput, is_packed
 from container.prediction_stats import PredictionStats
 from container.schema_check import check_columns, open_parquet
 from container.scored_files import InputFile, OpenedFile, ScoredModel
@@ -96,19 +97,29 @@ class ScoringPipeline:
         checked: dict[tuple[str, pa.Schema], pa.Schema] = {}
         self._file_schemas = {opened.file.relative: self._schemas(opened, checked)
                               for opened in files}
+        self._packs: dict[str, PackOutput] = {}  # model -> its open pack of small files
         units = plan_units(files, self.batch_rows)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="score") as pool:
             in_flight: deque[Future[list[PartResult]]] = deque()
             parts = self._part_results(pool, units, in_flight)
             try:
                 for opened in files:
-                    manifests += self._score_file(opened, parts, progress)
+                    if is_packed(opened):
+                        manifests += self._score_small_file(opened, parts, progress)
+                    else:
+                        manifests += self._score_file(opened, parts, progress)
                     if progress is not None:
                         progress.file_done()
+            except JobInputError:  # a read error: the packs hold whole files, keep them
+                manifests += self._publish_packs()
+                raise
+            except BaseException:
+                self._packs.clear()
+                raise
             finally:
                 for future in in_flight:
                     future.cancel()
-        return manifests
+        return manifests + self._publish_packs()
 
     def _schemas(self, opened: OpenedFile,
                  checked: dict[tuple[str, pa.Schema], pa.Schema]) -> dict[str, pa.Schema]:
@@ -146,6 +157,54 @@ class ScoringPipeline:
             if not in_flight:
                 return
             yield from in_flight.popleft().result()
+
+    def _score_small_file(self, opened: OpenedFile, parts: Iterator[PartResult],
+                          progress: Progress | None) -> list[FileManifest]:
+        """Score a small file into each model's pack (``container.pack_output``); returns
+        the manifests of packs that filled up and were published."""
+        relative = opened.file.relative
+        schemas = self._file_schemas[relative]
+        targets = [m for m in self.models if m.scores(relative) and m.name in schemas]
+        tables: dict[str, list[pa.Table]] = {m.name: [] for m in targets}
+        seconds = dict.fromkeys(tables, 0.0)
+        for _ in range(opened.row_groups):
+            result = next(parts)
+            if result.read_error is not None:
+                raise result.read_error
+            for target in targets:
+                if target.name not in tables:
+                    continue
+                error = result.errors.get(target.name) or target.failure
+                if error is not None or target.name not in result.tables:
+                    target.fail(error or RuntimeError("no output"),
+                                f"on input file {relative}")
+                    del tables[target.name]
+                    continue
+                tables[target.name].append(result.tables[target.name])
+                seconds[target.name] += result.seconds.get(target.name, 0.0)
+            if progress is not None:
+                progress.rows_written(result.rows)
+        published = []
+        for target in targets:
+            if target.name not in tables:
+                continue  # failed: its pack keeps the whole files before this one
+            schema = schemas[target.name]
+            pack = self._packs.get(target.name)
+            if pack is not None and not pack.fits(schema, opened.rows):
+                published.append(pack.publish(target.manifest_fields))
+                pack = None
+            if pack is None:
+                pack = self._packs[target.name] = PackOutput(
+                    schema, target.output_root, self.scratch,
+                    PredictionStats.for_model(target.metadata), target.name)
+            pack.add(opened, tables[target.name], seconds[target.name])
+        return published
+
+    def _publish_packs(self) -> list[FileManifest]:
+        """Publish every open pack (each holds whole files only)."""
+        by_name = {m.name: m for m in self.models}
+        packs, self._packs = self._packs, {}
+        return [pack.publish(by_name[name].manifest_fields) for name, pack in packs.items()]
 
     def _score_file(self, opened: OpenedFile, parts: Iterator[PartResult],
                     progress: Progress | None) -> list[FileManifest]:
