@@ -18,13 +18,17 @@ from container.contract import (
     InferArguments,
     ModelFailure,
     ModelMetadata,
+    PackedInput,
     PredictionSummary,
     ScoringPlan,
     input_path,
+    is_pack_manifest_name,
     manifest_relative_path,
     opt_ml_relative,
     output_path,
     output_relative_path,
+    pack_manifest_relative_path,
+    pack_output_relative_path,
     prediction_columns,
 )
 
@@ -49,6 +53,10 @@ def test_paths_and_file_names():
         opt_ml_relative("/opt/mlx/data")
     assert manifest_relative_path("a/part-1.parquet") == "_manifests/a/part-1.json"
     assert output_relative_path("a/part-1.snappy") == "a/part-1.parquet"
+    assert pack_output_relative_path("a/part-1.parquet", 3) == "a/part-1.packed-3.parquet"
+    assert pack_manifest_relative_path("a/part-1.parquet", 3) == "_manifests/a/part-1.packed-3.json"
+    assert is_pack_manifest_name("_manifests/a/part-1.packed-3.json")
+    assert not is_pack_manifest_name("_manifests/a/part-1.json")
 
 
 def test_model_metadata_reads_bundles_written_before_task_and_keeps_its_json():
@@ -120,10 +128,22 @@ def test_file_manifest_reads_older_and_newer_manifests():
     manifest = FileManifest.from_dict({**current, "from_a_newer_container": True})
     assert manifest.predictions == PredictionSummary(**_summary())
     assert manifest.predictions.task == "binary"  # written before tasks: binary
-    assert manifest.to_dict() == {**current, "predictions": {
+    assert manifest.to_dict() == {**current, "packed": None, "predictions": {
         **_summary(), "task": "binary", "bin_edges": [], "label_counts": {},
         "class_histograms": {}}}
     assert FileManifest.from_dict(manifest.to_dict()) == manifest
+    assert manifest.covered == [PackedInput("p.parquet", 100, 3)]
+
+    pack = {**current, "input_bytes": 30, "rows_in": 5, "rows_out": 5,
+            "output": "p.packed-2.parquet",
+            "packed": [{"input": "p.parquet", "input_bytes": 10, "rows": 2},
+                       {"input": "q.parquet", "input_bytes": 20, "rows": 3}]}
+    manifest = FileManifest.from_dict(pack)
+    assert manifest.covered == [PackedInput("p.parquet", 10, 2), PackedInput("q.parquet", 20, 3)]
+    assert FileManifest.from_dict(manifest.to_dict()) == manifest
+    for bad in ([], [{"input": "p.parquet"}], "p.parquet"):
+        with pytest.raises(ValueError):
+            FileManifest.from_dict({**pack, "packed": bad})
     with pytest.raises(ValueError, match="rows_out"):
         FileManifest.from_dict({k: v for k, v in oldest.items() if k != "rows_out"})
     with pytest.raises(ValueError, match="JSON object"):

@@ -1,8 +1,8 @@
 """A day of many tiny files: scored completely and exactly like the same rows in a
-few files (small row groups are packed into units and predicted together), with
-every per-file guarantee kept: one output and one manifest per input, row groups
-as in the input, the manifest's size and digest, and a corrupt file failing the
-job after exactly the files before it were published."""
+few files (small row groups are packed into units and predicted together), written
+as packs (one output and one manifest for many small files, ``container.pack_output``)
+with the manifest's size, digest and every input's rows, and a corrupt file failing
+the job after exactly the files before it were published."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from container.contract import (
     DATA_INPUT,
     MODEL_INPUT,
     NUM_CPUS_ENV_VAR,
+    PACK_MAX_FILES,
+    PACK_MAX_ROWS,
     PREDICTIONS_OUTPUT,
     ROOT_ENV_VAR,
     SCORING_PLAN_FILE,
@@ -98,8 +100,25 @@ def scored(output: Path) -> pa.Table:
     return pa.concat_tables(tables).sort_by("id")
 
 
-def test_hundreds_of_tiny_files_score_exactly_like_few_files(tmp_path, monkeypatch,
-                                                             linear_model):
+def outputs_and_manifests(output: Path) -> list[tuple[dict, Path]]:
+    """Each manifest with its output file."""
+    found = []
+    for path in sorted((output / "_manifests").glob("*.json")):
+        manifest = json.loads(path.read_text())
+        found.append((manifest, output / manifest["output"]))
+    return found
+
+
+def covered_inputs(manifest: dict) -> list[dict]:
+    return manifest["packed"] or [{"input": manifest["input"], "rows": manifest["rows_in"],
+                                   "input_bytes": manifest["input_bytes"]}]
+
+
+def test_hundreds_of_tiny_files_score_exactly_like_few_files_in_one_pack(
+        tmp_path, monkeypatch, linear_model):
+    """300 files of 0 to 19 rows (two feature schemas, some files of several row
+    groups) make one output and one manifest that lists every file with its rows,
+    in the output's row order; the predictions equal the few-files run's bit for bit."""
     write_few(tmp_path / "few")
     names = write_many(tmp_path / "many")
     few_out = lay_out_instance(tmp_path / "run-few" / "opt_ml", tmp_path / "few", linear_model)
@@ -111,21 +130,62 @@ def test_hundreds_of_tiny_files_score_exactly_like_few_files(tmp_path, monkeypat
     expected, got = scored(few_out), scored(many_out)
     assert got.num_rows == ROWS and got["id"].to_pylist() == list(range(ROWS))
     assert got.equals(expected)  # the same predictions, bit for bit
-    for name in names:
-        source = tmp_path / "many" / name
-        output = many_out / name
-        manifest = json.loads((many_out / "_manifests" / f"{Path(name).stem}.json").read_text())
-        data = output.read_bytes()
-        assert manifest["rows_in"] == manifest["rows_out"] == pq.read_metadata(source).num_rows
-        assert manifest["output_bytes"] == len(data)
-        assert manifest["output_sha256"] == hashlib.sha256(data).hexdigest()
-        assert (pq.read_metadata(output).num_row_groups
-                == pq.read_metadata(source).num_row_groups)
-        assert pq.read_table(output)["id"].equals(pq.read_table(source)["id"])
+    ((manifest, output),) = outputs_and_manifests(many_out)
+    assert output.name == f"part-0000.packed-{len(names)}.parquet"
+    data = output.read_bytes()
+    assert manifest["output_bytes"] == len(data)
+    assert manifest["output_sha256"] == hashlib.sha256(data).hexdigest()
+    assert pq.read_metadata(output).num_row_groups == 1
+    assert [p["input"] for p in manifest["packed"]] == names
+    source_ids = []
+    for packed in manifest["packed"]:
+        source = tmp_path / "many" / packed["input"]
+        assert packed["rows"] == pq.read_metadata(source).num_rows
+        assert packed["input_bytes"] == source.stat().st_size
+        source_ids += pq.read_table(source)["id"].to_pylist()
+    assert pq.read_table(output)["id"].to_pylist() == source_ids  # input order, contiguous
+    assert manifest["rows_in"] == manifest["rows_out"] == ROWS
+
+
+def test_packs_close_at_their_file_and_row_limits_and_big_files_stay_alone(
+        tmp_path, monkeypatch, linear_model):
+    """1,050 one-row files with a 2,000-row file among them: the first 1,000 small
+    files fill one pack (PACK_MAX_FILES) around the big file's own output, the last
+    50 make another. Then 70 files of 1,000 rows: a pack closes before it would pass
+    PACK_MAX_ROWS rows."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for index in range(1_051):
+        count = 2_000 if index == 500 else 1
+        pq.write_table(rows(index % 900, count) if count == 1 else rows(0, count),
+                       data / f"part-{index:05d}.parquet")
+    root = tmp_path / "opt_ml"
+    output = lay_out_instance(root, data, linear_model)
+    assert infer(root, monkeypatch) == 0
+    shapes = sorted((Path(m["output"]).name, len(covered_inputs(m)))
+                    for m, _ in outputs_and_manifests(output))
+    assert shapes == [("part-00000.packed-1000.parquet", PACK_MAX_FILES),
+                      ("part-00500.parquet", 1),
+                      ("part-01001.packed-50.parquet", 50)]
+
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    for index in range(70):
+        pq.write_table(rows(0, 1_000), wide / f"part-{index:05d}.parquet")
+    root = tmp_path / "opt_ml_wide"
+    output = lay_out_instance(root, wide, linear_model)
+    assert infer(root, monkeypatch) == 0
+    packs = sorted((Path(m["output"]).name, m["rows_out"])
+                   for m, _ in outputs_and_manifests(output))
+    per_pack = PACK_MAX_ROWS // 1_000
+    assert packs == [("part-00000.packed-65.parquet", per_pack * 1_000),
+                     (f"part-{per_pack:05d}.packed-5.parquet", 5_000)]
 
 
 def test_a_corrupt_file_among_tiny_ones_fails_after_the_files_before_it(
         tmp_path, monkeypatch, linear_model):
+    """The job fails naming the corrupt file; the pack of the whole files before it
+    is published (nothing of the corrupt file or after it)."""
     data = tmp_path / "data"
     data.mkdir()
     for index in range(150):
@@ -136,15 +196,17 @@ def test_a_corrupt_file_among_tiny_ones_fails_after_the_files_before_it(
 
     assert infer(root, monkeypatch, "--workers", "1") == 2
     assert "part-0100.parquet" in (root / "output" / "message").read_text()
-    published = sorted(p.name for p in output.glob("*.parquet"))
-    manifests = sorted(p.stem for p in (output / "_manifests").glob("*.json"))
-    assert published == [f"part-{i:04d}.parquet" for i in range(100)]
-    assert manifests == [f"part-{i:04d}" for i in range(100)]
+    ((manifest, published),) = outputs_and_manifests(output)
+    assert published.name == "part-0000.packed-100.parquet"
+    assert [p["input"] for p in manifest["packed"]] == [
+        f"part-{i:04d}.parquet" for i in range(100)]
+    assert pq.read_table(published)["id"].to_pylist() == list(range(2_000))
+    assert sorted(p.name for p in output.glob("*.parquet")) == [published.name]
 
 
 def test_models_scoring_different_files_of_one_unit(tmp_path, monkeypatch, linear_model):
-    """Two models in one job, the second scoring only the odd files: each model's
-    predictions of a file are the same, and each writes exactly its files."""
+    """Two models in one job, the second scoring only the odd files: each model packs
+    exactly its files, and their predictions of a file are the same."""
     data = tmp_path / "data"
     data.mkdir()
     for index in range(40):
@@ -174,10 +236,15 @@ def test_models_scoring_different_files_of_one_unit(tmp_path, monkeypatch, linea
 
     assert infer(root, monkeypatch) == 0
     output = root / opt_ml_relative(output_path(PREDICTIONS_OUTPUT))
-    assert len(list((output / "m0").glob("*.parquet"))) == 40
-    assert sorted(p.name for p in (output / "m1").glob("*.parquet")) == odd
-    for name in odd:
-        assert pq.read_table(output / "m1" / name).equals(pq.read_table(output / "m0" / name))
+    ((all_files, all_output),) = outputs_and_manifests(output / "m0")
+    ((odd_files, odd_output),) = outputs_and_manifests(output / "m1")
+    assert [p["input"] for p in all_files["packed"]] == [
+        f"part-{i:04d}.parquet" for i in range(40)]
+    assert [p["input"] for p in odd_files["packed"]] == odd
+    everything = pq.read_table(all_output)
+    odd_ids = [i for i in range(400) if (i // 10) % 2 == 1]
+    assert pq.read_table(odd_output).equals(
+        everything.filter(pa.compute.is_in(everything["id"], pa.array(odd_ids))))
 
 
 def test_units_pack_small_row_groups_and_leave_big_ones_alone(tmp_path):
