@@ -42,7 +42,7 @@ from container.parallelism import plan_parallelism
 from container.prediction_columns import checked_predictions
 from container.schema_check import check_columns
 from container.scored_files import InputFile, OpenedFile, ScoredModel
-from container.scoring import Progress, ScoringPipeline, first_batch, open_input
+from container.scoring import Progress, ScoringPipeline, first_batch, open_inputs
 
 log = logging.getLogger("container.infer")
 
@@ -68,7 +68,7 @@ def run_infer(env: ProcessingEnvironment, arguments: InferArguments) -> list[Fil
     job_name = env.job_config().get("ProcessingJobName", "")
     planned = _planned_models(env, inputs[MODEL_INPUT], outputs[PREDICTIONS_OUTPUT], options)
     files = find_input_files(inputs[DATA_INPUT])
-    opened = [open_input(f) for f in files]  # every footer before any compute
+    opened = open_inputs(files)  # every footer before any compute
     total_rows = sum(o.rows for o in opened)
     plan = plan_parallelism(available_cpus(), sum(o.row_groups for o in opened),
                             options.workers, options.threads_per_worker)
@@ -135,11 +135,11 @@ def _load(entry: _Planned, host: str, job_name: str, threads: int,
             "predictor": model.predictor_name, "job_name": job_name,
         }, entry.files)
         mine = [o for o in opened if scored.scores(o.file.relative)]
-        accepted: set = set()  # each distinct schema checked once (thousands of files)
+        accepted: set[int] = set()  # each schema object checked once (files share them)
         for item in mine:  # every schema before any compute
-            if item.input_schema not in accepted:
+            if id(item.input_schema) not in accepted:
                 check_columns(item.input_schema, item.file.relative, metadata)
-                accepted.add(item.input_schema)
+                accepted.add(id(item.input_schema))
         sample = first_batch(mine, metadata.input_columns)
         checked = "no rows to check"
         if sample is not None:

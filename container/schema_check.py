@@ -38,6 +38,19 @@ def open_parquet(path: Path, label: str) -> pq.ParquetFile:
         ) from exc
 
 
+def read_footer(path: Path, label: str) -> pq.FileMetaData:
+    """The file's footer alone (``open_parquet`` also converts the schema), with the
+    same error naming the file."""
+    try:
+        with pa.OSFile(str(path)) as handle:
+            return pq.read_metadata(handle)
+    except (pa.ArrowException, OSError) as exc:
+        raise JobInputError(
+            f"input file {label} is not a readable Parquet file ({exc}). "
+            "Re-deliver the file or remove it from the input prefix."
+        ) from exc
+
+
 def _is_numeric(data_type: pa.DataType) -> bool:
     return (
         pa.types.is_integer(data_type)

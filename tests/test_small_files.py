@@ -36,7 +36,7 @@ from container.contract import (
 )
 from container.environment import write_standalone_config
 from container.scored_files import InputFile
-from container.scoring import open_input
+from container.scoring import open_inputs
 from container.units import plan_units
 from tests.helpers import corrupt_data_page
 
@@ -253,7 +253,7 @@ def test_units_pack_small_row_groups_and_leave_big_ones_alone(tmp_path):
     for index, size in enumerate(sizes):
         path = tmp_path / f"f{index:02d}.parquet"
         pq.write_table(rows(0, size), path)
-        opened.append(open_input(InputFile(path, path.name)))
+        opened += open_inputs([InputFile(path, path.name)])
 
     units = list(plan_units(opened, batch_rows=450, max_parts=4))
     assert [[p.relative for p in unit] for unit in units] == [
