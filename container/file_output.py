@@ -91,12 +91,6 @@ class FileOutput:
         self._writer.write_table(table)
         self.rows_out += table.num_rows
 
-    def write_rows(self, tables: list[pa.Table]) -> None:
-        """Append rows already counted in the statistics (a pack of one file)."""
-        for table in tables:
-            self._writer.write_table(table)
-            self.rows_out += table.num_rows
-
     def discard(self) -> None:
         """Drop a partial output (a failure elsewhere, or this file's own)."""
         self._writer.close()

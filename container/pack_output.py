@@ -67,9 +67,7 @@ class PackOutput:
             predict_seconds: float) -> None:
         """One whole input file's output rows (its row groups' tables, in order)."""
         rows = sum(t.num_rows for t in tables)
-        for table in tables:
-            self.stats.add_table(table)
-            self.tables.append(table)
+        self.tables += tables  # statistics at publish: one pass, not one per file
         self.inputs.append(PackedInput(opened.file.relative, opened.file.source.stat().st_size,
                                        rows))
         self.sources.append(opened.file.source)
@@ -83,6 +81,7 @@ class PackOutput:
             return self._publish_alone(manifest_fields)
         first = self.inputs[0].input
         table = pa.concat_tables(self.tables) if self.tables else self.schema.empty_table()
+        self.stats.add_table(table)
         return publish_encoded(
             table, self.schema, self.output_root, self.scratch,
             output_relative=pack_output_relative_path(first, len(self.inputs)),
@@ -100,6 +99,7 @@ class PackOutput:
         output = FileOutput(only.input, self.sources[0], only.rows, self.schema,
                             self.output_root, self.scratch, self.stats, self.model_name)
         output.started = self.started
+        for table in self.tables:
+            output.write(table)
         output.predict_seconds = self.predict_seconds
-        output.write_rows(self.tables)
         return output.publish(manifest_fields)
