@@ -100,6 +100,40 @@ def test_predictions_partition_on_s3_dynamodb_and_sagemaker_request(aws_pipeline
     assert materialization(again, "churn_xgb")["nothing_to_do"] is True
 
 
+def test_tiny_files_on_s3_are_packed_and_a_damaged_pack_is_replaced(aws_pipeline):
+    """60 files of 100 rows on S3: one pack per instance; a pack truncated in the
+    bucket is found, removed before the rerun, and its files re-scored: every key
+    once across the day's outputs."""
+    definitions, resources = aws_pipeline
+    storage = resources["storage"]
+    _run(definitions, "train_models", "churn_xgb")
+    day, data = "2026-11-01", "data/customers/dt=2026-11-01/"
+    table = pd.concat(pd.read_parquet(io.BytesIO(storage.read_bytes(o.key)))
+                      for o in storage.list_objects(data) if o.key.endswith(".parquet"))
+    for item in storage.list_objects(data):
+        if item.key.endswith(".parquet"):
+            storage.delete(item.key)
+    for index in range(60):
+        buffer = io.BytesIO()
+        table.iloc[index * 100:(index + 1) * 100].to_parquet(buffer, index=False)
+        storage.write_bytes(f"{data}tiny-{index:03d}.parquet", buffer.getvalue())
+
+    _run(definitions, "score_predictions", day, ["churn_xgb"])
+    prefix = "predictions/churn_xgb/dt=2026-11-01/"
+    packs = sorted(o.key.removeprefix(prefix) for o in storage.list_objects(prefix)
+                   if o.key.endswith(".parquet"))
+    assert packs == ["tiny-000.packed-30.parquet", "tiny-030.packed-30.parquet"]
+    damaged = storage.read_bytes(prefix + packs[1])
+    storage.write_bytes(prefix + packs[1], damaged[: len(damaged) // 2])
+
+    again = _run(definitions, "score_predictions", day, ["churn_xgb"])
+    meta = materialization(again, "churn_xgb")
+    assert (meta["files_scored_now"], meta["files_already_done"]) == (30, 30)
+    outputs = pd.concat(pd.read_parquet(io.BytesIO(storage.read_bytes(o.key)))
+                        for o in storage.list_objects(prefix) if o.key.endswith(".parquet"))
+    assert sorted(outputs["customer_id"]) == sorted(table["customer_id"])
+
+
 def test_s3_listing_paginates_past_1000_keys(moto_endpoint):
     bucket = f"many-{uuid.uuid4().hex[:10]}"
     client = boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION)
