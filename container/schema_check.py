@@ -20,27 +20,14 @@ _MAX_LISTED_COLUMNS = 20
 
 def read_input_schema(path: Path, label: str) -> pa.Schema:
     """The file's Arrow schema; a corrupt or non-Parquet file raises an error naming it."""
-    return open_parquet(path, label).schema_arrow
-
-
-def open_parquet(path: Path, label: str) -> pq.ParquetFile:
-    """The file's footer read (schema and metadata; the file itself is closed again:
-    read its data with a new ``ParquetFile`` given this one's ``metadata``); an error
-    naming it if it is not Parquet. Opened as an Arrow ``OSFile``, which skips the
-    filesystem lookup of a path: half the cost of a footer read, paid per file."""
-    try:
-        with pa.OSFile(str(path)) as handle:
-            return pq.ParquetFile(handle)
-    except (pa.ArrowException, OSError) as exc:
-        raise JobInputError(
-            f"input file {label} is not a readable Parquet file ({exc}). "
-            "Re-deliver the file or remove it from the input prefix."
-        ) from exc
+    return read_footer(path, label).schema.to_arrow_schema()
 
 
 def read_footer(path: Path, label: str) -> pq.FileMetaData:
-    """The file's footer alone (``open_parquet`` also converts the schema), with the
-    same error naming the file."""
+    """The file's footer (the file itself is closed again: read its data with a
+    ``ParquetFile`` given this ``metadata``, which parses nothing twice); an error
+    naming it if it is not Parquet. Opened as an Arrow ``OSFile``, which skips the
+    filesystem lookup of a path: half the cost of a footer read, paid per file."""
     try:
         with pa.OSFile(str(path)) as handle:
             return pq.read_metadata(handle)
