@@ -70,7 +70,6 @@ bench-full: $(BENCH_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
 
 # The launcher makes Ctrl-C and SIGTERM stop every dagster process (SIGKILL after 10 s; see
 # batch_assets/dev_server.py). DEV_ARGS go to dagster dev, e.g. make dev DEV_ARGS="-p 3001".
