@@ -157,6 +157,30 @@ def measure(case: str, k: int, work_dir: Path, mode: str, repeats: int = 3) -> R
     return Row(case, k, statistics.median(ones), statistics.median(singles), identical)
 
 
+def cost_split(rows: list[Row]) -> list[str]:
+    """What one job's time is made of: a shared part ``s`` (start-up, reads, decoding:
+    paid once) and a part ``p`` per model (its predictions, output, statistics),
+    fitted by least squares to the one-job seconds over K. K jobs pay ``K (s + p)``,
+    so no job of K models can be more than ``K (s + p) / (s + K p)`` faster: the
+    ratio a target asks for is reachable only while ``p`` is that small."""
+    if len(rows) < 2:
+        return []
+    ks = [r.k for r in rows]
+    seconds = [r.one_job_seconds for r in rows]
+    mean_k, mean_s = statistics.fmean(ks), statistics.fmean(seconds)
+    per_model = (sum((k - mean_k) * (t - mean_s) for k, t in zip(ks, seconds, strict=True))
+                 / sum((k - mean_k) ** 2 for k in ks))
+    shared = mean_s - per_model * mean_k
+    if per_model <= 0 or shared <= 0:
+        return ["", "linear: one-job seconds do not grow with K; no cost split fitted"]
+    bound = 4 * (shared + per_model) / (shared + 4 * per_model)
+    target = TARGETS[("linear", 4)]
+    return ["", f"linear: one job ~ {shared:.2f} s shared + {per_model:.2f} s per model "
+            f"(fitted over K = {', '.join(map(str, ks))}); with these, K = 4 is at most "
+            f"{bound:.2f}x faster than 4 jobs, and {target}x needs at most "
+            f"{shared * (4 - target) / (4 * (target - 1)):.2f} s per model"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.multi_model",
                                      description=__doc__.split("\n\n")[0])
@@ -173,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
              "jobs run one after another (wall seconds incl. process start-up, medians of "
              f"{args.repeats} interleaved runs)", ""]
     lines += [row.line() for row in rows]
+    lines += cost_split([r for r in rows if r.model == "linear"])
     print("\n".join(lines))
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"multi-model-{args.mode}.txt").write_text("\n".join(lines) + "\n")

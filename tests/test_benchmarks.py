@@ -210,3 +210,16 @@ def test_network_outputs_are_verified_within_the_float32_tolerance(scored_w4, tm
     rewrite_first_file(out, shift_predictions(1e-4))
     with pytest.raises(AssertionError, match=r"differ from the framework.*\(> 1e-05\)"):
         verify_output(workload, out)
+
+
+def test_multi_model_cost_split_recovers_shared_and_per_model_seconds():
+    """One-job seconds of exactly 0.8 s shared + 0.2 s per model: the fit finds both,
+    and the K = 4 bound is 4 x 1.0 / 1.6 = 2.5x, with 3x needing 0.1 s per model."""
+    from benchmarks.multi_model import Row, cost_split
+
+    rows = [Row("linear", k, 0.8 + 0.2 * k, k * 1.0, True) for k in (1, 2, 4, 8)]
+    (_blank, line) = cost_split(rows)
+    assert "0.80 s shared + 0.20 s per model" in line
+    assert "at most 2.50x faster" in line and "needs at most 0.10 s per model" in line
+    flat = [Row("linear", k, 1.0, k * 1.0, True) for k in (1, 2)]
+    assert "no cost split fitted" in cost_split(flat)[1]
