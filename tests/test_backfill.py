@@ -8,6 +8,7 @@ waits for it. Slow (about 60 runs), so it runs in the slow suite.
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 from datetime import date, timedelta
 
@@ -15,6 +16,7 @@ import pytest
 
 from batch_assets.demo_data import DemoDataSpec, generate_demo_data
 from benchmarks.dagster_dev import DagsterDev
+from container.contract import FileManifest
 from resources.job_store import SQLiteJobStore
 from resources.storage import LocalBucketStorage
 from tests.conftest import write_test_registry
@@ -42,10 +44,14 @@ def test_thirty_day_two_model_backfill_completes(tmp_path, trained_template):
     records = [r for day in DAYS for r in store.attempts("score_customers", day)]
     assert len(records) == 30 and {r.status for r in records} == {"Completed"}
     bucket = tmp_path / ".data" / "bucket"
-    for model in MODELS:
+    for model in MODELS:  # each day's two 300-row files, packed by the one instance
         for day in DAYS:
-            assert len(list((bucket / f"predictions/{model}/dt={day}/_manifests").glob(
-                "*.json"))) == 2, (model, day)
+            manifests = [FileManifest.from_dict(json.loads(p.read_text())) for p in
+                         (bucket / f"predictions/{model}/dt={day}/_manifests").glob("*.json")]
+            covered = sorted(c.input for m in manifests for c in m.covered)
+            assert len(manifests) == 1 and covered == sorted(
+                p.name for p in (bucket / f"data/customers/dt={day}").glob("*.parquet")
+            ) and manifests[0].rows_out == 600, (model, day, covered)
     spans = sorted((r.started_at, r.ended_at) for r in records)
     assert all(b[0] >= a[1] for a, b in itertools.pairwise(spans)), \
         "the one-slot processing pool let two jobs overlap"
