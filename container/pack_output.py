@@ -31,6 +31,7 @@ from container.contract import (
     pack_manifest_relative_path,
     pack_output_relative_path,
 )
+from container.errors import JobInputError
 from container.file_output import FileOutput, publish_encoded
 from container.prediction_stats import PredictionStats
 from container.scored_files import OpenedFile
@@ -65,8 +66,13 @@ class PackOutput:
 
     def add(self, opened: OpenedFile, tables: list[pa.Table],
             predict_seconds: float) -> None:
-        """One whole input file's output rows (its row groups' tables, in order)."""
+        """One whole input file's output rows (its row groups' tables, in order);
+        JobInputError if they are not as many as its footer says (as for a file of
+        its own, ``FileOutput.publish``)."""
         rows = sum(t.num_rows for t in tables)
+        if rows != opened.rows:
+            raise JobInputError(f"input file {opened.file.relative}: footer says "
+                                f"{opened.rows} rows but {rows} were read")
         self.tables += tables  # statistics at publish: one pass, not one per file
         self.inputs.append(PackedInput(opened.file.relative, opened.file.source.stat().st_size,
                                        rows))
