@@ -66,12 +66,19 @@ def start(command: list[str], cwd: Path, token: str, log: Path,
     """Start ``command`` in a new session, as a terminal runs a foreground job (its process
     group gets Ctrl-C). ``ignore_sigint``: started as ``make dev &`` from a script is."""
     env = {**os.environ, TOKEN_VARIABLE: token}
+
+    def dispositions() -> None:
+        """Set, not inherit, what the case assumes: a test run started as a background
+        job (``cmd &`` in a script, as CI may) inherits SIGINT, SIGQUIT and SIGHUP
+        ignored, and a terminal's foreground job would have them at their defaults."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_sigint else signal.SIG_DFL)
+        for other in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
+            signal.signal(other, signal.SIG_DFL)
+
     with open(log, "wb") as out:
         return subprocess.Popen(
             command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-            if ignore_sigint else None,
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=dispositions,
         )
 
 
