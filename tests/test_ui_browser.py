@@ -355,11 +355,14 @@ def _click_through(ui: DagsterUI, page, screenshots: list[Path], timer: Timer) -
     materialize.click()
 
     # 2. the launch dialog: type the partition, launch one run
-    dialog = page.get_by_role("dialog")
+    # Dagster may open its newsletter dialog (an e-mail textbox) over a fresh instance
+    # at any moment: the launch dialog and its partition box are picked by their text
+    dialog = page.get_by_role("dialog").filter(
+        has_text=re.compile("Launch runs to materialize|Are you sure"))
     heading = dialog.get_by_text("Launch runs to materialize")
     heading.or_(dialog.get_by_text("Are you sure?")).wait_for()
     assert heading.is_visible(), f"no launch dialog but: {dialog.inner_text()}"
-    partitions = dialog.get_by_role("textbox")
+    partitions = dialog.locator("input[type=text]:not([placeholder*='@'])")
     partitions.click()
     partitions.fill(DAY)
     partitions.press("Enter")
