@@ -28,11 +28,13 @@ from container.contract import (
     PACKED_FILE_MAX_ROWS,
     FileManifest,
     PackedInput,
+    manifest_relative_path,
+    output_relative_path,
     pack_manifest_relative_path,
     pack_output_relative_path,
 )
 from container.errors import JobInputError
-from container.file_output import FileOutput, publish_encoded
+from container.file_output import publish_encoded
 from container.prediction_stats import PredictionStats
 from container.scored_files import OpenedFile
 
@@ -46,18 +48,19 @@ class PackOutput:
     """Small files' outputs for one model, gathered until the pack is full."""
 
     def __init__(self, schema: pa.Schema, output_root: Path, scratch: Path,
-                 stats: PredictionStats, model_name: str) -> None:
+                 stats: PredictionStats) -> None:
         self.schema = schema
         self.output_root = output_root
         self.scratch = scratch
         self.stats = stats
-        self.model_name = model_name
         self.started = time.time()
         self.inputs: list[PackedInput] = []
-        self.sources: list[Path] = []
         self.tables: list[pa.Table] = []
-        self.rows = 0
         self.predict_seconds = 0.0
+
+    @property
+    def rows(self) -> int:
+        return sum(i.rows for i in self.inputs)
 
     def fits(self, schema: pa.Schema, rows: int) -> bool:
         """Whether a file of ``rows`` rows whose output has ``schema`` can join."""
@@ -76,36 +79,25 @@ class PackOutput:
         self.tables += tables  # statistics at publish: one pass, not one per file
         self.inputs.append(PackedInput(opened.file.relative, opened.file.source.stat().st_size,
                                        rows))
-        self.sources.append(opened.file.source)
-        self.rows += rows
         self.predict_seconds += predict_seconds
 
     def publish(self, manifest_fields: dict) -> FileManifest:
         """Write the output in one row group, then its manifest. A pack of one file
-        is published as that file's own output (the names of an unpacked file)."""
-        if len(self.inputs) == 1:
-            return self._publish_alone(manifest_fields)
-        first = self.inputs[0].input
+        is published under that file's own names, with no ``packed`` list."""
+        first, count = self.inputs[0].input, len(self.inputs)
+        alone = count == 1
         table = pa.concat_tables(self.tables) if self.tables else self.schema.empty_table()
         self.stats.add_table(table)
         return publish_encoded(
             table, self.schema, self.output_root, self.scratch,
-            output_relative=pack_output_relative_path(first, len(self.inputs)),
-            manifest_relative=pack_manifest_relative_path(first, len(self.inputs)),
+            output_relative=output_relative_path(first) if alone
+            else pack_output_relative_path(first, count),
+            manifest_relative=manifest_relative_path(first) if alone
+            else pack_manifest_relative_path(first, count),
             manifest=dict(
                 input=first, input_bytes=sum(i.input_bytes for i in self.inputs),
                 rows_in=self.rows, rows_out=self.rows, predictions=self.stats.summary(),
                 started_at=self.started, predict_seconds=round(self.predict_seconds, 6),
-                packed=list(self.inputs), **manifest_fields),
+                packed=None if alone else list(self.inputs), **manifest_fields),
             row_group_rows=PACK_MAX_ROWS,
         )
-
-    def _publish_alone(self, manifest_fields: dict) -> FileManifest:
-        (only,) = self.inputs
-        output = FileOutput(only.input, self.sources[0], only.rows, self.schema,
-                            self.output_root, self.scratch, self.stats, self.model_name)
-        output.started = self.started
-        for table in self.tables:
-            output.write(table)
-        output.predict_seconds = self.predict_seconds
-        return output.publish(manifest_fields)

@@ -52,7 +52,7 @@ UNITS_AHEAD_PER_WORKER = 2
 
 
 def open_inputs(files: list[InputFile]) -> list[OpenedFile]:
-    """Every file's footer, read before any compute (``open_input``). A file whose
+    """Every file's footer, read once before any compute. A file whose
     Parquet schema and key-value metadata equal the file before it shares that file's
     Arrow schema object: converting a schema and hashing it in the checks cost about
     75 microseconds per file, as much as a tenth of a tiny file's whole work, and
@@ -206,7 +206,7 @@ class ScoringPipeline:
             if pack is None:
                 pack = self._packs[target.name] = PackOutput(
                     schema, target.output_root, self.scratch,
-                    PredictionStats.for_model(target.metadata), target.name)
+                    PredictionStats.for_model(target.metadata))
             pack.add(opened, tables[target.name], seconds[target.name])
         return published
 
