@@ -5,13 +5,16 @@ job from the tally the step makes anyway (a check-only run tallies by itself).
 * ``predictions_complete`` (blocking): every input file of the day has a manifest
   from the current model version, rows in == rows out, and an intact output: the
   manifest's size and a footer counting the manifest's rows (``tally_partition``).
-* ``predictions_valid`` (blocking): no NaN; binary predictions and multiclass
-  probabilities in [0, 1] (regression values may be anything); each output's footer
-  has exactly the contract's columns (keys, passthrough, the task's prediction
-  columns) with the prediction columns' types, and the manifest's row count. Its
-  ``repairable`` metadata says whether every problem is a damaged or missing
-  output (the next materialization re-scores it, and the retry sensor asks for
-  one) or some are in the predictions themselves (a rerun would keep them).
+* ``predictions_valid`` (blocking): every row has a prediction; binary predictions
+  and multiclass probabilities in [0, 1] (regression values may be anything); each
+  output's footer has exactly the contract's columns (keys, passthrough, the task's
+  prediction columns) with the prediction columns' types, and the manifest's row
+  count. Its ``repairable`` metadata says whether every problem is a damaged or
+  missing output (the next materialization re-scores it, and the retry sensor asks
+  for one) or some are in the predictions themselves (a rerun would keep them).
+  Rows written without a prediction (null) by a model whose ``nan_predictions`` is
+  ``mark`` are counted per file and fail the check as a warning, which blocks
+  nothing: the model's owner chose to keep such rows, not to stop on them.
 * ``predictions_drift`` (warning): the population stability index between the
   day's predictions and the previous day's stays under the registry's
   ``drift_psi_threshold`` (per task: ``batch_assets.prediction_drift``).
@@ -48,10 +51,12 @@ _DESCRIPTIONS = {
     COMPLETE_CHECK: "Every input file of the day has a manifest from the current model "
     "version with rows in == rows out, and an intact output (the manifest's size, a footer "
     "with the manifest's row count).",
-    VALID_CHECK: "No NaN; binary predictions and multiclass probabilities in [0, 1]; each "
-    "output's columns (keys, passthrough, prediction columns), prediction types and row "
-    "count as the contract says (read from its Parquet footer); metadata `repairable` says "
-    "whether a rerun fixes the problems.",
+    VALID_CHECK: "Every row has a prediction (no NaN); binary predictions and multiclass "
+    "probabilities in [0, 1]; each output's columns (keys, passthrough, prediction "
+    "columns), prediction types and row count as the contract says (read from its Parquet "
+    "footer); metadata `repairable` says whether a rerun fixes the problems. Rows a model "
+    "with `nan_predictions = \"mark\"` wrote without a prediction fail it as a warning, "
+    "counted per file (`unscored_rows`).",
     DRIFT_CHECK: "Population stability index of the day's predictions against the previous "
     "day's (binary: 10 bins over [0, 1]; regression: the model's holdout-decile bins; "
     "multiclass: the predicted-label distribution). Warning only.",
@@ -153,17 +158,23 @@ def _complete(registry: Registry, job_store: JobStore, key: dg.AssetKey,
 def _valid(storage: ObjectStorage, key: dg.AssetKey,
            partition: CheckedPartition) -> dg.AssetCheckResult:
     tally = partition.tally
-    invalid = _validity_problems(tally, partition.metadata)
+    invalid, marked = _validity_problems(tally, partition.metadata)
     problems = {**tally.damaged, **invalid}
     stats = [m.predictions for m in tally.manifests if m.predictions is not None]
+    location = storage.uri(predictions_prefix(partition.model, partition.day))
+    summary = [part for part in (_validity_summary(tally.damaged, invalid, location),
+                                 _marked_summary(marked, partition.metadata)) if part]
     return dg.AssetCheckResult(
         asset_key=key, check_name=VALID_CHECK,
-        passed=not problems,
-        description=_validity_summary(
-            tally.damaged, invalid,
-            storage.uri(predictions_prefix(partition.model, partition.day))),
+        passed=not problems and not marked,
+        # rows the model's policy keeps unscored (nulls) warn; anything else is an error
+        severity=dg.AssetCheckSeverity.WARN if marked and not problems
+        else dg.AssetCheckSeverity.ERROR,
+        description="; ".join(summary) or None,
         metadata={
             "task": partition.metadata.task,
+            "unscored_rows": sum(marked.values()),
+            "unscored_rows_by_file": dg.MetadataValue.json(dict(list(marked.items())[:_SHOWN])),
             "files_checked": len(tally.done) + len(tally.damaged),
             "outputs_checked": len(tally.outputs),
             "damaged_outputs": len(tally.damaged),
@@ -225,14 +236,18 @@ def attempt_history(job_store: JobStore, group: str, day: str, cap: int) -> str:
     return "\n".join(lines)
 
 
-def _validity_problems(tally: PartitionTally, metadata: ModelMetadata) -> dict[str, str]:
+def _validity_problems(tally: PartitionTally, metadata: ModelMetadata
+                       ) -> tuple[dict[str, str], dict[str, int]]:
     """Problems in the predictions of done outputs, by output name (a rerun keeps
-    these outputs as they are).
+    these outputs as they are), and the rows without a prediction per output of a
+    model that marks them (``nan_predictions = "mark"``: counted, not a problem).
 
     The footers are the ones the tally read (it already checked each row count), so
     this costs no further reads.
     """
     problems: dict[str, str] = {}
+    marked: dict[str, int] = {}
+    marks = metadata.resolved_nan_predictions == "mark"
     expected_names = metadata.output_column_names()
     expected_types = dict(metadata.prediction_columns())
     for output in tally.outputs:
@@ -241,8 +256,10 @@ def _validity_problems(tally: PartitionTally, metadata: ModelMetadata) -> dict[s
         if stats is None:
             problems[relative] = "manifest has no prediction statistics"
             continue
-        if stats.nan_count:
-            problems[relative] = f"{stats.nan_count} NaN predictions"
+        if stats.nan_count and marks:
+            marked[relative] = stats.nan_count
+        elif stats.nan_count:
+            problems[relative] = f"{stats.nan_count} rows without a prediction (NaN)"
             continue
         if stats.outside_unit_interval and metadata.task != "regression":
             what = "probabilities" if metadata.task == "multiclass" else "predictions"
@@ -257,7 +274,19 @@ def _validity_problems(tally: PartitionTally, metadata: ModelMetadata) -> dict[s
                  if str(schema.field(name).type) != type_name]
         if wrong:
             problems[relative] = "; ".join(wrong)
-    return problems
+    return problems, marked
+
+
+def _marked_summary(marked: dict[str, int], metadata: ModelMetadata) -> str | None:
+    if not marked:
+        return None
+    rows = sum(marked.values())
+    fix = ("re-import it with [models.inputs] missing_values = \"fill\" or \"refuse\""
+           if metadata.imported_from else "retrain it (with [models.inputs] "
+           "missing_values = \"fill\" if missing values cause them)")
+    return (f"{rows:,} rows in {len(marked)} output file(s) have no prediction (null: the "
+            "model returned NaN for them; its nan_predictions = \"mark\" keeps them "
+            f"unscored and counted, see unscored_rows_by_file). Fix the data, or {fix}")
 
 
 def _validity_summary(damaged: dict[str, str], invalid: dict[str, str],
@@ -272,9 +301,11 @@ def _validity_summary(damaged: dict[str, str], invalid: dict[str, str],
             "retry sensor requests one while attempts remain)")
     if invalid:
         parts.append(
-            f"{len(invalid)} output file(s) with invalid predictions (NaN, probabilities "
-            "outside [0, 1] or wrong columns): not repairable by a rerun, which keeps them; "
-            "fix the model "
-            "and retrain (a new version re-scores every file), or delete those files' "
-            f"manifests under {location}{MANIFEST_DIR}/ to have them re-scored")
+            f"{len(invalid)} output file(s) with invalid predictions (rows without a "
+            "prediction, probabilities outside [0, 1] or wrong columns; see problems): not "
+            "repairable by a rerun, which keeps them. A new model version re-scores every "
+            "file: retrain a trained model after fixing it, re-import an imported one with "
+            "a missing-value policy ([models.inputs]) if missing values caused them; or fix "
+            f"the data and delete those files' manifests under {location}{MANIFEST_DIR}/ to "
+            "have them re-scored")
     return "; ".join(parts) or None

@@ -4,8 +4,9 @@ digest it, copy it into the model store and run the import job.
 The version of an imported model is ``imp-<artifact digest>-<declaration digest>``:
 the head of the SHA-256 of the artifact as delivered (a directory: of its files'
 relative paths and contents) and of what the registry declares about it (framework,
-task, features, keys, passthrough columns, class labels, model_file), because both
-end up in the bundle. Importing an unchanged artifact with an unchanged entry finds
+task, features, keys, passthrough columns, class labels, model_file, the output and
+missing-value policies), because both end up in the bundle. Importing an unchanged
+artifact with an unchanged entry finds
 that version current and does nothing; a changed artifact or entry makes a new one,
 so a published version never changes meaning.
 
@@ -171,7 +172,9 @@ def import_spec(spec: ModelSpec, staged: StagedArtifact) -> ImportSpec:
         categorical_features=list(spec.categorical_features),
         passthrough_columns=list(spec.passthrough_columns),
         class_labels=list(spec.class_labels), model_file=spec.model_file,
-        network_output=spec.network_output)
+        network_output=spec.network_output, missing_values=spec.missing_values,
+        fill_values=dict(spec.fill_values), fill_statistic=spec.fill_statistic,
+        nan_predictions=spec.nan_predictions)
     declared = hashlib.sha256(json.dumps(draft.declared(), sort_keys=True).encode()
                               ).hexdigest()
     return ImportSpec(**{**draft.to_dict(), "version": f"imp-{staged.sha256[:12]}-{declared[:6]}"})

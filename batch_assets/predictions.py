@@ -25,7 +25,7 @@ from batch_assets.checks import (
     read_partition,
 )
 from batch_assets.data_assets import data_key
-from batch_assets.failures import BAD_INPUT, MISSING_PREREQUISITE, UNKNOWN
+from batch_assets.failures import BAD_INPUT, CONFIGURATION, MISSING_PREREQUISITE, UNKNOWN
 from batch_assets.job_requests import job_tags, scoring_request
 from batch_assets.job_runner import JobOutcome, PartitionJobRunner
 from batch_assets.last_job import last_job_figures
@@ -36,6 +36,7 @@ from batch_assets.orchestration import PREDICTIONS_BACKFILL, PROCESSING_POOL, TR
 from batch_assets.partitions import prediction_partitions
 from batch_assets.prediction_distribution import distribution_markdown
 from batch_assets.registry import Registry
+from batch_assets.registry_match import mismatch_message, mismatches
 from batch_assets.scoring_cost import cost_metadata, day_cost, record_job_cost
 from batch_assets.scoring_groups import (
     ScoringGroup,
@@ -56,7 +57,14 @@ from batch_assets.scoring_plan import (
 from batch_assets.sizing import SizingPlan, plan_instances
 from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.trained_model import GROUP
-from container.contract import ModelFailure, PlannedModel, ScoringPlan
+from container.contract import (
+    FileManifest,
+    ModelFailure,
+    PlannedModel,
+    ScoringPlan,
+    add_predictor_rows,
+    describe_predictor_rows,
+)
 from resources.job_cost import shares
 from resources.job_status import COMPLETED
 from resources.job_store import JobStore
@@ -152,7 +160,7 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
                                                 "data_problem": dg.MetadataValue.text(str(exc))})
         raise dg.Failure(f"{exc} {MISSING_PREREQUISITE.describe()}",
                          allow_retries=False) from exc
-    days = {model: _current(storage, model) for model in selected}
+    days = {model: _current(storage, registry, model) for model in selected}
     ready = [d for d in days.values() if d.current is not None]
     outcome: JobOutcome | None = None
     sizing: SizingPlan | None = None
@@ -227,17 +235,34 @@ def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: Sco
         raise _failure(processing, runner, outcome, failures, days, model_failures)
 
 
+def day_predictor_rows(manifests: list[FileManifest]) -> dict[str, int]:
+    """Rows per predictor path over the day's outputs (each output once)."""
+    rows: dict[str, int] = {}
+    for manifest in manifests:
+        add_predictor_rows(rows, manifest.predictor_counts)
+    return rows
+
+
 def _predict_seconds(state: _ModelDay, job_name: str) -> float:
     """What the model's predictor spent in job ``job_name`` (its manifests say)."""
     return sum(m.predict_seconds or 0.0 for m in state.after.manifests
                if m.job_name == job_name)
 
 
-def _current(storage: ObjectStorage, model: str) -> _ModelDay:
+def _current(storage: ObjectStorage, registry: Registry, model: str) -> _ModelDay:
+    """The model's current version, or why it cannot be scored: none yet, or one made
+    from a registry entry that has changed since (``batch_assets.registry_match``)."""
     try:
-        return _ModelDay(model, current=read_current_model(storage, model))
+        current = read_current_model(storage, model)
     except ModelNotTrainedError as exc:
         return _ModelDay(model, problem=f"{exc} {MISSING_PREREQUISITE.describe()}")
+    spec = registry.get(model)
+    metadata = current_metadata(storage, current.prefix)
+    differences = mismatches(spec, metadata)
+    if differences:
+        return _ModelDay(model, problem=f"{mismatch_message(spec, metadata, differences)} "
+                                        f"{CONFIGURATION.describe()}")
+    return _ModelDay(model, current=current)
 
 
 def _checks(registry: Registry, storage: ObjectStorage, job_store: JobStore, model: str,
@@ -320,8 +345,9 @@ def _failure(processing: SageMakerProcessing, runner: PartitionJobRunner,
              outcome: JobOutcome | None, failures: list[str],
              days: dict[str, _ModelDay], model_failures: list[ModelFailure]) -> dg.Failure:
     """The step's failure after the other models were materialized: which models
-    failed and why; retried only if the job's failure is retryable, every model was
-    trained, and no model failed on bad input."""
+    failed and why; retried only if the job's failure is retryable, every model had a
+    usable current version (trained, and matching its registry entry), and no model
+    failed on bad input."""
     untrained = any(d.current is None for d in days.values())
     message = "not materialized: " + "; ".join(failures)
     retryable = not untrained and not any(f.bad_input for f in model_failures)
@@ -368,10 +394,9 @@ def _metadata(storage: ObjectStorage, job_store: JobStore, processing: SageMaker
         "nothing_to_do": not scored_now and not before.pending,
         "prediction_distribution": dg.MetadataValue.md(distribution_markdown(
             m.predictions for m in after.manifests)),
-        # which predictor scored the files (oneDAL, folded linear map, framework),
-        # as each output's manifest records it
-        "predictors": ", ".join(sorted({m.predictor or "unrecorded"
-                                        for m in after.manifests})) or "none",
+        # which predictor paths scored the day's rows (oneDAL, folded linear map, ONNX
+        # Runtime, the framework), as each output's manifest counts them
+        "predictors": describe_predictor_rows(day_predictor_rows(after.manifests)),
     }
     if metadata["nothing_to_do"]:
         del metadata["seconds"], metadata["rows_per_second"], metadata["predict_seconds"]

@@ -15,13 +15,19 @@ from pathlib import Path
 
 from batch_assets.instance_types import vcpus
 from container.contract import (
+    FILL_STATISTICS,
     FRAMEWORKS,
     LOWER_IS_BETTER,
+    MISSING_VALUE_POLICIES,
+    NAN_PREDICTION_POLICIES,
+    NATIVE_MISSING_REFUSED,
+    NETWORK_FRAMEWORKS,
     PREDICTORS,
     QUALITY_METRICS,
     TASKS,
     TRAINABLE_FRAMEWORKS,
     InferArguments,
+    default_missing_values,
     is_prediction_column_name,
     prediction_columns,
 )
@@ -32,7 +38,6 @@ _DATASET = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}")
 _COLUMN = re.compile(r"[^\s/]{1,200}")
 # SageMaker instance types are ml.<family>.<size>: ml.m5.xlarge, ml.g4dn.xlarge, ml.m6i.metal.
 NETWORK_OUTPUTS = ("probability", "logit")
-NETWORK_FRAMEWORKS = ("torch", "tensorflow", "onnx")
 _INSTANCE_TYPE = re.compile(r"ml\.[a-z][a-z0-9-]*\.[a-z0-9]+")
 
 
@@ -91,6 +96,18 @@ class ModelSpec:
     # (batch_assets.sizing); instance_count then holds max_instance_count
     auto_instances: bool = False
     target_minutes: float | None = None
+    # [models.inputs]: what becomes of missing feature values ("" = the framework's
+    # default, container.contract.default_missing_values), the declared fill constants
+    # and the statistic that fills the other features; [models.output]
+    # nan_predictions ("" = "fail")
+    missing_values: str = ""
+    fill_values: dict = field(default_factory=dict)
+    fill_statistic: str = ""
+    nan_predictions: str = ""
+
+    @property
+    def resolved_missing_values(self) -> str:
+        return self.missing_values or default_missing_values(self.framework)
 
     @property
     def imported(self) -> bool:
@@ -151,7 +168,7 @@ _REQUIRED = ("name", "framework", "dataset", "key_columns", "features", "instanc
 _SOURCES = ("training_data", "artifact")
 _OPTIONAL = ("training_data", "label", "artifact", "model_file", "holdout_data",
              "class_labels", "categorical_features", "training_instance_type",
-             "hyperparameters", "inference", "task", "output", "target_minutes",
+             "hyperparameters", "inference", "task", "output", "inputs", "target_minutes",
              "max_instance_count")
 _TRAINING_ONLY = ("hyperparameters",)
 _IMPORT_ONLY = ("artifact", "model_file", "holdout_data", "class_labels")
@@ -294,7 +311,80 @@ def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
         class_labels=class_labels,
         network_output=_network_output(entry, task, fail),
         auto_instances=target_minutes is not None, target_minutes=target_minutes,
+        nan_predictions=_nan_predictions(entry, fail),
+        **_inputs(entry.get("inputs", {}), entry["framework"], features, categorical,
+                  imported and not holdout, fail),
     )
+
+
+def _inputs(value, framework: str, features: tuple[str, ...], categorical: tuple[str, ...],
+            no_rows_to_measure: bool, fail) -> dict:
+    """``[models.inputs]``: the missing-value policy (``MISSING_VALUE_POLICIES``) and,
+    for ``fill``, a value for every feature: a constant in ``fill_values`` or the
+    ``fill_statistic`` (median or mean) of the holdout (imported) or training rows."""
+    if not isinstance(value, dict):
+        raise fail("inputs must be a table ([models.inputs])")
+    unknown = sorted(set(value) - {"missing_values", "fill_values", "fill_statistic"})
+    if unknown:
+        raise fail(f"inputs: unknown setting(s) {', '.join(unknown)}; allowed: "
+                   "missing_values, fill_values, fill_statistic")
+    policy = value.get("missing_values", "")
+    if policy != "" and policy not in MISSING_VALUE_POLICIES:
+        raise fail(f"inputs.missing_values must be one of {', '.join(MISSING_VALUE_POLICIES)}, "
+                   f"got {policy!r}")
+    if policy == "native" and framework in NATIVE_MISSING_REFUSED:
+        raise fail(f"inputs.missing_values = \"native\" is not allowed for {framework} "
+                   "models: a network has no native handling of missing values (NaN "
+                   "propagates, or a fused kernel turns it into a number that looks right), "
+                   "so use \"refuse\" (the default) or \"fill\"")
+    fills = value.get("fill_values", {})
+    statistic = value.get("fill_statistic", "")
+    if (fills or statistic) and policy != "fill":
+        raise fail("inputs.fill_values and inputs.fill_statistic go with missing_values = "
+                   "\"fill\"; set it, or remove them")
+    if not isinstance(fills, dict):
+        raise fail("inputs.fill_values must be a table of feature = value")
+    strange = sorted(set(fills) - set(features))
+    if strange:
+        raise fail(f"inputs.fill_values names {', '.join(strange)}, which is not a feature "
+                   "of this model")
+    for name, fill in fills.items():
+        if name in categorical:
+            if not isinstance(fill, str) or not fill:
+                raise fail(f"inputs.fill_values.{name}: a categorical feature is filled with a "
+                           f"category (a string), got {fill!r}")
+        elif (isinstance(fill, bool) or not isinstance(fill, int | float)
+              or not math.isfinite(fill)):
+            raise fail(f"inputs.fill_values.{name} must be a finite number, got {fill!r}")
+    if statistic and statistic not in FILL_STATISTICS:
+        raise fail(f"inputs.fill_statistic must be one of {', '.join(FILL_STATISTICS)}, got "
+                   f"{statistic!r}")
+    if statistic and no_rows_to_measure:
+        raise fail("inputs.fill_statistic is measured on the holdout rows of an imported "
+                   "model: give holdout_data (and label), or fill every feature with a "
+                   "constant in inputs.fill_values")
+    if policy == "fill":
+        uncovered = [f for f in features if f not in fills
+                     and (not statistic or f in categorical)]
+        if uncovered:
+            raise fail(f"inputs.missing_values = \"fill\" needs a value for every feature; "
+                       f"none for {', '.join(uncovered[:8])}"
+                       + (f" ({len(uncovered)} in all)" if len(uncovered) > 8 else "")
+                       + ": add them to inputs.fill_values, or set inputs.fill_statistic = "
+                       "\"median\" (numeric features only; categorical ones need a constant)")
+    return {"missing_values": policy, "fill_statistic": statistic,
+            "fill_values": {name: fills[name] if isinstance(fills[name], str)
+                            else float(fills[name]) for name in features if name in fills}}
+
+
+def _nan_predictions(entry: dict, fail) -> str:
+    """``[models.output] nan_predictions``: ``fail`` (default) or ``mark``."""
+    value = entry.get("output", {}).get("nan_predictions", "")
+    if value != "" and value not in NAN_PREDICTION_POLICIES:
+        raise fail(f"output.nan_predictions must be one of "
+                   f"{', '.join(NAN_PREDICTION_POLICIES)} (what becomes of rows the model "
+                   f"returns NaN for), got {value!r}")
+    return value
 
 
 def _instance_count(entry: dict, instance_type: str, fail) -> tuple[int, float | None]:
@@ -404,10 +494,11 @@ def _passthrough(value, keys: tuple[str, ...], fail) -> tuple[str, ...]:
     after the keys, e.g. for joining predictions back without another read."""
     if not isinstance(value, dict):
         raise fail("output must be a table ([models.output])")
-    unknown = sorted(set(value) - {"passthrough_columns", "network_output"})
+    unknown = sorted(set(value) - {"passthrough_columns", "network_output",
+                                   "nan_predictions"})
     if unknown:
         raise fail(f"output: unknown setting(s) {', '.join(unknown)}; allowed: "
-                   "passthrough_columns, network_output")
+                   "passthrough_columns, network_output, nan_predictions")
     columns = _columns(value.get("passthrough_columns", []), "output.passthrough_columns",
                        fail, allow_empty=True)
     repeated = [c for c in columns if c in keys]

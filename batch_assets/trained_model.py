@@ -110,6 +110,8 @@ def _train(context, spec: ModelSpec, storage: ObjectStorage, runner: PartitionJo
             "label": spec.label, "categorical_features": list(spec.categorical_features),
             "hyperparameters": spec.hyperparameters, "task": spec.task,
             "passthrough_columns": list(spec.passthrough_columns),
+            "missing_values": spec.missing_values, "fill_values": dict(spec.fill_values),
+            "fill_statistic": spec.fill_statistic, "nan_predictions": spec.nan_predictions,
         })
         return training_request(
             processing, processing.container_launch(spec.framework, storage), spec, job_name,

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.models import load_framework_model
 from benchmarks.workloads import KEY_COLUMN, Workload
-from container.contract import MANIFEST_DIR, PREDICTION_COLUMN
+from container.contract import MANIFEST_DIR, PREDICTION_COLUMN, FileManifest
 
 SAMPLE_ROWS = 2_000
 TOLERANCE = 1e-6
@@ -65,10 +65,10 @@ def verify_output(workload: Workload, output_dir: Path) -> float:
 
 
 def manifest_predictors(output_dir: Path) -> list[str]:
-    """What scored the rows, per the engine's manifests (``FileManifest.predictor``)."""
-    found = []
+    """The predictor paths that scored the rows, per the engine's manifests
+    (``FileManifest.predictor_rows``), each once."""
+    found: list[str] = []
     for path in sorted((output_dir / MANIFEST_DIR).rglob("*.json")):
-        predictor = json.loads(path.read_text()).get("predictor")
-        if predictor and predictor not in found:
-            found.append(predictor)
+        manifest = FileManifest.from_dict(json.loads(path.read_text()))
+        found += [p for p in manifest.predictor_counts if p not in found]
     return found

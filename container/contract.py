@@ -180,10 +180,36 @@ def is_prediction_column_name(name: str) -> bool:
 # are in the core install, the others are the extras of the same name
 FRAMEWORKS = ("xgboost", "sklearn", "lightgbm", "onnx", "torch", "tensorflow")
 TRAINABLE_FRAMEWORKS = ("xgboost", "sklearn")  # what `python -m container train` fits
+# neural networks: a missing value has no meaning to them (NaN propagates, or a fused
+# kernel turns it into a number), so they never see one (MISSING_VALUE_POLICIES)
+NETWORK_FRAMEWORKS = ("torch", "tensorflow", "onnx")
+# ... and of those, the ones that may not even declare missing_values = "native": an
+# ONNX graph may carry its own imputer (a skl2onnx pipeline), a torch or TensorFlow
+# network has none
+NATIVE_MISSING_REFUSED = ("torch", "tensorflow")
 PREDICTORS = ("auto", "framework")  # auto: fastest predictor verified against framework
 # ModelMetadata.fastest_predictor: "" = not measured at import (older bundles)
 FASTEST_PREDICTORS = ("", "onnxruntime", "framework")
 TASKS = ("binary", "multiclass", "regression")
+# What a model's feature columns may hold where a value is missing (null or NaN):
+# "native": handed to the model as NaN, which trees and scikit-learn pipelines handle
+# themselves (exactly, on every predictor path); "refuse": a file with a missing value
+# fails the model, naming the column and the count; "fill": replaced by the model's
+# fill values (constants declared in the registry, or statistics measured at import
+# or training and stored in model.json) before any predictor sees the row.
+MISSING_VALUE_POLICIES = ("native", "refuse", "fill")
+FILL_STATISTICS = ("median", "mean")
+# What becomes of rows a model returns no number for (NaN): "fail" the model on that
+# file, naming the count (nothing is written), or "mark" them: written as nulls,
+# counted in the manifest, reported by predictions_valid as a warning.
+NAN_PREDICTION_POLICIES = ("fail", "mark")
+
+
+def default_missing_values(framework: str) -> str:
+    """The policy of a model that declares none: networks refuse missing values (a
+    number made from a missing value looks right and is not), the others keep their
+    native handling."""
+    return "refuse" if framework in NETWORK_FRAMEWORKS else "native"
 HISTOGRAM_BINS = 10  # equal bins over [0, 1] in a manifest's prediction summary
 # Holdout metrics per task, as training writes them into model.json and the registry's
 # quality_metric names them; the first is the default. For LOWER_IS_BETTER metrics the
@@ -275,6 +301,22 @@ class ModelMetadata:
     # seconds per call at the import's timed sizes: {rows: [framework, onnxruntime]}
     predictor_timings: dict[str, list[float]] = field(default_factory=dict)
     onnx_export_note: str = ""  # why there is no verified export, or why it lost
+    # registry [models.inputs] (MISSING_VALUE_POLICIES; "" in older bundles: the
+    # framework's default, see resolved_missing_values) and, for "fill", the value of
+    # every feature (declared constants, and statistics measured at import/training)
+    missing_values: str = ""
+    fill_values: dict[str, float | str] = field(default_factory=dict)
+    fill_statistic: str = ""  # the statistic the measured fill values are (FILL_STATISTICS)
+    # registry [models.output] nan_predictions (NAN_PREDICTION_POLICIES; "" = "fail")
+    nan_predictions: str = ""
+
+    @property
+    def resolved_missing_values(self) -> str:
+        return self.missing_values or default_missing_values(self.framework)
+
+    @property
+    def resolved_nan_predictions(self) -> str:
+        return self.nan_predictions or "fail"
 
     @property
     def input_columns(self) -> list[str]:
@@ -320,14 +362,27 @@ class ImportSpec:
     class_labels: list[str] = field(default_factory=list)  # multiclass: the model's class order
     model_file: str = ""  # path of the model inside a model.tar.gz or directory; "" = find it
     network_output: str = ""  # networks: "probability" (default) or "logit"
+    # the registry's input and output policies (ModelMetadata's fields of these names):
+    # fill_values holds the declared constants; fill_statistic fills the other features
+    # with the holdout's median or mean
+    missing_values: str = ""
+    fill_values: dict[str, float | str] = field(default_factory=dict)
+    fill_statistic: str = ""
+    nan_predictions: str = ""
 
     # fields that go into the bundle's model.json or choose the model file: a change to
     # any of them makes another bundle from the same artifact (another version)
     DECLARED = ("framework", "task", "features", "key_columns", "categorical_features",
                 "passthrough_columns", "class_labels", "model_file", "network_output")
+    # declared only when set: an entry that sets none of them keeps the version it had
+    # before they existed (no re-import, predictions stay fresh)
+    DECLARED_WHEN_SET = ("missing_values", "fill_values", "fill_statistic",
+                         "nan_predictions")
 
     def declared(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.DECLARED}
+        values = {name: getattr(self, name) for name in self.DECLARED}
+        return values | {name: getattr(self, name) for name in self.DECLARED_WHEN_SET
+                         if getattr(self, name)}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -413,13 +468,24 @@ class FileManifest:
     finished_at: float
     job_name: str = ""
     predictions: PredictionSummary | None = None
-    predictor: str | None = None  # what scored the rows (oneDAL, framework, ...)
+    # what scored the rows: "<predictor>: <rows> rows" per predictor path that scored
+    # some (oneDAL, ONNX Runtime, the framework, ...), as predictor_rows counts them
+    predictor: str | None = None
+    predictor_rows: dict[str, int] | None = None
     output_bytes: int | None = None  # size and digest of the output as published
     output_sha256: str | None = None
     # seconds this model's predictor spent on the file (a multi-model job reads and
     # decodes a file once for all its models; this is the model's own share)
     predict_seconds: float | None = None
     packed: list[PackedInput] | None = None  # a pack's inputs; None: one input
+
+    @property
+    def predictor_counts(self) -> dict[str, int]:
+        """Rows per predictor path; an older manifest (no ``predictor_rows``) credits
+        all its rows to the one predictor it names."""
+        if self.predictor_rows is not None:
+            return dict(self.predictor_rows)
+        return {self.predictor or "unrecorded": self.rows_out}
 
     @property
     def covered(self) -> list[PackedInput]:
@@ -453,6 +519,19 @@ class FileManifest:
                 raise ValueError("FileManifest.packed must be a non-empty list")
             known["packed"] = [PackedInput.from_dict(p) for p in known["packed"]]
         return cls(**known)
+
+
+def describe_predictor_rows(rows: Mapping[str, int]) -> str:
+    """``FileManifest.predictor`` (and the materialization's ``predictors``): each
+    path with the rows it scored, most rows first: ``oneDAL: 39,988 rows; lightgbm
+    predict (rows near a split threshold): 12 rows``."""
+    ordered = sorted(rows.items(), key=lambda item: (-item[1], item[0]))
+    return "; ".join(f"{path}: {count:,} rows" for path, count in ordered) or "no rows"
+
+
+def add_predictor_rows(into: dict[str, int], rows: Mapping[str, int]) -> None:
+    for path, count in rows.items():
+        into[path] = into.get(path, 0) + count
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ from container.contract import (
     DEFAULT_BATCH_ROWS,
     FileManifest,
     ModelMetadata,
+    add_predictor_rows,
+    describe_predictor_rows,
     manifest_relative_path,
     output_relative_path,
 )
@@ -69,6 +71,7 @@ class FileOutput:
         self.stats = stats
         self.rows_out = 0
         self.predict_seconds = 0.0
+        self.predictor_rows: dict[str, int] = {}
         # one scratch folder for all models of a job: the model's name keeps their
         # outputs of the same input apart
         stem = f"{model_name}__{relative_input}" if model_name else relative_input
@@ -83,10 +86,13 @@ class FileOutput:
         self._writer = pq.ParquetWriter(sink, schema, use_dictionary=False,
                                         write_page_checksum=True)
 
-    def write(self, table: pa.Table, predict_seconds: float = 0.0) -> None:
+    def write(self, table: pa.Table, predict_seconds: float = 0.0,
+              predictor_rows: dict[str, int] | None = None) -> None:
         """Append the next rows (one input row group's worth: one output row group);
-        ``predict_seconds``: what the model spent predicting them."""
+        ``predict_seconds``: what the model spent predicting them; ``predictor_rows``:
+        how many of them each predictor path scored."""
         self.predict_seconds += predict_seconds
+        add_predictor_rows(self.predictor_rows, predictor_rows or {})
         self.stats.add_table(table)
         self._writer.write_table(table)
         self.rows_out += table.num_rows
@@ -133,8 +139,14 @@ class FileOutput:
             predictions=self.stats.summary(),
             started_at=self.started,
             predict_seconds=round(self.predict_seconds, 6),  # packed units: microseconds
+            **predictor_fields(self.predictor_rows),
             **manifest_fields,
         ))
+
+
+def predictor_fields(rows: dict[str, int]) -> dict:
+    """The manifest's record of which predictor paths scored how many rows."""
+    return {"predictor": describe_predictor_rows(rows), "predictor_rows": dict(rows)}
 
 
 def publish_encoded(table: pa.Table, schema: pa.Schema, output_root: Path, scratch: Path,

@@ -58,8 +58,9 @@ from container.errors import JobInputError
 from container.features import feature_matrix
 from container.frameworks import load_model
 from container.frameworks.base import FrameworkModel, ModelFacts
-from container.frameworks.verified_export import NETWORK_FRAMEWORKS, export_verified
+from container.frameworks.verified_export import EXPORTED_NETWORKS, export_verified
 from container.model_bundle import write_metadata
+from container.model_inputs import ModelInputs, measured_fill_values, prepared_table
 from container.parallelism import plan_parallelism
 from container.train import (
     TrainingSpec,
@@ -303,10 +304,22 @@ def _truth(table: pa.Table, spec: ImportSpec) -> np.ndarray:
     return np.array([index[label] for label in text], dtype=np.int64)
 
 
-def evaluate_holdout(model: FrameworkModel, table: pa.Table, spec: ImportSpec
-                     ) -> tuple[dict, list[float]]:
+def prepare_holdout(inputs: ModelInputs, table: pa.Table, spec: ImportSpec) -> pa.Table:
+    """The holdout's features as every scoring job prepares them (types, and missing
+    values by the model's policy: a refusing model's holdout must have none)."""
+    try:
+        return prepared_table(inputs, table, "the holdout_data rows")
+    except JobInputError as exc:
+        raise ImportFailure(spec, f"{exc} (holdout_data: the import scores the holdout as "
+                                  "jobs score files, so fill or drop those rows there too)"
+                            ) from exc
+
+
+def evaluate_holdout(model: FrameworkModel, table: pa.Table, spec: ImportSpec,
+                     inputs: ModelInputs) -> tuple[dict, list[float]]:
     """The task's holdout metrics (as training measures them) and, for regression, the
-    deciles of the holdout predictions (the bins of each scoring job's histogram)."""
+    deciles of the holdout predictions (the bins of each scoring job's histogram).
+    ``table``: the prepared holdout (``prepare_holdout``)."""
     truth = _truth(table, spec)
     batches = table.select(spec.features).to_batches(max_chunksize=_BATCH_ROWS)
     predicted = np.concatenate([np.asarray(model.predict(b), np.float64) for b in batches])
@@ -316,13 +329,43 @@ def evaluate_holdout(model: FrameworkModel, table: pa.Table, spec: ImportSpec
         raise ImportFailure(spec, f"on the holdout rows the model returned shape "
                                   f"{predicted.shape}, a {spec.task} model must return "
                                   f"{expected}; check the task and class_labels in the registry")
+    unscored = np.isnan(predicted) if predicted.ndim == 1 else np.isnan(predicted).any(axis=1)
+    extra = {}
+    if unscored.any():
+        _unscored_holdout(spec, inputs, table.select(spec.features).filter(
+            pa.array(unscored)), int(unscored.sum()), table.num_rows)
+        truth, predicted = truth[~unscored], predicted[~unscored]  # "mark": the rest
+        extra = {"holdout_rows_without_prediction": int(unscored.sum())}
     try:
         metrics = holdout_metrics(spec.task, truth, predicted)
     except ValueError as exc:  # e.g. one class only: no ROC AUC
-        raise ImportFailure(spec, f"holdout metrics could not be measured ({exc}); give "
-                                  "holdout_data with every class represented") from exc
+        raise ImportFailure(spec, f"holdout metrics could not be measured ({exc}); if the "
+                                  "holdout lacks a class, give holdout_data with every "
+                                  "class represented") from exc
     edges = decile_edges(predicted) if spec.task == "regression" else []
-    return {**metrics, "holdout_rows": table.num_rows}, edges
+    return {**metrics, "holdout_rows": table.num_rows, **extra}, edges
+
+
+def _unscored_holdout(spec: ImportSpec, inputs: ModelInputs, rows: pa.Table, count: int,
+                      total: int) -> None:
+    """NaN predictions on the holdout: an ImportFailure naming the cause and the fix,
+    unless the model marks such rows (``nan_predictions = "mark"``)."""
+    if inputs.metadata.resolved_nan_predictions == "mark":
+        log.warning("the model returned no number (NaN) for %d of %d holdout rows; they "
+                    "are left out of the metrics (nan_predictions = \"mark\")", count, total)
+        return
+    with_missing = sum(inputs.rows_with_missing(b) for b in rows.to_batches())
+    if with_missing:
+        cause = (f"{with_missing:,} of them have a missing feature value, which the model "
+                 "does not handle (missing_values = \"native\"): declare [models.inputs] "
+                 "missing_values = \"fill\" (with fill_values or fill_statistic) or "
+                 "\"refuse\" in the registry, or fill them in the holdout and the data")
+    else:
+        cause = ("no feature value of those rows is missing: the model itself returns NaN "
+                 "for them; check the model, or set [models.output] nan_predictions = "
+                 "\"mark\" to write such rows with null predictions")
+    raise ImportFailure(spec, f"the model returned no number (NaN) for {count:,} of the "
+                              f"{total:,} holdout rows; {cause}")
 
 
 # --- the entrypoint ------------------------------------------------------------------
@@ -357,7 +400,9 @@ def run_import(env: ProcessingEnvironment) -> ModelMetadata:
         class_labels=list(spec.class_labels),
         passthrough_columns=list(spec.passthrough_columns),
         imported_from=spec.artifact_uri, source_sha256=spec.source_sha256,
-        network_output=spec.network_output)
+        network_output=spec.network_output, missing_values=spec.missing_values,
+        fill_values=dict(spec.fill_values), fill_statistic=spec.fill_statistic,
+        nan_predictions=spec.nan_predictions)
     log.info("importing %s (%s, %s) from %s (%s)", spec.name, spec.framework, spec.task,
              spec.artifact_uri, where)
     # networks: loaded with the threads of one worker of a scoring job with at least as
@@ -365,23 +410,32 @@ def run_import(env: ProcessingEnvironment) -> ModelMetadata:
     # calls them (container.frameworks.verified_export)
     cpus = available_cpus()
     threads = (plan_parallelism(cpus, cpus).threads_per_worker
-               if spec.framework in NETWORK_FRAMEWORKS else cpus)
+               if spec.framework in EXPORTED_NETWORKS else cpus)
     model = load_artifact(metadata, bundle, spec, where, threads)
     check_facts(model.facts(), spec, where)
     holdout_rows = None
     holdout_matrix = None
+    table = None
     if holdout is not None:
         table = read_training_table(holdout.local_path, _training_view(spec), what="holdout")
-        metrics, edges = evaluate_holdout(model, table, spec)
+    try:
+        fill_values = measured_fill_values(metadata, table, "holdout rows")
+    except JobInputError as exc:
+        raise ImportFailure(spec, str(exc)) from exc
+    metadata = replace(metadata, fill_values=fill_values or metadata.fill_values)
+    inputs = ModelInputs(metadata, model.feature_precision)
+    if table is not None:
+        table = prepare_holdout(inputs, table, spec)
+        metrics, edges = evaluate_holdout(model, table, spec, inputs)
         metadata = replace(metadata, metrics=metrics, prediction_bin_edges=edges)
         log.info("holdout metrics of %s: %s", spec.name, metrics)
         holdout_rows = table.select(spec.features).to_pandas()
-        if spec.framework in NETWORK_FRAMEWORKS:  # as the engine prepares rows
+        if spec.framework in EXPORTED_NETWORKS:  # as the engine prepares rows
             holdout_matrix = np.concatenate(
                 [feature_matrix(b, list(spec.features))
                  for b in table.select(spec.features).to_batches()]
                 or [np.empty((0, len(spec.features)), np.float32)])
-    if spec.framework in NETWORK_FRAMEWORKS:
+    if spec.framework in EXPORTED_NETWORKS:
         metadata = replace(metadata, **export_verified(model, metadata, bundle,
                                                        holdout_matrix, threads))
     out_dir = outputs[MODEL_OUTPUT]

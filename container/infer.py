@@ -130,9 +130,10 @@ def _load(entry: _Planned, host: str, job_name: str, threads: int,
         rows = sum(o.rows for o in opened
                    if entry.files is None or o.file.relative in entry.files)
         model = load_model(metadata, entry.bundle_dir, threads, entry.predictor, rows)
+        # each output records the predictor paths that scored its rows (``predictor``)
         scored = ScoredModel(metadata, model, entry.output_root, {
             "model_name": metadata.name, "model_version": metadata.version, "host": host,
-            "predictor": model.predictor_name, "job_name": job_name,
+            "job_name": job_name,
         }, entry.files)
         mine = [o for o in opened if scored.scores(o.file.relative)]
         accepted: set[int] = set()  # each schema object checked once (files share them)
@@ -140,14 +141,14 @@ def _load(entry: _Planned, host: str, job_name: str, threads: int,
             if id(item.input_schema) not in accepted:
                 check_columns(item.input_schema, item.file.relative, metadata)
                 accepted.add(id(item.input_schema))
-        sample = first_batch(mine, metadata.input_columns)
+        first = first_batch(mine, metadata.input_columns)
         checked = "no rows to check"
-        if sample is not None:
+        if first is not None:
+            where = f"the first {first[0].num_rows:,} rows of input file {first[1]}"
+            sample = scored.inputs.prepare(first[0], where)  # as every batch is
             checked = model.verify_fast_path(sample)
             # a model that does not fit its task fails here, before any output exists
-            checked_predictions(model.predict(sample), metadata, sample.num_rows,
-                                "the first rows of the shard")
-        scored.manifest_fields["predictor"] = model.predictor_name
+            checked_predictions(model.predict(sample), metadata, sample.num_rows, where)
         log.info("%s: model %s version %s: %d files, predictor %s (%s)", host, metadata.name,
                  metadata.version, len(mine), model.predictor_name, checked)
         return scored

@@ -28,13 +28,14 @@ from container.contract import (
     PACKED_FILE_MAX_ROWS,
     FileManifest,
     PackedInput,
+    add_predictor_rows,
     manifest_relative_path,
     output_relative_path,
     pack_manifest_relative_path,
     pack_output_relative_path,
 )
 from container.errors import JobInputError
-from container.file_output import publish_encoded
+from container.file_output import predictor_fields, publish_encoded
 from container.prediction_stats import PredictionStats
 from container.scored_files import OpenedFile
 
@@ -57,6 +58,7 @@ class PackOutput:
         self.inputs: list[PackedInput] = []
         self.tables: list[pa.Table] = []
         self.predict_seconds = 0.0
+        self.predictor_rows: dict[str, int] = {}
 
     @property
     def rows(self) -> int:
@@ -68,7 +70,7 @@ class PackOutput:
                 and schema.equals(self.schema, check_metadata=True))
 
     def add(self, opened: OpenedFile, tables: list[pa.Table],
-            predict_seconds: float) -> None:
+            predict_seconds: float, predictor_rows: dict[str, int]) -> None:
         """One whole input file's output rows (its row groups' tables, in order);
         JobInputError if they are not as many as its footer says (as for a file of
         its own, ``FileOutput.publish``)."""
@@ -80,6 +82,7 @@ class PackOutput:
         self.inputs.append(PackedInput(opened.file.relative, opened.file.source.stat().st_size,
                                        rows))
         self.predict_seconds += predict_seconds
+        add_predictor_rows(self.predictor_rows, predictor_rows)
 
     def publish(self, manifest_fields: dict) -> FileManifest:
         """Write the output in one row group, then its manifest. A pack of one file
@@ -98,6 +101,7 @@ class PackOutput:
                 input=first, input_bytes=sum(i.input_bytes for i in self.inputs),
                 rows_in=self.rows, rows_out=self.rows, predictions=self.stats.summary(),
                 started_at=self.started, predict_seconds=round(self.predict_seconds, 6),
-                packed=None if alone else list(self.inputs), **manifest_fields),
+                packed=None if alone else list(self.inputs),
+                **predictor_fields(self.predictor_rows), **manifest_fields),
             row_group_rows=PACK_MAX_ROWS,
         )

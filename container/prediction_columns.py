@@ -10,11 +10,16 @@ fail with an error blaming the input file.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 
 from container.contract import FLOAT64, STRING, ModelMetadata
 from container.errors import JobInputError
+
+if TYPE_CHECKING:
+    from container.model_inputs import ModelInputs
 
 _ARROW_TYPES = {FLOAT64: pa.float64(), STRING: pa.string()}
 
@@ -71,14 +76,44 @@ def _wrong_shape(metadata: ModelMetadata, got: tuple[int, ...],
             "re-import it.")
 
 
-def prediction_arrays(values: np.ndarray, metadata: ModelMetadata) -> list[pa.Array]:
-    """The prediction columns' data for checked ``values``, in contract order."""
+def unscored_rows(values: np.ndarray, metadata: ModelMetadata, where: str,
+                  inputs: ModelInputs, features: pa.RecordBatch) -> np.ndarray | None:
+    """Rows the model returned no number for (NaN; multiclass: any probability), or
+    ``None`` when every row has one. By the model's ``nan_predictions`` policy they
+    fail the model here, naming the count (``fail``: nothing of the file is written),
+    or are written as nulls (``mark``), so no such row ever looks like a prediction."""
+    missing = np.isnan(values)
+    if missing.ndim == 2:
+        missing = missing.any(axis=1)
+    if not missing.any():
+        return None
+    if metadata.resolved_nan_predictions == "mark":
+        return missing
+    count = int(missing.sum())
+    with_missing = inputs.rows_with_missing(features)
+    why = (f" {with_missing:,} of the rows have a missing feature value: the model does "
+           "not score missing values, so declare [models.inputs] missing_values = "
+           "\"refuse\" or \"fill\" in the registry, or fix the data"
+           if with_missing else " No feature value is missing: the model itself "
+           "returns NaN for these rows (check the model)")
+    raise JobInputError(
+        f"model {metadata.name!r} (version {metadata.version}) returned no number (NaN) "
+        f"for {count:,} of {where}, so none of them is written.{why}; then materialize "
+        f"trained_model[{metadata.name}] again. Or set [models.output] nan_predictions = "
+        "\"mark\" to write such rows with null predictions (counted, and reported by "
+        "predictions_valid as a warning).")
+
+
+def prediction_arrays(values: np.ndarray, metadata: ModelMetadata,
+                      unscored: np.ndarray | None = None) -> list[pa.Array]:
+    """The prediction columns' data for checked ``values``, in contract order; rows
+    in ``unscored`` are null in every prediction column."""
     if metadata.task != "multiclass":
-        return [pa.array(values, type=pa.float64())]
+        return [pa.array(values, type=pa.float64(), mask=unscored)]
     labels = np.asarray(metadata.class_labels, dtype=object)
     unknown = np.isnan(values).any(axis=1)
     # a row with any NaN probability has no predicted label (null)
     predicted = labels[np.argmax(np.where(np.isnan(values), -np.inf, values), axis=1)]
     label_array = pa.array(predicted, type=pa.string(), mask=unknown)
-    return [label_array, *(pa.array(values[:, i], type=pa.float64())
+    return [label_array, *(pa.array(values[:, i], type=pa.float64(), mask=unscored)
                            for i in range(values.shape[1]))]

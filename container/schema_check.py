@@ -39,11 +39,15 @@ def read_footer(path: Path, label: str) -> pq.FileMetaData:
 
 
 def _is_numeric(data_type: pa.DataType) -> bool:
+    """Types a numeric feature is taken in (``container.model_inputs`` casts them,
+    refusing values that would change). Decimals are not: their values have no exact
+    float in general, and rounding them is the data owner's decision."""
+    if pa.types.is_dictionary(data_type):
+        data_type = data_type.value_type
     return (
         pa.types.is_integer(data_type)
         or pa.types.is_floating(data_type)
         or pa.types.is_boolean(data_type)
-        or pa.types.is_decimal(data_type)
         or pa.types.is_null(data_type)
     )
 
@@ -86,6 +90,13 @@ def check_columns(
             continue
         data_type = schema.field(index).type
         acceptable = _is_categorical(data_type) if column in categorical else _is_numeric(data_type)
+        if not acceptable and pa.types.is_decimal(data_type) and column not in categorical:
+            raise JobInputError(
+                f"input file {label}: feature column {column!r} has type {data_type}; "
+                f"model {model.name!r} takes floating-point numbers, and a decimal's value "
+                "has no exact float in general, so it is not converted silently. Cast the "
+                "column to float64 (or float32) where the data is written, accepting that "
+                "rounding.")
         if not acceptable:
             kind = "categorical" if column in categorical else "numeric"
             raise JobInputError(

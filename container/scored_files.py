@@ -7,14 +7,16 @@ of work), which both use them, so neither imports the other's module for its typ
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from container.contract import ModelMetadata
 from container.frameworks.base import FrameworkModel
+from container.model_inputs import ModelInputs
 
 log = logging.getLogger("container.scoring")
 
@@ -48,6 +50,12 @@ class ScoredModel:
     manifest_fields: dict
     files: frozenset[str] | None = None  # relative inputs to score; None: every file
     failure: BaseException | None = None
+    # the model's feature columns as its predictors take them (types, missing values)
+    inputs: ModelInputs = field(init=False)
+
+    def __post_init__(self) -> None:
+        precision = self.model.feature_precision if self.model is not None else np.float32
+        self.inputs = ModelInputs(self.metadata, precision)
 
     @property
     def name(self) -> str:

@@ -37,7 +37,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from container.contract import FileManifest
+from container.contract import FileManifest, add_predictor_rows
 from container.errors import JobInputError
 from container.file_output import FileOutput, output_schema
 from container.pack_output import PackOutput, is_packed
@@ -73,15 +73,17 @@ def open_inputs(files: list[InputFile]) -> list[OpenedFile]:
 
 
 def first_batch(files: list[OpenedFile], columns: list[str],
-                rows: int = 4_096) -> pa.RecordBatch | None:
-    """The first rows of the first non-empty file (``None`` if all are empty): where
-    a fast predictor is checked against the framework before it scores anything."""
+                rows: int = 4_096) -> tuple[pa.RecordBatch, str] | None:
+    """The first rows of the first non-empty file and its name (``None`` if all are
+    empty): where a fast predictor is checked against the framework before it scores
+    anything."""
     for opened in files:
         if opened.rows:
             try:
                 with pa.OSFile(str(opened.file.source)) as handle:
                     parquet_file = pq.ParquetFile(handle, metadata=opened.metadata)
-                    return next(parquet_file.iter_batches(batch_size=rows, columns=columns))
+                    batch = next(parquet_file.iter_batches(batch_size=rows, columns=columns))
+                    return batch, opened.file.relative
             except (pa.ArrowException, OSError) as exc:
                 raise unreadable(opened.file.relative, exc) from exc
     return None
@@ -177,6 +179,7 @@ class ScoringPipeline:
         targets = [m for m in self.models if m.scores(relative) and m.name in schemas]
         tables: dict[str, list[pa.Table]] = {m.name: [] for m in targets}
         seconds = dict.fromkeys(tables, 0.0)
+        paths: dict[str, dict[str, int]] = {name: {} for name in tables}
         for _ in range(opened.row_groups):
             result = next(parts)
             if result.read_error is not None:
@@ -192,6 +195,7 @@ class ScoringPipeline:
                     continue
                 tables[target.name].append(result.tables[target.name])
                 seconds[target.name] += result.seconds.get(target.name, 0.0)
+                add_predictor_rows(paths[target.name], result.predictors.get(target.name, {}))
             if progress is not None:
                 progress.rows_written(result.rows)
         published = []
@@ -207,7 +211,7 @@ class ScoringPipeline:
                 pack = self._packs[target.name] = PackOutput(
                     schema, target.output_root, self.scratch,
                     PredictionStats.for_model(target.metadata))
-            pack.add(opened, tables[target.name], seconds[target.name])
+            pack.add(opened, tables[target.name], seconds[target.name], paths[target.name])
         return published
 
     def _publish_packs(self) -> list[FileManifest]:
@@ -239,7 +243,8 @@ class ScoringPipeline:
                         output.discard()
                         del outputs[name]
                         continue
-                    output.write(result.tables[name], result.seconds.get(name, 0.0))
+                    output.write(result.tables[name], result.seconds.get(name, 0.0),
+                                 result.predictors.get(name))
                 if progress is not None:
                     progress.rows_written(result.rows)
             return [output.publish(target.manifest_fields)

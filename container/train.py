@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from container.environment import ProcessingEnvironment, available_cpus
 from container.errors import JobInputError
 from container.linear_fold import save_fold
 from container.model_bundle import write_metadata
+from container.model_inputs import ModelInputs, measured_fill_values, prepared_table
 from container.onedal_trees import save_converted
 from container.schema_check import check_columns, read_input_schema
 
@@ -67,6 +68,11 @@ class TrainingSpec:
     seed: int = 7
     task: str = "binary"
     passthrough_columns: list[str] = field(default_factory=list)
+    # the registry's policies (container.contract); fill_values: the declared constants
+    missing_values: str = ""
+    fill_values: dict = field(default_factory=dict)
+    fill_statistic: str = ""
+    nan_predictions: str = ""
 
     @classmethod
     def read(cls, path: Path) -> TrainingSpec:
@@ -92,7 +98,9 @@ class TrainingSpec:
 
     def metadata(self, artifact: str, metrics: dict, rows: int,
                  class_labels: list[str] | None = None,
-                 bin_edges: list[float] | None = None) -> ModelMetadata:
+                 bin_edges: list[float] | None = None,
+                 fill_values: dict | None = None) -> ModelMetadata:
+        """``fill_values``: every feature's, as measured (``None``: the declared ones)."""
         return ModelMetadata(
             name=self.name,
             version=self.version,
@@ -107,6 +115,10 @@ class TrainingSpec:
             class_labels=list(class_labels or []),
             prediction_bin_edges=list(bin_edges or []),
             passthrough_columns=list(self.passthrough_columns),
+            missing_values=self.missing_values,
+            fill_values=dict(self.fill_values if fill_values is None else fill_values),
+            fill_statistic=self.fill_statistic,
+            nan_predictions=self.nan_predictions,
         )
 
 
@@ -119,6 +131,7 @@ class FittedModel:
     holdout: Any  # the holdout rows (DataFrame): where a fast predictor is checked
     class_labels: list[str]
     bin_edges: list[float]
+    fill_values: dict = field(default_factory=dict)  # every feature's, under "fill"
 
 
 def read_training_table(train_dir: Path, spec: TrainingSpec, what: str = "training"
@@ -207,6 +220,7 @@ def fit_model(table: pa.Table, spec: TrainingSpec, threads: int) -> FittedModel:
     (also the real rows a faster predictor is checked on before it is stored)."""
     labels, class_labels = _labels(table, spec)
     train_idx, holdout_idx = _split(table.num_rows, spec)
+    fill_values, table = _filled(table, spec, train_idx)
     frame = table.select(spec.features).to_pandas()
     if spec.framework == "xgboost":
         estimator = _fit_xgboost(frame, labels, train_idx, spec, threads)
@@ -225,7 +239,20 @@ def fit_model(table: pa.Table, spec: TrainingSpec, threads: int) -> FittedModel:
     metrics = {**holdout_metrics(spec.task, truth, predicted),
                "holdout_rows": len(holdout_idx)}
     edges = decile_edges(predicted) if spec.task == "regression" else []
-    return FittedModel(estimator, metrics, holdout_frame, class_labels, edges)
+    return FittedModel(estimator, metrics, holdout_frame, class_labels, edges, fill_values)
+
+
+def _filled(table: pa.Table, spec: TrainingSpec, train_idx: np.ndarray
+            ) -> tuple[dict, pa.Table]:
+    """Under ``missing_values = "fill"``: every feature's fill value (the declared
+    constants; the fill statistic measured on the training split) and the table
+    filled with them, so the model learns on rows as scoring will give them."""
+    probe = spec.metadata("", {}, 0)
+    if probe.resolved_missing_values != "fill":
+        return {}, table
+    values = measured_fill_values(probe, table.take(pa.array(train_idx)), "training rows")
+    inputs = ModelInputs(replace(probe, fill_values=values), np.float64)
+    return values, prepared_table(inputs, table, "training rows")
 
 
 def holdout_metrics(task: str, truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -339,7 +366,7 @@ def save_bundle(fitted: FittedModel, spec: TrainingSpec, rows: int, out_dir: Pat
                          scratch / artifact, fitted.holdout, scratch, out_dir)
     publish(scratch / artifact, out_dir / artifact)
     metadata = spec.metadata(artifact, fitted.metrics, rows, fitted.class_labels,
-                             fitted.bin_edges)
+                             fitted.bin_edges, fitted.fill_values or None)
     write_metadata(metadata, scratch)
     publish(scratch / METADATA_FILE, out_dir / METADATA_FILE)
     return metadata

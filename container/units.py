@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from container.contract import add_predictor_rows
 from container.errors import JobInputError
-from container.prediction_columns import checked_predictions, prediction_arrays
+from container.prediction_columns import checked_predictions, prediction_arrays, unscored_rows
 
 if TYPE_CHECKING:
     from container.scored_files import OpenedFile, ScoredModel
@@ -63,6 +64,8 @@ class PartResult:
     tables: dict[str, pa.Table] = field(default_factory=dict)
     errors: dict[str, BaseException] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    # per model: rows of this part each predictor path scored
+    predictors: dict[str, dict[str, int]] = field(default_factory=dict)
     rows: int = 0
     read_error: JobInputError | None = None
 
@@ -158,19 +161,23 @@ def _predict_model(target: ScoredModel, parts: list[Part], results: list[PartRes
         where = _where(parts, chunk, batch.num_rows)
         started = time.perf_counter()
         try:
-            values = checked_predictions(target.model.predict(batch), metadata,
-                                         batch.num_rows, where)
+            features = target.inputs.prepare(batch, where)
+            raw, record = target.model.predict_recorded(features)
+            values = checked_predictions(raw, metadata, batch.num_rows, where)
+            unscored = unscored_rows(values, metadata, where, target.inputs, features)
         except Exception as exc:  # the model's failure: the job's others go on
             for i in mine:
                 results[i].errors[target.name] = exc
             return
         seconds = time.perf_counter() - started
-        arrays = prediction_arrays(values, metadata)
+        arrays = prediction_arrays(values, metadata, unscored)
         offset = 0
         for i, piece in chunk:
             rows = piece.num_rows
             results[i].seconds[target.name] = (results[i].seconds.get(target.name, 0.0)
                                                + seconds * rows / max(batch.num_rows, 1))
+            add_predictor_rows(results[i].predictors.setdefault(target.name, {}),
+                               record.counts(offset, offset + rows))
             columns = [piece.column(name) for name in copied]
             columns += [array.slice(offset, rows) for array in arrays]
             out[i].append(pa.RecordBatch.from_arrays(

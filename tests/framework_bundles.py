@@ -44,6 +44,16 @@ def rows(count: int = ROWS, features: int = 6, missing: float = 0.0,
     return matrix
 
 
+def filled(matrix: np.ndarray, values: dict[str, float], names: list[str]) -> np.ndarray:
+    """``matrix`` with each column's NaN replaced by its fill value (float32, as the
+    engine fills a float32 column): what a filling model is given."""
+    out = matrix.copy()
+    for index, name in enumerate(names):
+        column = out[:, index]
+        column[np.isnan(column)] = np.float32(values[name])
+    return out
+
+
 def record_batch(matrix: np.ndarray, names: list[str]) -> pa.RecordBatch:
     """The rows as the engine reads them (NaN as null, as Parquet files carry them),
     with a key column."""
@@ -53,11 +63,14 @@ def record_batch(matrix: np.ndarray, names: list[str]) -> pa.RecordBatch:
 
 
 def write_bundle(bundle: Path, framework: str, artifact: str, task: str,
-                 names: list[str], class_labels: list[str] | None = None) -> ModelMetadata:
-    """model.json beside an artifact already in ``bundle``."""
+                 names: list[str], class_labels: list[str] | None = None,
+                 **policies: object) -> ModelMetadata:
+    """model.json beside an artifact already in ``bundle``; ``policies``: its
+    missing_values, fill_values, nan_predictions (as import writes them)."""
     metadata = ModelMetadata(
         name=f"{framework}_{task}", version="1", framework=framework, features=names,
-        key_columns=[KEY], artifact=artifact, task=task, class_labels=class_labels or [])
+        key_columns=[KEY], artifact=artifact, task=task, class_labels=class_labels or [],
+        **policies)
     write_metadata(metadata, bundle)
     return metadata
 
@@ -127,6 +140,21 @@ def run_container(tmp_path: Path, monkeypatch, bundle: Path, matrix: np.ndarray,
     message = root / "output/message"
     assert status == 0, message.read_text() if message.exists() else status
     return _results(root)
+
+
+def failed_container(tmp_path: Path, monkeypatch, bundle: Path, matrix: np.ndarray,
+                     names: list[str], *args: str) -> str:
+    """Like ``run_container`` for a job that must fail: its failure message, and
+    checks that no output was written."""
+    from container.__main__ import main
+
+    root = _lay_out(tmp_path, bundle, matrix, names)
+    monkeypatch.setenv(ROOT_ENV_VAR, str(root))
+    monkeypatch.setenv(NUM_CPUS_ENV_VAR, "2")
+    assert main(["infer", "--batch-rows", "300", *args]) != 0
+    output = root / opt_ml_relative(output_path(PREDICTIONS_OUTPUT))
+    assert not list(output.rglob("*.parquet"))
+    return (root / "output/message").read_text()
 
 
 def worst(actual: np.ndarray, expected: np.ndarray) -> float:

@@ -64,9 +64,9 @@ def test_partition_end_to_end_matches_framework(pipeline, model):
     assert meta["files_scored_now"] == SMALL_DATA.files_per_day
     assert meta["rows"] == SMALL_DATA.files_per_day * SMALL_DATA.rows_per_file
     assert meta["rows_per_second"] > 0
-    assert meta["predictors"] == {"churn_xgb": "oneDAL" if onedal_available() else
-                                  "xgboost inplace_predict",
-                                  "churn_logreg": "folded linear map"}[model]
+    path = {"churn_xgb": "oneDAL" if onedal_available() else "xgboost inplace_predict",
+            "churn_logreg": "folded linear map"}[model]
+    assert meta["predictors"] == f"{path}: {meta['rows']:,} rows"
     assert meta["model_version"] == current.version
     assert meta["job_name"] == f"pred-customers-{DAY.replace('-', '')}-a1"
     assert meta["models_in_job"] == 1

@@ -77,8 +77,15 @@ def test_model_metadata_reads_bundles_written_before_task_and_keeps_its_json():
                                         "onnx_export_max_difference",
                                         "onnx_export_verified_on",
                                         "onnx_export_agrees_on_missing",
-                                        "predictor_timings", "onnx_export_note"]
+                                        "predictor_timings", "onnx_export_note",
+                                        "missing_values", "fill_values", "fill_statistic",
+                                        "nan_predictions"]
     assert (metadata.fastest_predictor, metadata.onnx_export) == ("", "")  # export at job start
+    # written before the policies: the framework's defaults
+    assert (metadata.resolved_missing_values, metadata.resolved_nan_predictions) == (
+        "native", "fail")
+    network = ModelMetadata.from_dict({**old, "framework": "torch"})
+    assert network.resolved_missing_values == "refuse"  # never a number from a gap
     assert ModelMetadata.from_dict(json.loads(json.dumps(metadata.to_dict()))) == metadata
     with pytest.raises(ValueError, match="unknown field"):
         ModelMetadata.from_dict({**old, "surprise": 1})
@@ -128,11 +135,16 @@ def test_file_manifest_reads_older_and_newer_manifests():
     manifest = FileManifest.from_dict({**current, "from_a_newer_container": True})
     assert manifest.predictions == PredictionSummary(**_summary())
     assert manifest.predictions.task == "binary"  # written before tasks: binary
-    assert manifest.to_dict() == {**current, "packed": None, "predictions": {
+    assert manifest.to_dict() == {**current, "packed": None, "predictor_rows": None,
+                                  "predictions": {
         **_summary(), "task": "binary", "bin_edges": [], "label_counts": {},
         "class_histograms": {}}}
     assert FileManifest.from_dict(manifest.to_dict()) == manifest
     assert manifest.covered == [PackedInput("p.parquet", 100, 3)]
+    # written before rows were counted per path: its one predictor scored every row
+    assert manifest.predictor_counts == {"oneDAL": 3}
+    counted = FileManifest.from_dict({**current, "predictor_rows": {"oneDAL": 2, "x": 1}})
+    assert counted.predictor_counts == {"oneDAL": 2, "x": 1}
 
     pack = {**current, "input_bytes": 30, "rows_in": 5, "rows_out": 5,
             "output": "p.packed-2.parquet",

@@ -57,7 +57,14 @@ def expected_predictions(data_dir: Path, model_dir: Path) -> tuple[np.ndarray, n
 
 
 def manifest_predictors(output: Path) -> set[str]:
-    return {json.loads(p.read_text())["predictor"] for p in output.glob("_manifests/*.json")}
+    """The predictor paths the manifests record, each manifest's counts summing to its
+    rows."""
+    paths = set()
+    for path in output.glob("_manifests/*.json"):
+        manifest = json.loads(path.read_text())
+        assert sum(manifest["predictor_rows"].values()) == manifest["rows_out"]
+        paths |= set(manifest["predictor_rows"])
+    return paths
 
 
 @pytest.mark.parametrize("name", ["W1", "W2"])

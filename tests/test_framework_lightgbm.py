@@ -217,4 +217,50 @@ def test_the_container_scores_a_multiclass_booster(tmp_path, monkeypatch):
     assert worst(scored, expected) <= TOLERANCE
     assert output.column("predicted_label").to_pylist() == [
         LABELS[i] for i in expected.argmax(axis=1)]
-    assert manifest["predictor"] == ("oneDAL" if onedal_available() else "lightgbm predict")
+    paths = set(manifest["predictor_rows"])
+    assert sum(manifest["predictor_rows"].values()) == manifest["rows_out"]
+    # oneDAL scores the rows; LightGBM the ones near a split threshold, counted apart
+    assert paths <= ({"oneDAL", "lightgbm predict (rows near a split threshold)"}
+                     if onedal_available() else {"lightgbm predict"})
+    assert ("oneDAL" if onedal_available() else "lightgbm predict") in paths
+
+
+@needs_onedal
+def test_near_zero_regression_sums_of_many_leaves_are_lightgbms_on_onedal(tmp_path):
+    """A regression value is a sum of leaves; oneDAL adds them in the matrix's precision.
+    Near zero, a float32 sum of 200 trees' leaves was off by up to 4.5e-6 absolute
+    (beyond the 1e-6 rule); oneDAL is given float64 rows for regression, so every
+    value is within 1e-7 of LightGBM's own float64 sum, near zero included."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((20_000, len(NAMES)))
+    y = 0.3 * x[:, 0] - 0.3 * x[:, 1] + 0.05 * rng.standard_normal(len(x))  # around 0
+    booster = lgb.train({"objective": "regression", "num_leaves": 63, "verbose": -1},
+                        lgb.Dataset(x, y), num_boost_round=200)
+    model = load(bundle_of(tmp_path, booster, "regression"), tmp_path, 2, "auto")
+    data = rng.standard_normal((20_000, len(NAMES)))
+    batch = record_batch(data, NAMES)
+    model.verify_fast_path(batch.slice(0, 1_000))
+    assert model.predictor_name == "oneDAL"
+    predicted, paths = model.predict_recorded(batch)
+    expected = booster.predict(data)
+    assert np.max(np.abs(predicted - expected)) <= 1e-7
+    near_zero = np.abs(expected) < 0.01
+    assert near_zero.sum() > 100  # the case in question is there
+    assert paths.counts(0, len(data))["oneDAL"] > len(data) // 2
+
+
+@needs_onedal
+def test_missing_values_of_a_booster_trained_without_any_score_as_lightgbm_does(tmp_path):
+    """Trained on complete rows, a booster's splits have missing type None: LightGBM
+    scores a NaN there as 0.0, where oneDAL would take the split's default branch (off
+    by up to 0.99). oneDAL is given 0.0 for those features, so it stays in use and
+    every row with a missing value is LightGBM's answer."""
+    booster = train("binary", rows(missing=0.0))
+    model = load(bundle_of(tmp_path, booster, "binary"), tmp_path, 2, "auto")
+    assert model._fast.nan_as_zero == sorted(model.text.thresholds)  # every split feature
+    data = rows(missing=0.2, seed=3)
+    batch = record_batch(data, NAMES)
+    checked = model.verify_fast_path(batch.slice(0, 1_000))  # and on missing values
+    assert model.predictor_name == "oneDAL", checked
+    assert "with missing values" in checked
+    assert worst(model.predict(batch), booster.predict(data.astype(np.float64))) <= TOLERANCE

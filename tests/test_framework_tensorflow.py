@@ -8,18 +8,20 @@ export disagrees and TensorFlow scores."""
 
 from __future__ import annotations
 
-import logging
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from container.contract import DEFAULT_BATCH_ROWS, ONNX_EXPORT_FILE
 from container.errors import JobInputError
-from container.frameworks import load_model
+from container.model_bundle import read_metadata, write_metadata
 from tests.framework_bundles import (
     corrupt,
+    failed_container,
     feature_names,
+    filled,
     record_batch,
     rows,
     run_container,
@@ -195,7 +197,8 @@ def test_the_container_scores_a_keras_model(tmp_path, monkeypatch, kind):
 
     scored = output.column("prediction").to_numpy()
     assert worst(scored, own(network, data)) <= GRAPH_TOLERANCE
-    assert manifest["predictor"] == "Keras (tf.function)" or FAST in manifest["predictor"]
+    assert set(manifest["predictor_rows"]) <= {"Keras (tf.function)", FAST}
+    assert sum(manifest["predictor_rows"].values()) == manifest["rows_out"]
 
 
 # --- the ONNX export made at import (container/frameworks/verified_export.py) ----------
@@ -227,26 +230,42 @@ def test_a_verified_export_scores_without_importing_tensorflow(tmp_path):
     output, manifest, imported = run_container_in_new_process(tmp_path, bundle, data, NAMES)
 
     assert imported == []
-    assert manifest["predictor"] == VERIFIED
+    assert manifest["predictor_rows"] == {VERIFIED: manifest["rows_out"]}
     assert worst(output.column("prediction").to_numpy(), own(network, data)) <= \
         GRAPH_TOLERANCE
 
 
-def test_batches_with_missing_values_are_scored_by_tensorflow(tmp_path, caplog):
-    """The export was not verified on missing values, so such a batch is TensorFlow's
-    (a number where ONNX Runtime would give NaN); complete batches stay on the graph."""
-    network = keras_model("binary")
-    metadata = with_verified_export(tmp_path, save(tmp_path, network, "binary", "keras"),
-                                    fastest="onnxruntime")
-    model = load_model(metadata, tmp_path, 2, "auto")
-    assert model.predictor_name == VERIFIED
-    complete, missing = rows(count=500, seed=1), rows(count=500, missing=0.05, seed=2)
+def test_a_keras_model_is_given_filled_rows_on_its_verified_export(tmp_path, monkeypatch):
+    """Keras in graph mode turns NaN into a number (its fused kernels), ONNX Runtime into
+    NaN: neither is a prediction. Filled, every row is a number both paths agree on,
+    scored by the export alone and recorded as such."""
+    network = keras_model("regression")
+    fills = {name: -0.5 + 0.2 * index for index, name in enumerate(NAMES)}
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    metadata = save(bundle, network, "regression", "keras")
+    write_metadata(replace(metadata, missing_values="fill", fill_values=fills), bundle)
+    with_verified_export(bundle, read_metadata(bundle), fastest="onnxruntime")
+    data = rows(missing=0.02, seed=2)
 
-    with caplog.at_level(logging.WARNING, logger="container.frameworks.exported"):
-        scored_missing = model.predict(record_batch(missing, NAMES))
-    scored_complete = model.predict(record_batch(complete, NAMES))
+    output, manifest = run_container(tmp_path, monkeypatch, bundle, data, NAMES)
 
-    assert "a batch has missing values" in caplog.text
-    assert not np.isnan(scored_missing).any()
-    assert worst(scored_missing, own(network, missing)) <= GRAPH_TOLERANCE
-    assert worst(scored_complete, own(network, complete)) <= GRAPH_TOLERANCE
+    scored = output.column("prediction").to_numpy(zero_copy_only=False)
+    assert not np.isnan(scored).any()
+    assert worst(scored, own(network, filled(data, fills, NAMES))) <= GRAPH_TOLERANCE
+    assert manifest["predictor_rows"] == {VERIFIED: manifest["rows_out"]}
+
+
+def test_a_keras_model_refuses_missing_values_by_default(tmp_path, monkeypatch):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    with_verified_export(bundle, save(bundle, keras_model("binary"), "binary", "keras"),
+                         fastest="onnxruntime")
+    data = rows(missing=0.02, seed=2)
+
+    message = failed_container(tmp_path, monkeypatch, bundle, data, NAMES)
+
+    assert "input file part-0.parquet" in message and "refuses missing values" in message
+    first = np.isnan(data[:1_500]).sum(axis=0)
+    assert all(f"{name!r} {count:,}" in message
+               for name, count in zip(NAMES, first, strict=True) if count)

@@ -21,7 +21,9 @@ from container.frameworks import load_model
 from container.model_bundle import read_metadata, write_metadata
 from tests.framework_bundles import (
     corrupt,
+    failed_container,
     feature_names,
+    filled,
     record_batch,
     rows,
     run_container,
@@ -79,10 +81,17 @@ class Noisy(torch.nn.Module):
 HEADS = {"binary": (1, "sigmoid"), "multiclass": (3, "softmax"), "regression": (1, "none")}
 
 
-def save(tmp_path, module: torch.nn.Module, task: str, name: str = "model.pt"):
+FILLS = {name: 0.25 * index for index, name in enumerate(NAMES)}
+
+
+def save(tmp_path, module: torch.nn.Module, task: str, name: str = "model.pt",
+         fill_values: dict | None = None):
+    """The scripted module and its model.json (with ``fill_values``: a filling model,
+    else the default policy for torch, refuse)."""
     torch.jit.save(torch.jit.script(module.eval()), str(tmp_path / name))
+    policy = {"missing_values": "fill", "fill_values": fill_values} if fill_values else {}
     return write_bundle(tmp_path, "torch", name, task, NAMES,
-                        LABELS if task == "multiclass" else None)
+                        LABELS if task == "multiclass" else None, **policy)
 
 
 def module_output(module: torch.nn.Module, matrix: np.ndarray) -> np.ndarray:
@@ -196,18 +205,20 @@ def test_a_broken_artifact_fails_naming_the_file(tmp_path, damage):
         load(metadata, tmp_path, 1, "auto")
 
 
-def test_the_container_scores_a_binary_module(tmp_path, monkeypatch):
+def test_the_container_fills_a_modules_missing_values_and_scores_them(tmp_path, monkeypatch):
     data = rows(missing=0.02)
     module = Net(1, "sigmoid")
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    save(bundle, module, "binary")
+    save(bundle, module, "binary", fill_values=FILLS)
 
     output, manifest = run_container(tmp_path, monkeypatch, bundle, data, NAMES)
 
     scored = output.column("prediction").to_numpy(zero_copy_only=False)
-    assert worst(scored, module_output(module, data)) <= GRAPH_TOLERANCE
-    assert manifest["predictor"] == FRAMEWORK or FAST in manifest["predictor"]
+    assert not np.isnan(scored).any()  # every row a number, from the filled values
+    assert worst(scored, module_output(module, filled(data, FILLS, NAMES))) <= GRAPH_TOLERANCE
+    assert set(manifest["predictor_rows"]) <= {FRAMEWORK, FAST}
+    assert sum(manifest["predictor_rows"].values()) == manifest["rows_out"]
 
 
 # --- the ONNX export made at import (container/frameworks/verified_export.py) ----------
@@ -245,14 +256,31 @@ def test_a_verified_export_scores_without_importing_pytorch(tmp_path):
     module = Net(1, "sigmoid")
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    with_verified_export(bundle, save(bundle, module, "binary"), fastest="onnxruntime")
+    with_verified_export(bundle, save(bundle, module, "binary", fill_values=FILLS),
+                         fastest="onnxruntime")
 
     output, manifest, imported = run_container_in_new_process(tmp_path, bundle, data, NAMES)
 
     assert imported == []  # no torch, no TensorFlow in the scoring process
-    assert manifest["predictor"] == "ONNX Runtime (ONNX export verified at import)"
+    assert manifest["predictor_rows"] == {
+        "ONNX Runtime (ONNX export verified at import)": manifest["rows_out"]}
     scored = output.column("prediction").to_numpy(zero_copy_only=False)
-    assert worst(scored, module_output(module, data)) <= GRAPH_TOLERANCE
+    assert worst(scored, module_output(module, filled(data, FILLS, NAMES))) <= GRAPH_TOLERANCE
+
+
+def test_a_module_refuses_missing_values_by_default(tmp_path, monkeypatch):
+    data = rows(missing=0.02)
+    missing = int(np.isnan(data[:1_500, 0]).sum())  # the first file's, in column x0
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    save(bundle, Net(1, "sigmoid"), "binary")
+
+    message = failed_container(tmp_path, monkeypatch, bundle, data, NAMES)
+
+    assert "input file part-0.parquet" in message
+    assert f"'x0' {missing:,}" in message
+    assert 'missing_values = "refuse" (the default for torch' in message
+    assert 'missing_values = "fill"' in message  # the fix
 
 
 def test_a_bundle_whose_framework_won_at_import_scores_with_pytorch_without_exporting(
@@ -292,7 +320,8 @@ def test_an_old_bundle_without_the_export_fields_scores_as_before(tmp_path, monk
     assert model._fast is not None  # exported now, at load
     assert "timed" in model.verify_fast_path(record_batch(data, NAMES).slice(0, 1_000))
     output, manifest = run_container(tmp_path, monkeypatch, bundle, data, NAMES)
-    assert manifest["predictor"] == FRAMEWORK or FAST in manifest["predictor"]
+    assert set(manifest["predictor_rows"]) <= {FRAMEWORK, FAST}
+    assert sum(manifest["predictor_rows"].values()) == manifest["rows_out"]
     assert not (bundle / ONNX_EXPORT_FILE).exists()
     scored = output.column("prediction").to_numpy(zero_copy_only=False)
     assert worst(scored, module_output(module, data)) <= GRAPH_TOLERANCE

@@ -273,6 +273,14 @@ def _tarball_without_model(pipeline, tmp_path) -> tuple[str, str]:
     return _entry("churn_xgb", "xgboost", str(path), FEATURES), str(path)
 
 
+def _pickled_dict(pipeline, tmp_path) -> tuple[str, str]:
+    """A readable pickle that is no model: a dict around the estimator."""
+    path = tmp_path / "model.joblib"
+    joblib.dump({"model": _sklearn_model(pipeline), "version": 3}, path)
+    return _entry("churn_xgb", "sklearn", str(path), [*FEATURES[:12], "segment"],
+                  holdout=False), str(path)
+
+
 def _missing_local_path(pipeline, tmp_path) -> tuple[str, str]:
     path = str(tmp_path / "nowhere" / "model.json")
     return _entry("churn_xgb", "xgboost", path, FEATURES), path
@@ -301,6 +309,9 @@ def _missing_object(pipeline, tmp_path) -> tuple[str, str]:
                                     "xgboost-model, *.json, *.ubj, *.model, *.bst); it holds "
                                     "README, code/inference.py",
                                     "Name the model file with model_file in the registry"]),
+    (_pickled_dict, True, ["model.joblib holds a dict, not a scikit-learn estimator or "
+                           "pipeline (it has no predict method)",
+                           "deliver the fitted model itself, saved with joblib.dump"]),
     (_missing_local_path, False, ["is unreachable: no such file or directory",
                                   "Deliver the model file there or fix the path"]),
     (_other_bucket, False, ["is unreachable: this storage reaches only bucket 'local-bucket'",
@@ -308,7 +319,7 @@ def _missing_object(pipeline, tmp_path) -> tuple[str, str]:
     (_missing_object, False, ["is unreachable: no object and no objects under that prefix",
                               "Upload the model there or fix the URI"]),
 ], ids=["corrupt", "feature-mismatch", "task-mismatch", "tarball-without-model",
-        "missing-local-path", "other-bucket", "missing-object"])
+        "pickled-dict", "missing-local-path", "other-bucket", "missing-object"])
 def test_a_failed_import_names_the_artifact_and_the_fix_and_keeps_the_current_model(
         pipeline, tmp_path, make, job_runs, expected):
     current = pipeline.storage.root_path / "models/churn_xgb/current.json"
@@ -320,6 +331,8 @@ def test_a_failed_import_names_the_artifact_and_the_fix_and_keeps_the_current_mo
     assert artifact in message
     for text in expected:
         assert text in message
+    if make is _pickled_dict:  # read fine: the file is not damaged, it is no model
+        assert "damaged" not in message
     assert current.read_bytes() == before
     attempts = pipeline.job_store.attempts("trained_model", "churn_xgb")
     if job_runs:  # a bad artifact: the job fails as bad input, once (not retried)

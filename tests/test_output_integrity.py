@@ -142,7 +142,9 @@ def test_nan_predictions_are_not_repairable(pipeline):
     checks = _checks(run_checks_only(pipeline, *key))
     valid = checks["predictions_valid"]
     assert not valid.passed
-    assert valid.metadata["problems"].value["part-00001.parquet"] == "3 NaN predictions"
+    assert valid.metadata["problems"].value["part-00001.parquet"] == (
+        "3 rows without a prediction (NaN)")
+    assert valid.severity == dg.AssetCheckSeverity.ERROR  # the model's policy is "fail"
     assert valid.metadata["repairable"].value is False, "a NaN comes back on a rerun"
     assert "not repairable" in valid.description and "retrain" in valid.description
     assert set(checks["predictions_complete"].metadata["problems"].value) == {

@@ -125,6 +125,46 @@ BROKEN = [
     ('instance_type = "ml.m5.xlarge"',
      'instance_type = "ml.m5.xlarge"\ntraining_instance_type = ["ml.m5.large"]',
      "model #1 ('churn_xgb'): training_instance_type ['ml.m5.large'] is not"),
+    ("[models.hyperparameters]\nn_estimators",
+     "[models.inputs]\nmissing_values = \"guess\"\n\n[models.hyperparameters]\nn_estimators",
+     "inputs.missing_values must be one of native, refuse, fill, got 'guess'"),
+    ("[models.hyperparameters]\nn_estimators",
+     "[models.inputs]\nmissing_values = \"refuse\"\nfill_values = { f00 = 1.0 }"
+     "\n\n[models.hyperparameters]\nn_estimators",
+     "inputs.fill_values and inputs.fill_statistic go with missing_values = \"fill\""),
+    ("[models.hyperparameters]\nn_estimators",
+     "[models.inputs]\nmissing_values = \"fill\"\nfill_values = { f00 = 1.0 }"
+     "\n\n[models.hyperparameters]\nn_estimators",
+     "inputs.missing_values = \"fill\" needs a value for every feature; none for f01, f02"),
+    ("[models.hyperparameters]\nn_estimators",
+     "[models.inputs]\nmissing_values = \"fill\"\nfill_statistic = \"median\"\n"
+     "fill_values = { zz = 1.0 }"
+     "\n\n[models.hyperparameters]\nn_estimators",
+     "inputs.fill_values names zz, which is not a feature of this model"),
+    ("[models.hyperparameters]\nn_estimators",
+     "[models.inputs]\nmissing_values = \"fill\"\nfill_statistic = \"median\"\n"
+     "fill_values = { f00 = true }"
+     "\n\n[models.hyperparameters]\nn_estimators",
+     "inputs.fill_values.f00 must be a finite number, got True"),
+    ("[models.hyperparameters]\nn_estimators",
+     "[models.inputs]\nmissing_values = \"fill\"\nfill_statistic = \"mode\""
+     "\n\n[models.hyperparameters]\nn_estimators",
+     "inputs.fill_statistic must be one of median, mean, got 'mode'"),
+    ("[models.hyperparameters]\nn_estimators",
+     "[models.inputs]\nfill = 0\n\n[models.hyperparameters]\nn_estimators",
+     "inputs: unknown setting(s) fill; allowed: missing_values, fill_values, fill_statistic"),
+    ("[models.hyperparameters]\nn_estimators",
+     "[models.inputs]\nmissing_values = \"fill\"\n\n[models.hyperparameters]\nn_estimators",
+     "needs a value for every feature; none for f00, f01"),
+    ("[models.hyperparameters]\nC = 1.0",
+     '[models.inputs]\nmissing_values = "fill"\nfill_statistic = "median"\n'
+     'fill_values = { segment = 3 }\n\n[models.hyperparameters]\nC = 1.0',
+     "inputs.fill_values.segment: a categorical feature is filled with a category (a string), "
+     "got 3"),
+    ('passthrough_columns = ["segment"]',
+     'passthrough_columns = ["segment"]\nnan_predictions = "drop"',
+     "output.nan_predictions must be one of fail, mark (what becomes of rows the model "
+     "returns NaN for), got 'drop'"),
 ]
 
 
@@ -168,3 +208,50 @@ def test_invalid_registry_is_rejected_with_a_useful_message(tmp_path, old, new, 
 def test_missing_registry_file(tmp_path):
     with pytest.raises(RegistryError, match="does not exist"):
         load_registry(tmp_path / "nope.toml")
+
+
+IMPORTED_TORCH = """
+partitions_start_date = "2026-11-01"
+
+[[models]]
+name = "net"
+framework = "torch"
+dataset = "customers"
+artifact = "model.pt"
+key_columns = ["customer_id"]
+features = ["f00", "f01"]
+instance_type = "ml.m5.xlarge"
+instance_count = 1
+quality_metric = "roc_auc"
+quality_threshold = 0.5
+"""
+
+
+@pytest.mark.parametrize(("inputs", "message"), [
+    ('missing_values = "native"',
+     'inputs.missing_values = "native" is not allowed for torch models: a network has no '
+     'native handling of missing values'),
+    ('missing_values = "fill"\nfill_statistic = "median"',
+     "inputs.fill_statistic is measured on the holdout rows of an imported model: give "
+     "holdout_data (and label), or fill every feature with a constant"),
+])
+def test_a_networks_missing_value_policy_is_checked(tmp_path, inputs, message):
+    path = tmp_path / "models.toml"
+    path.write_text(IMPORTED_TORCH + f"[models.inputs]\n{inputs}\n")
+    with pytest.raises(RegistryError) as error:
+        load_registry(path)
+    assert message in str(error.value)
+
+
+def test_missing_value_policies_default_by_framework_and_load_as_declared(tmp_path):
+    path = tmp_path / "models.toml"
+    path.write_text(IMPORTED_TORCH)
+    net = load_registry(path).get("net")
+    assert (net.missing_values, net.resolved_missing_values) == ("", "refuse")
+    assert load_registry().get("churn_xgb").resolved_missing_values == "native"
+    path.write_text(IMPORTED_TORCH + '[models.inputs]\nmissing_values = "fill"\n'
+                    "fill_values = { f00 = 1, f01 = -2.5 }\n"
+                    '[models.output]\nnan_predictions = "mark"\n')
+    net = load_registry(path).get("net")
+    assert net.resolved_missing_values == "fill"
+    assert net.fill_values == {"f00": 1.0, "f01": -2.5} and net.nan_predictions == "mark"

@@ -141,8 +141,8 @@ def test_outputs_follow_the_contract_and_equal_the_framework(
         assert (scored["predicted_label"].to_numpy()[clear] == labels[clear]).all()
     else:
         assert worst_difference(scored["prediction"].to_numpy(), expected) < 1e-6
-    predictors = {json.loads(p.read_text())["predictor"]
-                  for p in (out_dir / "_manifests").glob("*.json")}
+    predictors = {path for p in (out_dir / "_manifests").glob("*.json")
+                  for path in json.loads(p.read_text())["predictor_rows"]}
     chosen = {"xgboost": "xgboost inplace_predict", "sklearn": "scikit-learn predict"
               if task == "regression" else "scikit-learn predict_proba"}[framework]
     if predictor == "auto" and (framework, task) in FAST and (

@@ -25,14 +25,13 @@ from pathlib import Path
 from container.contract import DEFAULT_BATCH_ROWS, FRAMEWORKS, PREDICTORS, ModelMetadata
 from container.errors import JobInputError
 from container.frameworks.base import FrameworkModel
+from container.frameworks.verified_export import EXPORTED_NETWORKS
 
 log = logging.getLogger("container.frameworks")
 
 # frameworks outside the core install: the pyproject extra that brings each one
 _EXTRAS = {"lightgbm": "lightgbm", "onnx": "onnx", "torch": "torch",
            "tensorflow": "tensorflow"}
-# frameworks whose import exports the model to ONNX (container.frameworks.verified_export)
-_NETWORKS = ("torch", "tensorflow")
 
 
 def install_hint(framework: str) -> str:
@@ -55,7 +54,7 @@ def load_model(metadata: ModelMetadata, bundle_dir: Path, threads: int = 1,
         raise JobInputError(
             f"model {metadata.name!r}: framework {framework!r} is not one of "
             f"{', '.join(FRAMEWORKS)}")
-    if predictor == "auto" and metadata.fastest_predictor and framework in _NETWORKS:
+    if predictor == "auto" and metadata.fastest_predictor and framework in EXPORTED_NETWORKS:
         predictor = _as_measured(metadata, bundle_dir, threads, rows)
         if not isinstance(predictor, str):
             return predictor

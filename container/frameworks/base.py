@@ -15,7 +15,7 @@ heavy imports inside functions, so importing the package costs nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,11 +33,35 @@ class ModelFacts:
     n_classes: int | None = None  # where the format records a count but no labels (XGBoost)
 
 
+@dataclass(frozen=True)
+class PathsUsed:
+    """Which predictor path scored which rows of one call: ``main`` scored every row
+    but those in ``others`` (path -> sorted positions it scored instead, e.g. the rows
+    near a split threshold that LightGBM rescored after oneDAL), so a row count per
+    path is exact for any slice of the call's rows (the parts of a packed unit)."""
+
+    main: str
+    others: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def counts(self, start: int, stop: int) -> dict[str, int]:
+        """Rows in ``[start, stop)`` per path (paths with none left out)."""
+        counts = {}
+        for path, positions in self.others.items():
+            inside = int(np.searchsorted(positions, stop) - np.searchsorted(positions, start))
+            if inside:
+                counts[path] = inside
+        rest = stop - start - sum(counts.values())
+        return ({self.main: rest} if rest else {}) | counts
+
+
 class FrameworkModel(Protocol):
     """A loaded model. ``predict`` is ``predict_prepared(prepare(batch))``; the two
     halves are separate so a benchmark can time the model alone on prepared data."""
 
-    predictor_name: str  # what scores the rows, for logs and manifests
+    predictor_name: str  # what scores the rows, for logs
+    # the float type its predictors compute in: integer features beyond its exact
+    # range are refused, not rounded (container.model_inputs)
+    feature_precision: type
 
     def facts(self) -> ModelFacts: ...
 
@@ -46,6 +70,11 @@ class FrameworkModel(Protocol):
     def predict_prepared(self, features: Any) -> np.ndarray: ...
 
     def predict(self, batch: pa.RecordBatch) -> np.ndarray: ...
+
+    def predict_recorded(self, batch: pa.RecordBatch) -> tuple[np.ndarray, PathsUsed]:
+        """``predict``, and which predictor path scored which rows (the manifests'
+        record: a model may score some rows on a fast path, some with its framework)."""
+        ...
 
     def verify_fast_path(self, batch: pa.RecordBatch) -> str:
         """Score ``batch`` with the fast predictor and the framework's own; keep the

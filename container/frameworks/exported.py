@@ -20,15 +20,15 @@ What is still checked per job: the graph's output on the job's first batch has t
 task's shape and values (``infer`` runs ``checked_predictions`` on it, and
 ``task_values`` checks every batch of a model declared ``probability``).
 
-Two cases load the framework after all, logged:
+A network never sees a missing value (``container.model_inputs``: its policy refuses
+or fills them before any predictor), so the graph scores every row; where the export
+and the framework would differ on NaN (TensorFlow's fused kernels turn it into a
+number, ONNX Runtime keeps NaN) no row is ever decided by that difference.
 
-* the export's file does not match its recorded digest, is missing, or ONNX Runtime
-  cannot load it (``UnusableExport``): ``load_model`` falls back to the job-start
-  path of bundles without an export (export, check on the first batch, race);
-* the export was not verified on rows with missing values
-  (``onnx_export_agrees_on_missing`` false: TensorFlow turns NaN into 0 where ONNX
-  Runtime keeps NaN) and a batch has one: that batch is scored by the framework,
-  loaded once on first need, so outputs stay the framework's.
+If the export's file does not match its recorded digest, is missing, or ONNX
+Runtime cannot load it (``UnusableExport``), ``load_model`` falls back to the
+job-start path of bundles without an export (export, check on the first batch,
+race), logged.
 
 Calls are at most ``NETWORK_CALL_ROWS`` rows (``container.frameworks.network_calls``).
 """
@@ -36,9 +36,7 @@ Calls are at most ``NETWORK_CALL_ROWS`` rows (``container.frameworks.network_cal
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +46,7 @@ import pyarrow as pa
 from container.contract import ModelMetadata
 from container.errors import JobInputError
 from container.features import feature_matrix
-from container.frameworks.base import FrameworkModel, ModelFacts
+from container.frameworks.base import ModelFacts, PathsUsed
 from container.frameworks.declared import check_declared
 from container.frameworks.network_calls import in_calls
 from container.frameworks.network_outputs import declared_output, task_values
@@ -79,10 +77,10 @@ def read_verified(metadata: ModelMetadata, bundle_dir: Path) -> bytes:
 
 
 class ExportedNetworkModel:
-    """ONNX Runtime on the verified export; the framework only for batches with
-    missing values when the export was not verified on them."""
+    """ONNX Runtime on the verified export, for every row."""
 
     predictor_name = PREDICTOR_NAME
+    feature_precision = np.float32
 
     def __init__(self, metadata: ModelMetadata, bundle_dir: Path, threads: int) -> None:
         from container.frameworks.onnx import OrtGraph, ort_session
@@ -101,8 +99,6 @@ class ExportedNetworkModel:
                                  f"({type(exc).__name__}: {exc})") from exc
         self._width = 1 if probe.ndim == 1 else int(probe.shape[1])
         check_declared(metadata, self.facts(), f"ONNX export {self.artifact}")
-        self._framework: FrameworkModel | None = None
-        self._framework_lock = threading.Lock()
 
     def facts(self) -> ModelFacts:
         """As the framework modules say: multiclass for three or more output columns."""
@@ -118,26 +114,13 @@ class ExportedNetworkModel:
                            self.artifact)
 
     def predict_prepared(self, features: np.ndarray) -> np.ndarray:
-        if not self.metadata.onnx_export_agrees_on_missing and np.isnan(features).any():
-            return self.framework().predict_prepared(features)
         return in_calls(self._predict_exported, features)
 
     def predict(self, batch: pa.RecordBatch) -> np.ndarray:
         return self.predict_prepared(self.prepare(batch))
 
-    def framework(self) -> FrameworkModel:
-        """The framework's own predictor, loaded on first need (one per process)."""
-        with self._framework_lock:
-            if self._framework is None:
-                log.warning("%s: a batch has missing values, on which the ONNX export was "
-                            "not verified (%s); loading %s to score such batches",
-                            self.metadata.name, self.metadata.onnx_export_note,
-                            self.metadata.framework)
-                module = importlib.import_module(
-                    f"container.frameworks.{self.metadata.framework}")
-                self._framework = module.load(self.metadata, self.bundle_dir, self.threads,
-                                              "framework")
-            return self._framework
+    def predict_recorded(self, batch: pa.RecordBatch) -> tuple[np.ndarray, PathsUsed]:
+        return self.predict(batch), PathsUsed(PREDICTOR_NAME)
 
     def verify_fast_path(self, batch: pa.RecordBatch) -> str:
         """No framework call: the export was verified at import (module docstring)."""

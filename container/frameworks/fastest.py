@@ -101,6 +101,9 @@ class RacedTwoPathModel(TwoPathModel):
         return (f"{self.framework_name} for batches up to {low - 1:,} rows, "
                 f"{self.fast_name} above")
 
+    def scored_by(self, rows: int) -> str:
+        return self.fast_name if self.uses_fast_path(rows) else self.framework_name
+
     def uses_fast_path(self, rows: int) -> bool:
         """Whether a batch of ``rows`` rows is scored by the fast path."""
         low, high = self._fast_rows

@@ -274,6 +274,10 @@ class OnnxModel(TwoPathModel):
                           n_features=columns if isinstance(columns, int) else None,
                           task=task, class_labels=self._labels, n_classes=classes)
 
+    @property
+    def feature_precision(self) -> type:
+        return self.graph.dtype
+
     def _framework_prepare(self, batch: pa.RecordBatch) -> np.ndarray:
         if self.graph.dtype is np.float64:
             return float64_matrix(batch, self.metadata.features)

@@ -51,6 +51,7 @@ def estimator_facts(estimator: Any) -> ModelFacts:
 
 class SklearnModel(TwoPathModel):
     fast_name = "folded linear map"
+    feature_precision = np.float64  # scikit-learn computes in float64
 
     def __init__(self, metadata: ModelMetadata, bundle_dir: Path, threads: int,
                  predictor: str) -> None:
@@ -84,6 +85,12 @@ class SklearnModel(TwoPathModel):
                     f"model artifact {self.artifact} is not a readable scikit-learn "
                     f"model: {type(exc).__name__}: {exc}"
                 ) from exc
+            if not callable(getattr(estimator, "predict", None)):  # read, but no model
+                raise JobInputError(
+                    f"model artifact {self.artifact} holds a {type(estimator).__name__}, "
+                    "not a scikit-learn estimator or pipeline (it has no predict method): "
+                    "deliver the fitted model itself, saved with joblib.dump(model, path), "
+                    "not a dict or list around it")
             facts = estimator_facts(estimator)
             check_declared(self.metadata, facts, f"{type(estimator).__name__} in "
                                                  f"{self.artifact.name}")

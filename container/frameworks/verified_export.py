@@ -30,8 +30,9 @@ Missing values: TensorFlow's fused MatMul+BiasAdd+ReLU kernel turns NaN into 0 i
 graph mode while ONNX Runtime keeps NaN, so an export can agree on complete rows and
 not on rows with missing values. Those are checked separately (the holdout's rows
 with missing values, else the verification rows with ``MISSING_SHARE`` of values
-removed); ``onnx_export_agrees_on_missing`` records the verdict, and a job whose
-batch has missing values scores that batch with the framework when it is false.
+removed) and ``onnx_export_agrees_on_missing`` records the verdict, for the record
+only: no network is ever given a missing value (``container.model_inputs`` refuses
+or fills them first, by the model's policy), so no row depends on it.
 
 A model that does not export, or whose export disagrees on complete rows, gets no
 ``onnx_export`` and ``fastest_predictor = "framework"`` with the reason in
@@ -59,7 +60,8 @@ from container.frameworks.two_path import largest_difference
 
 log = logging.getLogger("container.frameworks.verified_export")
 
-NETWORK_FRAMEWORKS = ("torch", "tensorflow")
+# networks whose import makes a verified ONNX export (an ONNX model is one already)
+EXPORTED_NETWORKS = ("torch", "tensorflow")
 SYNTHETIC_ROWS = 4_096
 SYNTHETIC_SEED = 0
 MISSING_SHARE = 0.05  # of the values removed for the missing-value check
