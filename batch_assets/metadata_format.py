@@ -56,7 +56,8 @@ METADATA_LEGEND: dict[str, str] = {
     "prediction_distribution": "the day's predictions from the manifests: count, NaN, "
     "min/mean/max and histogram (binary: 10 bins over [0, 1]; regression: the model's "
     "bins; multiclass: rows per predicted class)",
-    "predictors": "what scored the rows (as each manifest records it)",
+    "predictors": "which predictor paths scored the day's rows, with how many rows each (as "
+    "each manifest counts them)",
     "output_location": "where the partition's outputs are",
     "backend": "where the job ran (local runner or SageMaker)",
     "scoring_step": "the multi-asset step that scores the dataset's models",

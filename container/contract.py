@@ -295,8 +295,8 @@ class ModelMetadata:
     onnx_export_max_difference: float = 0.0
     onnx_export_verified_on: str = ""  # which rows, e.g. "1,500 holdout rows"
     # whether the export also agreed on rows with missing values (TensorFlow's fused
-    # kernels turn NaN into 0, ONNX Runtime keeps NaN): if not, a batch with missing
-    # values is scored by the framework
+    # kernels turn NaN into 0, ONNX Runtime keeps NaN); for the record only: a network
+    # is never given a missing value (missing_values refuses or fills them)
     onnx_export_agrees_on_missing: bool = False
     # seconds per call at the import's timed sizes: {rows: [framework, onnxruntime]}
     predictor_timings: dict[str, list[float]] = field(default_factory=dict)
