@@ -65,6 +65,7 @@ from container.contract import (
     add_predictor_rows,
     describe_predictor_rows,
 )
+from container.framework_table import framework as table_row
 from resources.job_cost import shares
 from resources.job_status import COMPLETED
 from resources.job_store import JobStore
@@ -333,10 +334,11 @@ def _request(processing: SageMakerProcessing, storage: ObjectStorage, registry: 
 
 
 def _framework_of(specs: list) -> str:
-    """The framework that decides the container image: a deep-learning one if any
-    model needs it (the image must carry its library), else the first model's."""
+    """The framework that decides the container image: one that needs its own image
+    (a deep-learning one, whose library must be in it) if any model has one, else the
+    first model's."""
     for spec in specs:
-        if spec.framework in ("torch", "tensorflow"):
+        if table_row(spec.framework).needs_its_image:
             return spec.framework
     return specs[0].framework
 

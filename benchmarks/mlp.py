@@ -4,7 +4,7 @@
 briefly with PyTorch on the benchmark's labels, then saved with the same weights as
 a TorchScript module (W4) and as a Keras ``.keras`` model (W5). Their ONNX exports
 (for the engine and the ONNX Runtime baseline) are made by the engine's own import
-step (``container.frameworks.verified_export``), in ``benchmarks.workloads``.
+step (``container.predictors.verified_export``), in ``benchmarks.workloads``.
 
 Weights are kept in the Keras layout: ``[W1 (in, out), b1, W2, b2, W3, b3]``.
 """

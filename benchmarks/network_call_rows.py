@@ -1,6 +1,6 @@
 """Rows per call for network models: the engine's predictors timed at each call size.
 
-``container.frameworks.network_calls.NETWORK_CALL_ROWS`` sets how many rows a torch or
+``container.predictors.network_calls.NETWORK_CALL_ROWS`` sets how many rows a torch or
 TensorFlow model is given per call. This times a bundle's two paths as the engine
 calls them (its verified ONNX export on ONNX Runtime, and the framework under
 ``inference_mode`` / ``tf.function``: ``benchmarks.network_paths``'s scorers) on one
@@ -23,7 +23,7 @@ import numpy as np
 
 from benchmarks.network_paths import build_scorer
 from container.contract import DEFAULT_BATCH_ROWS, METADATA_FILE
-from container.frameworks.network_calls import in_calls
+from container.predictors.network_calls import in_calls
 
 CALL_SIZES = (512, 1_024, 2_048, 4_096, 8_192, 16_384, DEFAULT_BATCH_ROWS)
 PASSES = 3

@@ -16,7 +16,7 @@ against 0.81M.
   model with a fixed input signature (float32, (None, features): traced once),
   intra-op threads = cores and inter-op threads = 1, set before TensorFlow starts.
 * ``onnx``: ONNX Runtime on the workload's exported model (the bundle's own export,
-  made and verified as the import makes it: ``container.frameworks.verified_export``),
+  made and verified as the import makes it: ``container.predictors.verified_export``),
   ``intra_op_num_threads`` = cores, ``inter_op_num_threads`` = 1, all graph
   optimizations.
 

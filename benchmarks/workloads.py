@@ -27,9 +27,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from container.contract import FOLD_FILE, ONEDAL_CACHE_FILE, ONNX_EXPORT_FILE, ModelMetadata
-from container.linear_fold import save_fold
 from container.model_bundle import write_metadata
-from container.onedal_trees import save_converted
+from container.predictors.linear_fold import save_fold
+from container.predictors.onedal_trees import save_converted
 
 KEY_COLUMN = "id"
 FEATURE_COUNT = 40
@@ -318,7 +318,7 @@ def _train_network(folder: Path, spec: WorkloadSpec) -> None:
 def _network_bundle(folder: Path, spec: WorkloadSpec, weights_dir: Path) -> None:
     """The trained MLP as the workload's framework saves it, in a bundle as
     ``python -m container import`` makes it without holdout data: with its ONNX export
-    verified on synthetic rows and timed (``container.frameworks.verified_export``).
+    verified on synthetic rows and timed (``container.predictors.verified_export``).
     The export, ``model.onnx``, is also what the ONNX Runtime baseline scores; a
     model whose export is not verified (or not installed) has none, and that
     baseline is then not run."""
@@ -327,8 +327,8 @@ def _network_bundle(folder: Path, spec: WorkloadSpec, weights_dir: Path) -> None
     from benchmarks import mlp
     from container.environment import available_cpus
     from container.frameworks import load_model
-    from container.frameworks.verified_export import export_verified
     from container.parallelism import plan_parallelism
+    from container.predictors.verified_export import export_verified
 
     weights = mlp.load_weights(weights_dir / "weights.npz")
     if spec.model == "torch":

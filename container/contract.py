@@ -21,6 +21,9 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import PurePosixPath
 from typing import Any
 
+from container.framework_table import FRAMEWORK_TABLE
+from container.framework_table import names as framework_names
+
 # --- the /opt/ml layout -----------------------------------------------------------
 
 OPT_ML = "/opt/ml"
@@ -176,17 +179,14 @@ def is_prediction_column_name(name: str) -> bool:
 
 # --- vocabularies ------------------------------------------------------------------
 
-# frameworks the container can score (container/frameworks/<name>.py); the first two
-# are in the core install, the others are the extras of the same name
-FRAMEWORKS = ("xgboost", "sklearn", "lightgbm", "onnx", "torch", "tensorflow")
-TRAINABLE_FRAMEWORKS = ("xgboost", "sklearn")  # what `python -m container train` fits
+# frameworks the container can score, one row each in container.framework_table
+FRAMEWORKS = tuple(FRAMEWORK_TABLE)
+TRAINABLE_FRAMEWORKS = framework_names(trains=True)  # what `python -m container train` fits
 # neural networks: a missing value has no meaning to them (NaN propagates, or a fused
 # kernel turns it into a number), so they never see one (MISSING_VALUE_POLICIES)
-NETWORK_FRAMEWORKS = ("torch", "tensorflow", "onnx")
-# ... and of those, the ones that may not even declare missing_values = "native": an
-# ONNX graph may carry its own imputer (a skl2onnx pipeline), a torch or TensorFlow
-# network has none
-NATIVE_MISSING_REFUSED = ("torch", "tensorflow")
+NETWORK_FRAMEWORKS = framework_names(network=True)
+# ... and of those, the ones that may not even declare missing_values = "native"
+NATIVE_MISSING_REFUSED = framework_names(native_missing_allowed=False)
 PREDICTORS = ("auto", "framework")  # auto: fastest predictor verified against framework
 # ModelMetadata.fastest_predictor: "" = not measured at import (older bundles)
 FASTEST_PREDICTORS = ("", "onnxruntime", "framework")
@@ -281,7 +281,7 @@ class ModelMetadata:
     # ("logit": the engine applies the sigmoid or softmax); registry [models.output]
     network_output: str = ""
     # Networks (torch, tensorflow) imported with their ONNX export made once at import
-    # (container.frameworks.verified_export) instead of at the start of every job.
+    # (container.predictors.verified_export) instead of at the start of every job.
     # Bundles written before these fields existed keep them at their defaults and score
     # as they always did: export and check at job start.
     # which predictor the import measured faster at the engine's call size:

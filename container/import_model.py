@@ -8,13 +8,14 @@ predictor's cache or a network's verified ONNX export where one applies, then
 ``model.json`` last).
 
 Steps: extract a tarball; find the model file by the framework's conventions
-(``MODEL_FILE_CONVENTIONS``) or take the spec's ``model_file``; load it once with
+(``container.framework_table``: file names, endings, a directory's marker file) or
+take the spec's ``model_file``; load it once with
 ``container.frameworks.load_model`` (which refuses an artifact whose task, class count
 or feature count contradicts the declaration); compare the feature names and class
 labels the model records with the declared ones; score the holdout rows and measure
 the task's metrics; for a torch or TensorFlow model, export it to ONNX once, verify
 the export against the framework on the holdout rows (else on synthetic rows) and
-time the two (``container.frameworks.verified_export``), so scoring jobs need not.
+time the two (``container.predictors.verified_export``), so scoring jobs need not.
 Every failure is a ``JobInputError`` that names the artifact and
 the fix, so the job fails as bad input and is not retried.
 
@@ -55,13 +56,14 @@ from container.contract import (
 )
 from container.environment import ProcessingEnvironment, available_cpus
 from container.errors import JobInputError
-from container.features import feature_matrix
+from container.framework_table import framework as table_row
 from container.frameworks import load_model
-from container.frameworks.base import FrameworkModel, ModelFacts
-from container.frameworks.verified_export import EXPORTED_NETWORKS, export_verified
 from container.model_bundle import write_metadata
 from container.model_inputs import ModelInputs, measured_fill_values, prepared_table
 from container.parallelism import plan_parallelism
+from container.predictors.base import FrameworkModel, ModelFacts
+from container.predictors.features import feature_matrix
+from container.predictors.verified_export import EXPORTED_NETWORKS, export_verified
 from container.train import (
     TrainingSpec,
     _labels,
@@ -73,17 +75,6 @@ from container.train import (
 
 log = logging.getLogger("container.import")
 
-# framework -> (file names, file name endings) that mark its model file in a tarball or
-# directory; TensorFlow also takes a SavedModel directory (one holding saved_model.pb)
-MODEL_FILE_CONVENTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "xgboost": (("xgboost-model",), (".json", ".ubj", ".model", ".bst")),
-    "sklearn": ((), (".joblib", ".pkl")),
-    "lightgbm": (("model.txt",), (".txt",)),
-    "onnx": ((), (".onnx",)),
-    "torch": ((), (".pt", ".pth")),
-    "tensorflow": ((), (".keras",)),
-}
-SAVED_MODEL_FILE = "saved_model.pb"
 TARBALL_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 BUNDLE_ARTIFACT = "artifact"  # the model file's name in the bundle (+ its suffix)
 _MESSAGE_PART = 300  # characters kept from each end of a library's long error
@@ -128,27 +119,29 @@ def _listing(root: Path, limit: int = 8) -> str:
 
 
 def _convention(framework: str) -> str:
-    names, endings = MODEL_FILE_CONVENTIONS[framework]
-    described = [*names, *(f"*{ending}" for ending in endings)]
-    if framework == "tensorflow":
-        described.append(f"a SavedModel directory ({SAVED_MODEL_FILE})")
+    row = table_row(framework)
+    described = [*row.model_file_names, *(f"*{ending}" for ending in row.model_file_endings)]
+    if row.model_directory_marker:
+        described.append(f"a SavedModel directory ({row.model_directory_marker})")
     return ", ".join(described)
 
 
 def model_file_candidates(root: Path, framework: str) -> list[Path]:
     """Files (and, for TensorFlow, SavedModel directories) under ``root`` that the
     framework's conventions take for its model; hidden files and folders are skipped,
-    and nothing inside a SavedModel directory counts on its own."""
-    if framework == "tensorflow" and (root / SAVED_MODEL_FILE).is_file():
+    and nothing inside a model directory counts on its own."""
+    row = table_row(framework)
+    marker = row.model_directory_marker
+    if marker and (root / marker).is_file():
         return [root]
-    names, endings = MODEL_FILE_CONVENTIONS[framework]
     found = []
     for path in sorted(root.rglob("*")):
         parts = path.relative_to(root).parts
         if any(part.startswith(".") or part == "__MACOSX" for part in parts):
             continue
-        by_name = path.is_file() and (path.name in names or path.name.endswith(endings))
-        if by_name or (framework == "tensorflow" and (path / SAVED_MODEL_FILE).is_file()):
+        by_name = path.is_file() and (path.name in row.model_file_names
+                                      or path.name.endswith(row.model_file_endings))
+        if by_name or (marker and (path / marker).is_file()):
             found.append(path)
     saved_models = [p for p in found if p.is_dir()]
     return [p for p in found if not any(d in p.parents for d in saved_models)]
@@ -407,7 +400,7 @@ def run_import(env: ProcessingEnvironment) -> ModelMetadata:
              spec.artifact_uri, where)
     # networks: loaded with the threads of one worker of a scoring job with at least as
     # many row groups as cores, so the export is timed against the framework as a job
-    # calls them (container.frameworks.verified_export)
+    # calls them (container.predictors.verified_export)
     cpus = available_cpus()
     threads = (plan_parallelism(cpus, cpus).threads_per_worker
                if spec.framework in EXPORTED_NETWORKS else cpus)

@@ -1,7 +1,7 @@
 """A model's predictions as the output contract's columns, per task.
 
 ``predict`` returns shape (n,) for binary and regression models and (n, k) for
-multiclass ones (``container.frameworks.base``). A model whose output has another
+multiclass ones (``container.predictors.base``). A model whose output has another
 shape for its declared task (a 3-class booster declared binary, a binary model
 declared multiclass) is refused here with an error that names the model, the
 declared task and what it returned, before its output reaches a writer that would

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from container.contract import ModelMetadata
-from container.frameworks.base import FrameworkModel
 from container.model_inputs import ModelInputs
+from container.predictors.base import FrameworkModel
 
 log = logging.getLogger("container.scoring")
 

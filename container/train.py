@@ -45,10 +45,10 @@ from container.contract import (
 )
 from container.environment import ProcessingEnvironment, available_cpus
 from container.errors import JobInputError
-from container.linear_fold import save_fold
 from container.model_bundle import write_metadata
 from container.model_inputs import ModelInputs, measured_fill_values, prepared_table
-from container.onedal_trees import save_converted
+from container.predictors.linear_fold import save_fold
+from container.predictors.onedal_trees import save_converted
 from container.schema_check import check_columns, read_input_schema
 
 log = logging.getLogger("container.train")

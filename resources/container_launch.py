@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from container.contract import input_path
+from container.framework_table import framework as table_row
 from resources.processing_request import InputChannel
 from resources.storage import ObjectStorage
 
 ENTRYPOINT = ["python3", "-m", "container"]
 CODE_INPUT = "code"  # our container package, for a prebuilt image (on its PYTHONPATH)
 CODE_LOCAL_PATH = input_path(CODE_INPUT)
-FRAMEWORK_IMAGES = {"sklearn": ("sklearn", "1.2-1"), "xgboost": ("xgboost", "1.7-1")}
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,13 @@ def framework_image(framework: str, region: str, storage: ObjectStorage) -> Cont
     """Prebuilt SageMaker image for ``framework`` plus our code as an input."""
     from sagemaker.core import image_uris  # heavy (~3 s): only when this path is used
 
-    name, version = FRAMEWORK_IMAGES[framework]
+    prebuilt = table_row(framework).prebuilt_image
+    if prebuilt is None:
+        raise ValueError(
+            f"there is no prebuilt SageMaker image that runs {framework} models with this "
+            "pipeline's container; build container/Dockerfile with FRAMEWORKS including "
+            f"{framework} and set BATCH_IMAGE_URI to it")
+    name, version = prebuilt
     image = image_uris.retrieve(framework=name, region=region, version=version)
     code_prefix = upload_container_code(storage)
     return ContainerLaunch(

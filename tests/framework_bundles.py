@@ -79,13 +79,13 @@ def with_verified_export(bundle: Path, metadata: ModelMetadata,
                          holdout: np.ndarray | None = None,
                          fastest: str | None = None) -> ModelMetadata:
     """What ``python -m container import`` adds to a network's bundle: its ONNX export,
-    verified against the framework and timed (``container.frameworks.verified_export``),
+    verified against the framework and timed (``container.predictors.verified_export``),
     recorded in model.json. ``fastest`` states the winner instead of the one measured
     (timings on a shared test machine vary), as a bundle imported elsewhere would."""
     from dataclasses import replace
 
     from container.frameworks import load_model
-    from container.frameworks.verified_export import export_verified
+    from container.predictors.verified_export import export_verified
 
     model = load_model(metadata, bundle, 2, "framework")
     recorded = replace(metadata, **export_verified(model, metadata, bundle, holdout, 2))

@@ -58,6 +58,10 @@ def test_every_third_party_import_is_a_requirement():
     for path in sorted(CONTAINER.rglob("*.py")):
         extra = path.stem if path.parent.name == "frameworks" and \
             path.stem in FRAMEWORK_EXTRAS else None
+        # ONNX Runtime sessions: used by the onnx framework and the networks' exports,
+        # all of which need the onnx extra
+        if path.relative_to(ROOT).as_posix() == "container/predictors/onnx_runtime.py":
+            extra = "onnx"
         required = core | (required_distributions(f"requirements-{extra}.txt")
                            if extra else set())
         for module in sorted(imports_of(path)):
@@ -66,13 +70,22 @@ def test_every_third_party_import_is_a_requirement():
     assert {"pyarrow", "xgboost", "torch", "tensorflow", "onnxruntime", "lightgbm"} <= checked
 
 
-def test_every_framework_has_its_requirements_file():
-    from container.contract import FRAMEWORKS
+def test_every_framework_row_has_its_module_requirements_and_extra():
+    """A row of the framework table is a framework: its scoring module exists, and a
+    framework outside the core has its requirements file and its pyproject extra."""
+    import importlib.util
+    import tomllib
 
-    for framework in FRAMEWORKS:
-        if framework not in ("xgboost", "sklearn"):
-            assert framework in FRAMEWORK_EXTRAS
-            assert required_distributions(f"requirements-{framework}.txt")
+    from container.framework_table import FRAMEWORK_TABLE
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    for row in FRAMEWORK_TABLE.values():
+        assert importlib.util.find_spec(row.loader) is not None, row.loader
+        if row.extra is not None:
+            assert row.extra in FRAMEWORK_EXTRAS and row.extra in extras
+            assert required_distributions(f"requirements-{row.extra}.txt")
+            assert f"batch-inference[{row.extra}]" in row.install_hint
 
 
 def test_requirements_are_not_orchestration_packages():

@@ -22,7 +22,7 @@ from container.contract import NUM_CPUS_ENV_VAR, ROOT_ENV_VAR
 from container.contract import ONEDAL_CACHE_FILE as CACHE_FILE
 from container.frameworks import load_model
 from container.model_bundle import read_metadata
-from container.onedal_trees import onedal_available, onedal_version
+from container.predictors.onedal_trees import onedal_available, onedal_version
 from tests.helpers import read_outputs
 
 # scikit-learn-intelex (oneDAL) is installed on x86_64 only; elsewhere XGBoost scores.
@@ -122,7 +122,7 @@ def test_a_cache_of_another_model_is_caught_on_the_first_batch(tmp_path, monkeyp
     batch and scores with XGBoost instead."""
     import xgboost as xgb
 
-    from container.onedal_trees import save_converted
+    from container.predictors.onedal_trees import save_converted
 
     workload = workloads["W1"]
     bundle = copy_bundle(workload, tmp_path)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from container.errors import JobInputError
-from container.onedal_trees import onedal_available
+from container.predictors.onedal_trees import onedal_available
 from tests.framework_bundles import (
     corrupt,
     feature_names,

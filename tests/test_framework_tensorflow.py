@@ -2,7 +2,7 @@
 directories: predictions equal the model's own within 1e-5 on either path, the faster
 verified path scores each batch size, a converted graph that disagrees (on missing
 values) is dropped, and broken or unsafe artifacts fail naming the file. Bundles with
-the ONNX export verified at import (container/frameworks/verified_export.py) score
+the ONNX export verified at import (container/predictors/verified_export.py) score
 without importing TensorFlow, except batches with missing values, on which such an
 export disagrees and TensorFlow scores."""
 
@@ -36,8 +36,8 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 pytest.importorskip("onnxruntime")
 
-from container.frameworks.fastest import GRAPH_TOLERANCE, MARGIN  # noqa: E402
 from container.frameworks.tensorflow import load  # noqa: E402
+from container.predictors.fastest import GRAPH_TOLERANCE, MARGIN  # noqa: E402
 
 NAMES = feature_names(6)
 LABELS = ["a", "b", "c"]
@@ -201,7 +201,7 @@ def test_the_container_scores_a_keras_model(tmp_path, monkeypatch, kind):
     assert sum(manifest["predictor_rows"].values()) == manifest["rows_out"]
 
 
-# --- the ONNX export made at import (container/frameworks/verified_export.py) ----------
+# --- the ONNX export made at import (container/predictors/verified_export.py) ----------
 
 VERIFIED = "ONNX Runtime (ONNX export verified at import)"
 

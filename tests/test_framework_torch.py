@@ -2,7 +2,7 @@
 own within 1e-5 on either path, the faster verified path scores each batch size, a
 disagreeing or unexportable graph leaves PyTorch scoring, the probability/logit
 convention holds, and broken artifacts fail naming the file. Bundles with the ONNX
-export verified at import (container/frameworks/verified_export.py) score without
+export verified at import (container/predictors/verified_export.py) score without
 importing PyTorch; a changed export file is not trusted."""
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from tests.framework_bundles import (
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from container.frameworks.fastest import GRAPH_TOLERANCE, MARGIN  # noqa: E402
 from container.frameworks.torch import load  # noqa: E402
+from container.predictors.fastest import GRAPH_TOLERANCE, MARGIN  # noqa: E402
 
 NAMES = feature_names(6)
 LABELS = ["a", "b", "c"]
@@ -221,7 +221,7 @@ def test_the_container_fills_a_modules_missing_values_and_scores_them(tmp_path, 
     assert sum(manifest["predictor_rows"].values()) == manifest["rows_out"]
 
 
-# --- the ONNX export made at import (container/frameworks/verified_export.py) ----------
+# --- the ONNX export made at import (container/predictors/verified_export.py) ----------
 
 
 def test_import_stores_a_verified_and_timed_export(tmp_path):

@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from container.linear_fold import fold_linear_pipeline
+from container.predictors.linear_fold import fold_linear_pipeline
 
 FEATURES = ["a", "b", "c", "d"]
 

@@ -42,7 +42,7 @@ FEATURES = [f"x{i}" for i in range(6)]
 GAPPY = "x2"  # the feature with missing values
 CONSTANT = {"x0": 0.5}  # one declared constant; the others: the holdout's median
 ROWS = 1_500
-NETWORK_TOLERANCE = 1e-5  # float32 graphs (container.frameworks.fastest)
+NETWORK_TOLERANCE = 1e-5  # float32 graphs (container.predictors.fastest)
 EXACT = 1e-6
 
 

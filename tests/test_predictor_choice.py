@@ -4,7 +4,8 @@ verified ONNX export when the shard is too small to repay the framework's import
 from __future__ import annotations
 
 from container.contract import DEFAULT_BATCH_ROWS, ModelMetadata
-from container.frameworks import FRAMEWORK_IMPORT_SECONDS, framework_pays_off
+from container.framework_table import framework
+from container.frameworks import framework_pays_off
 
 
 def _metadata(winner: str, framework_s: float, onnx_s: float) -> ModelMetadata:
@@ -19,7 +20,7 @@ def test_the_framework_is_imported_only_for_shards_that_repay_it():
     # measured in the short benchmark: Keras 0.086 s, ONNX Runtime 0.112 s per batch
     keras = _metadata("framework", 0.086, 0.112)
     saving_per_row = (0.112 - 0.086) / DEFAULT_BATCH_ROWS
-    break_even = FRAMEWORK_IMPORT_SECONDS["tensorflow"] / saving_per_row  # ~7.6M rows
+    break_even = framework("tensorflow").import_seconds / saving_per_row  # ~7.6M rows
     assert not framework_pays_off(keras, 100_000)
     assert not framework_pays_off(keras, int(break_even * 0.9))
     assert framework_pays_off(keras, int(break_even * 1.1))

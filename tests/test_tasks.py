@@ -22,9 +22,9 @@ from container.__main__ import main
 from container.contract import ModelMetadata
 from container.environment import write_standalone_config
 from container.errors import JobInputError
-from container.onedal_trees import onedal_available
 from container.prediction_columns import checked_predictions
 from container.prediction_stats import PredictionStats
+from container.predictors.onedal_trees import onedal_available
 from resources.storage import LocalBucketStorage
 from tests.conftest import SMALL_DATA
 from tests.helpers import framework_predictions, worst_difference

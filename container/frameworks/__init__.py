@@ -5,13 +5,14 @@ Importing lazily keeps each job's start-up to the one framework it scores (PyTor
 or TensorFlow alone take seconds to import) and lets the core install, which has
 only XGBoost and scikit-learn, score those without the optional extras. Each module
 defines ``load(metadata, bundle_dir, threads, predictor) -> FrameworkModel``
-(``container.frameworks.base``); adding a framework means adding its module and its
-name in ``container.contract.FRAMEWORKS``, and nothing else changes.
+(``container.predictors.base``). Adding a framework is its module, its requirements
+file, its tests and its row in ``container.framework_table``, which names the module
+(``Framework.loader``), its extra and what its import costs.
 
 Networks (torch, tensorflow) imported with a verified ONNX export
-(``container.frameworks.verified_export``) are routed by what their import measured
+(``container.predictors.verified_export``) are routed by what their import measured
 when the job's predictor is ``auto``: ONNX Runtime alone on the export
-(``container.frameworks.exported``, no framework import) when it was faster, the
+(``container.predictors.exported``, no framework import) when it was faster, the
 framework alone (no export at job start, no race) when it was not. Bundles without
 those fields, and ``predictor = "framework"``, load the framework module as before.
 """
@@ -24,22 +25,15 @@ from pathlib import Path
 
 from container.contract import DEFAULT_BATCH_ROWS, FRAMEWORKS, PREDICTORS, ModelMetadata
 from container.errors import JobInputError
-from container.frameworks.base import FrameworkModel
-from container.frameworks.verified_export import EXPORTED_NETWORKS
+from container.framework_table import framework as table_row
+from container.predictors.base import FrameworkModel
 
 log = logging.getLogger("container.frameworks")
-
-# frameworks outside the core install: the pyproject extra that brings each one
-_EXTRAS = {"lightgbm": "lightgbm", "onnx": "onnx", "torch": "torch",
-           "tensorflow": "tensorflow"}
 
 
 def install_hint(framework: str) -> str:
     """The command that installs what scoring ``framework`` models needs."""
-    extra = _EXTRAS.get(framework)
-    if extra is None:  # xgboost and scikit-learn are core dependencies
-        return "pip install batch-inference (its core dependencies include it)"
-    return f"pip install 'batch-inference[{extra}]'"
+    return table_row(framework).install_hint
 
 
 def load_model(metadata: ModelMetadata, bundle_dir: Path, threads: int = 1,
@@ -54,11 +48,12 @@ def load_model(metadata: ModelMetadata, bundle_dir: Path, threads: int = 1,
         raise JobInputError(
             f"model {metadata.name!r}: framework {framework!r} is not one of "
             f"{', '.join(FRAMEWORKS)}")
-    if predictor == "auto" and metadata.fastest_predictor and framework in EXPORTED_NETWORKS:
+    if (predictor == "auto" and metadata.fastest_predictor
+            and table_row(framework).onnx_export):
         predictor = _as_measured(metadata, bundle_dir, threads, rows)
         if not isinstance(predictor, str):
             return predictor
-    module_name = f"{__name__}.{framework}"
+    module_name = table_row(framework).loader
     try:
         module = importlib.import_module(module_name)
         return module.load(metadata, bundle_dir, threads, predictor)
@@ -75,9 +70,7 @@ def load_model(metadata: ModelMetadata, bundle_dir: Path, threads: int = 1,
         ) from exc
 
 
-# what importing a framework costs a scoring process before its first batch (measured
-# on the 2-core development machine: TensorFlow and Keras 2.5-3.5 s, PyTorch about 1 s)
-FRAMEWORK_IMPORT_SECONDS = {"tensorflow": 3.0, "torch": 1.0}
+
 
 
 def framework_pays_off(metadata: ModelMetadata, rows: int | None) -> bool:
@@ -91,7 +84,8 @@ def framework_pays_off(metadata: ModelMetadata, rows: int | None) -> bool:
         return True
     framework_s, onnx_s = timings
     saving = (onnx_s - framework_s) / DEFAULT_BATCH_ROWS * rows
-    return saving > FRAMEWORK_IMPORT_SECONDS.get(metadata.framework, 0.0)
+    # what importing the framework costs a scoring process before its first batch
+    return saving > table_row(metadata.framework).import_seconds
 
 
 def _as_measured(metadata: ModelMetadata, bundle_dir: Path, threads: int,
@@ -103,7 +97,7 @@ def _as_measured(metadata: ModelMetadata, bundle_dir: Path, threads: int,
     stored export cannot be used, logged)."""
     if not metadata.onnx_export or framework_pays_off(metadata, rows):
         return "framework"
-    from container.frameworks.exported import UnusableExport, load_verified
+    from container.predictors.exported import UnusableExport, load_verified
 
     try:
         return load_verified(metadata, bundle_dir, threads)

@@ -49,10 +49,10 @@ import pyarrow as pa
 
 from container.contract import ModelMetadata
 from container.errors import JobInputError
-from container.frameworks.base import ModelFacts, PathsUsed
-from container.frameworks.declared import check_declared
-from container.frameworks.features import feature_columns, float64_matrix
-from container.frameworks.two_path import TwoPathModel
+from container.predictors.base import ModelFacts, PathsUsed
+from container.predictors.declared import check_declared
+from container.predictors.features import feature_columns, float64_matrix
+from container.predictors.two_path import TwoPathModel
 
 log = logging.getLogger("container.frameworks.lightgbm")
 

@@ -19,11 +19,9 @@ against what the graph allows when the model is loaded:
 * a network with one float output: (n, 1) or (n,) is P(positive) for a binary model
   or the value for a regression model; (n, k) are class probabilities. Logits are
   accepted when the model declares ``output = "logit"``
-  (``container.frameworks.network_outputs``).
+  (``container.predictors.network_outputs``).
 
-Threads: ``intra_op_num_threads`` is the engine's threads per worker and
-``inter_op_num_threads`` 1 (sequential execution), so workers x threads stays within
-the cores; one session serves every worker thread (``run`` is thread-safe).
+Sessions and their threads: ``container.predictors.onnx_runtime``.
 """
 
 from __future__ import annotations
@@ -36,63 +34,18 @@ import pyarrow as pa
 
 from container.contract import ModelMetadata
 from container.errors import JobInputError
-from container.features import feature_matrix
-from container.frameworks.base import ModelFacts
-from container.frameworks.declared import check_declared
-from container.frameworks.features import float64_matrix
-from container.frameworks.network_outputs import declared_output, task_values
-from container.frameworks.two_path import TwoPathModel
+from container.predictors.base import ModelFacts
+from container.predictors.declared import check_declared
+from container.predictors.features import feature_matrix, float64_matrix
+from container.predictors.network_outputs import declared_output, task_values
+from container.predictors.onnx_runtime import FLOAT_TYPES, OrtGraph, ort_session
+from container.predictors.two_path import TwoPathModel
 
-FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 # attributes of ONNX-ML classifier nodes (and ZipMap) that hold the class labels
 _LABEL_ATTRIBUTES = ("classlabels_strings", "classlabels_int64s", "classlabels_ints")
 EXPORT_HINT = ("export the model again with one float input of shape (rows, features) "
                "(skl2onnx: initial_types=[('input', FloatTensorType([None, n]))]; "
                "torch.onnx.export with dynamic_axes on the first axis)")
-
-
-def ort_session(model: bytes | str, threads: int) -> Any:
-    """An ONNX Runtime CPU session using ``threads`` threads per ``run`` call."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # errors only: warnings about unused initialisers
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-
-
-class OrtGraph:
-    """One session with a single matrix input, returning one named output as it is."""
-
-    def __init__(self, session: Any, output: str | None = None) -> None:
-        self.session = session
-        graph_input = session.get_inputs()[0]
-        self.input_name = graph_input.name
-        self.dtype = FLOAT_TYPES.get(graph_input.type, np.float32)
-        self.output_names = [output] if output else [session.get_outputs()[0].name]
-
-    def run(self, matrix: np.ndarray) -> np.ndarray:
-        if matrix.dtype != self.dtype:
-            matrix = matrix.astype(self.dtype)
-        return self.session.run(self.output_names, {self.input_name: matrix})[0]
-
-
-class OrtPredictor:
-    """The fast path of torch and TensorFlow models: ONNX Runtime on the exported
-    graph, its output shaped as the framework path shapes the model's."""
-
-    def __init__(self, graph: Any, shape: Any) -> None:
-        self.graph = graph
-        self.shape = shape
-
-    def prepare(self, batch: pa.RecordBatch, features: list[str]) -> np.ndarray:
-        return feature_matrix(batch, features)
-
-    def predict(self, matrix: np.ndarray) -> np.ndarray:
-        return self.shape(self.graph.run(matrix))
 
 
 def _labels(node: Any) -> list[str] | None:

@@ -6,7 +6,7 @@ unchanged: ``predict_proba`` for classifiers (binary: the probability of
 ``classes_[1]``; multiclass: one column per class, in ``ModelMetadata.class_labels``
 order), ``predict`` for regressors.
 
-Binary logistic pipelines that fold into one affine map (``container.linear_fold``)
+Binary logistic pipelines that fold into one affine map (``container.predictors.linear_fold``)
 are scored as that map, column by column in float64 (no row-major copy, no rounding
 of float64 inputs); a fold stored by training for exactly this artifact is used
 without loading scikit-learn at all (about 2 s of every job's start-up).
@@ -22,10 +22,10 @@ import pyarrow as pa
 
 from container.contract import FOLD_FILE, ModelMetadata
 from container.errors import JobInputError
-from container.frameworks.base import ModelFacts
-from container.frameworks.declared import check_declared
-from container.frameworks.two_path import TwoPathModel
-from container.linear_fold import fold_linear_pipeline, load_fold
+from container.predictors.base import ModelFacts
+from container.predictors.declared import check_declared
+from container.predictors.linear_fold import fold_linear_pipeline, load_fold
+from container.predictors.two_path import TwoPathModel
 
 
 def estimator_facts(estimator: Any) -> ModelFacts:

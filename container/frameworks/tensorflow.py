@@ -10,7 +10,7 @@ TensorFlow or by ONNX Runtime.
 
 Outputs as for torch: (rows, 1)/(rows,) for binary (P(positive)) and regression,
 (rows, k) for multiclass; probabilities or logits per ``ModelMetadata.output``
-(``container.frameworks.network_outputs``).
+(``container.predictors.network_outputs``).
 
 Framework path: a ``tf.function`` over the model with a fixed input signature
 (float32, (None, features)), so every batch size reuses one traced graph instead of
@@ -22,7 +22,7 @@ one process keeps the first one's setting, logged).
 Fast path (``predictor = "auto"``, tf2onnx installed): the same ``tf.function``
 converted by ``tf2onnx.convert.from_function`` (``from_keras`` fails on Keras 3) and
 scored by ONNX Runtime, checked against TensorFlow on the job's first batch within
-1e-5 and timed against it at two batch sizes (``container.frameworks.fastest``);
+1e-5 and timed against it at two batch sizes (``container.predictors.fastest``);
 whichever is faster scores each batch size. One real disagreement this catches:
 in graph mode (``tf.function``, as ``model.predict`` runs) TensorFlow fuses
 MatMul+BiasAdd+ReLU into one oneDNN kernel that turns NaN into 0, so a row with a
@@ -49,11 +49,11 @@ import pyarrow as pa
 
 from container.contract import ModelMetadata
 from container.errors import JobInputError
-from container.features import feature_matrix
-from container.frameworks.base import ModelFacts
-from container.frameworks.declared import check_declared
-from container.frameworks.fastest import RacedTwoPathModel
-from container.frameworks.network_outputs import declared_output, task_values
+from container.predictors.base import ModelFacts
+from container.predictors.declared import check_declared
+from container.predictors.fastest import RacedTwoPathModel
+from container.predictors.features import feature_matrix
+from container.predictors.network_outputs import declared_output, task_values
 
 log = logging.getLogger("container.frameworks.tensorflow")
 
@@ -198,7 +198,7 @@ class TensorFlowModel(RacedTwoPathModel):
         return proto.SerializeToString()
 
     def _convert(self, threads: int) -> Any:
-        from container.frameworks.onnx import OrtGraph, OrtPredictor, ort_session
+        from container.predictors.onnx_runtime import OrtGraph, OrtPredictor, ort_session
 
         try:
             graph = OrtGraph(ort_session(self.export_onnx(), threads))

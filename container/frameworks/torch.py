@@ -6,7 +6,7 @@ The module takes one float32 tensor (rows, features) in ``ModelMetadata.features
 order and returns (rows, 1) or (rows,) (binary: P(positive); regression: the value)
 or (rows, k) (multiclass probabilities in ``class_labels`` order). Whether a
 classifier returns probabilities or logits is ``ModelMetadata.output``
-(``container.frameworks.network_outputs``: default ``probability``, checked on every
+(``container.predictors.network_outputs``: default ``probability``, checked on every
 batch).
 
 Framework path: the module under ``torch.inference_mode()`` on each batch as the
@@ -17,16 +17,16 @@ Fast path (``predictor = "auto"``): a second copy of the module exported with
 ``torch.onnx.export(..., dynamo=False)`` (the TorchScript exporter; the default
 dynamo exporter cannot take a ScriptModule and needs onnxscript) and scored by ONNX
 Runtime. It is checked against the module on the job's first batch within 1e-5 and
-then timed against it at two batch sizes (``container.frameworks.fastest``), because
+then timed against it at two batch sizes (``container.predictors.fastest``), because
 ONNX Runtime is not always the faster: whichever is faster scores each batch size,
 and ``predictor_name`` says which. Modules that do not export (an operator ONNX
 lacks, such as ``erfinv``) are scored by PyTorch.
 
 That fast path runs at job start only for bundles without a verified export: since
-the export moved to import (``container.frameworks.verified_export``, using
+the export moved to import (``container.predictors.verified_export``, using
 ``export_onnx`` below), an imported bundle carries ``model.onnx`` and the import's
 verdict, and ``container.frameworks.load_model`` scores it with ONNX Runtime alone
-(``container.frameworks.exported``) or with this module and ``predictor =
+(``container.predictors.exported``) or with this module and ``predictor =
 "framework"``.
 
 Exporting a module and then calling it under ``inference_mode`` fails in PyTorch
@@ -50,11 +50,11 @@ import pyarrow as pa
 
 from container.contract import ModelMetadata
 from container.errors import JobInputError
-from container.features import feature_matrix
-from container.frameworks.base import ModelFacts
-from container.frameworks.declared import check_declared
-from container.frameworks.fastest import RacedTwoPathModel
-from container.frameworks.network_outputs import declared_output, task_values
+from container.predictors.base import ModelFacts
+from container.predictors.declared import check_declared
+from container.predictors.fastest import RacedTwoPathModel
+from container.predictors.features import feature_matrix
+from container.predictors.network_outputs import declared_output, task_values
 
 log = logging.getLogger("container.frameworks.torch")
 
@@ -144,7 +144,7 @@ class TorchModel(RacedTwoPathModel):
     def _export(self, threads: int) -> Any:
         """ONNX Runtime on the exported module, or ``None`` (logged) if it does not
         export or load."""
-        from container.frameworks.onnx import OrtGraph, OrtPredictor, ort_session
+        from container.predictors.onnx_runtime import OrtGraph, OrtPredictor, ort_session
 
         try:
             graph = OrtGraph(ort_session(self.export_onnx(), threads))

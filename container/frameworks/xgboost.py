@@ -1,5 +1,5 @@
 """XGBoost boosters: ``inplace_predict`` (thread-safe, releases the GIL), or oneDAL where
-installed and the objective converts (``container.onedal_trees``), checked against
+installed and the objective converts (``container.predictors.onedal_trees``), checked against
 XGBoost on the job's first batch.
 
 What ``inplace_predict`` returns already has the engine's shape per task: the
@@ -20,11 +20,11 @@ import pyarrow as pa
 
 from container.contract import ONEDAL_CACHE_FILE, ModelMetadata
 from container.errors import JobInputError
-from container.features import feature_matrix
-from container.frameworks.base import ModelFacts
-from container.frameworks.declared import check_declared
-from container.frameworks.two_path import TwoPathModel
-from container.onedal_trees import booster_objective, onedal_predictor
+from container.predictors.base import ModelFacts
+from container.predictors.declared import check_declared
+from container.predictors.features import feature_matrix
+from container.predictors.onedal_trees import booster_objective, onedal_predictor
+from container.predictors.two_path import TwoPathModel
 
 # objective families -> task; reg:logistic is missing on purpose (a probability, so
 # either binary or regression) and ranking objectives are no task of ours

@@ -1,7 +1,7 @@
 """Two predictors that agree, and for each batch size the faster of the two.
 
 For trees the fast path (oneDAL) is faster at every batch size, so
-``container.frameworks.two_path.TwoPathModel`` keeps it whenever it agrees. For
+``container.predictors.two_path.TwoPathModel`` keeps it whenever it agrees. For
 neural networks the alternative to the framework (ONNX Runtime on an exported graph)
 is not reliably faster: ``benchmarks/dl_probe.py`` measured, on 1M rows and 2 cores
 with a 40-256-256-1 MLP, torch eager 1.1 s at batch 4,096 and 2.3 s at batch 65,536,
@@ -14,7 +14,7 @@ that was faster at the nearer of the two sizes (nearer on a log scale). The fast
 must win by ``MARGIN`` to be used: on a tie the framework, the reference, scores.
 
 Agreement for float32 graphs is ``GRAPH_TOLERANCE`` = 1e-5 (scaled by the value above
-1, see ``container.frameworks.two_path.largest_difference``), not the 1e-6 of trees:
+1, see ``container.predictors.two_path.largest_difference``), not the 1e-6 of trees:
 a network sums hundreds of float32 products per unit and layer, and two correct
 kernels (MKL/oneDNN under torch and TensorFlow, MLAS under ONNX Runtime) sum them in
 different orders, so they differ by a few float32 units in the last place times the
@@ -24,10 +24,10 @@ something else (a mis-exported op, NaN handled differently, a random op) is off 
 far more than 1e-5 on some row and is dropped.
 
 Either path is called with at most ``NETWORK_CALL_ROWS`` rows at a time
-(``container.frameworks.network_calls``: networks are fastest in 1k-4k-row calls),
+(``container.predictors.network_calls``: networks are fastest in 1k-4k-row calls),
 in the race as in scoring, so a batch of ``DEFAULT_BATCH_ROWS`` is timed as it is
 scored. Bundles imported since the ONNX export moved to import carry the export and
-the race's verdict (``container.frameworks.verified_export``) and are not raced here.
+the race's verdict (``container.predictors.verified_export``) and are not raced here.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ import numpy as np
 import pyarrow as pa
 
 from container.contract import DEFAULT_BATCH_ROWS
-from container.frameworks.network_calls import in_calls
-from container.frameworks.two_path import TwoPathModel
+from container.predictors.network_calls import in_calls
+from container.predictors.two_path import TwoPathModel
 
 log = logging.getLogger("container.frameworks")
 

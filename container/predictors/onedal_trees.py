@@ -10,7 +10,7 @@ Converted objectives (``CONVERTIBLE_OBJECTIVES``), measured against XGBoost's
 1.2e-7), ``multi:softprob`` (``predict_proba``, one column per class, within 1.2e-7)
 and ``reg:squarederror`` (``predict``: the same float32 sum of leaves in another order,
 so within a unit in float32's last place, 1.2e-6 at a value of 10; the engine's check
-scales its tolerance by the value above 1, see ``container.frameworks.two_path``).
+scales its tolerance by the value above 1, see ``container.predictors.two_path``).
 Other objectives are not converted and XGBoost scores them: oneDAL has no link
 function for them (``reg:logistic``, ``count:poisson``, ``reg:tweedie``, ...), so its
 output would not be XGBoost's. The engine compares both on the job's first batch
@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from container.features import feature_matrix
+from container.predictors.features import feature_matrix
 
-log = logging.getLogger("container.onedal_trees")
+log = logging.getLogger("container.predictors.onedal_trees")
 
 # objective -> what oneDAL's model returns for it, in the engine's shape per task
 CONVERTIBLE_OBJECTIVES = {

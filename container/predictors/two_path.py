@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from container.contract import ModelMetadata
-from container.frameworks.base import ModelFacts, PathsUsed
+from container.predictors.base import ModelFacts, PathsUsed
 
 log = logging.getLogger("container.frameworks")
 

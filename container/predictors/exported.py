@@ -3,7 +3,7 @@ import in the scoring process.
 
 Used for torch and TensorFlow bundles whose import verified an ONNX export and found
 ONNX Runtime faster (``ModelMetadata.fastest_predictor == "onnxruntime"``, see
-``container.frameworks.verified_export``) when the job's predictor is ``auto``.
+``container.predictors.verified_export``) when the job's predictor is ``auto``.
 
 The verified-fast-path principle still holds: a fast path scores only after it
 matched the framework on real rows. Here the match was established when the bundle
@@ -30,7 +30,7 @@ Runtime cannot load it (``UnusableExport``), ``load_model`` falls back to the
 job-start path of bundles without an export (export, check on the first batch,
 race), logged.
 
-Calls are at most ``NETWORK_CALL_ROWS`` rows (``container.frameworks.network_calls``).
+Calls are at most ``NETWORK_CALL_ROWS`` rows (``container.predictors.network_calls``).
 """
 
 from __future__ import annotations
@@ -45,13 +45,13 @@ import pyarrow as pa
 
 from container.contract import ModelMetadata
 from container.errors import JobInputError
-from container.features import feature_matrix
-from container.frameworks.base import ModelFacts, PathsUsed
-from container.frameworks.declared import check_declared
-from container.frameworks.network_calls import in_calls
-from container.frameworks.network_outputs import declared_output, task_values
+from container.predictors.base import ModelFacts, PathsUsed
+from container.predictors.declared import check_declared
+from container.predictors.features import feature_matrix
+from container.predictors.network_calls import in_calls
+from container.predictors.network_outputs import declared_output, task_values
 
-log = logging.getLogger("container.frameworks.exported")
+log = logging.getLogger("container.predictors.exported")
 
 PREDICTOR_NAME = "ONNX Runtime (ONNX export verified at import)"
 
@@ -83,7 +83,7 @@ class ExportedNetworkModel:
     feature_precision = np.float32
 
     def __init__(self, metadata: ModelMetadata, bundle_dir: Path, threads: int) -> None:
-        from container.frameworks.onnx import OrtGraph, ort_session
+        from container.predictors.onnx_runtime import OrtGraph, ort_session
 
         self.metadata = metadata
         self.bundle_dir = bundle_dir

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from container.contract import ModelMetadata
 from container.errors import JobInputError
-from container.frameworks.base import ModelFacts
+from container.predictors.base import ModelFacts
 
 
 def check_declared(metadata: ModelMetadata, facts: ModelFacts, artifact: str) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-log = logging.getLogger("container.linear_fold")
+log = logging.getLogger("container.predictors.linear_fold")
 
 TOLERANCE = 1e-6
 PROBE_ROWS = 512

@@ -2,7 +2,7 @@
 
 Before, every scoring job of a torch or TensorFlow model imported the framework,
 exported the model to ONNX, checked the export on the job's first batch and raced
-the two paths (``container.frameworks.fastest``): seconds of start-up per job (the
+the two paths (``container.predictors.fastest``): seconds of start-up per job (the
 benchmark measured 4.5 s for W4 and 6.8 s for W5 against 1.5 s for ONNX Runtime
 alone), spent again on every job although the model never changes. A bundle is
 immutable and versioned by digest, so all of that can be done once, when the bundle
@@ -12,7 +12,7 @@ version is made (``python -m container import``):
    ``tensorflow``: the same exporters the job-start path uses);
 2. verify the export against the framework's own predictions within
    ``GRAPH_TOLERANCE`` (1e-5, scaled above 1; why 1e-5 and not the trees' 1e-6 is in
-   ``container.frameworks.fastest``) on the holdout rows when the registry gives
+   ``container.predictors.fastest``) on the holdout rows when the registry gives
    holdout data, else on ``SYNTHETIC_ROWS`` deterministic standard-normal rows of the
    declared features; rows with missing values are checked apart (see below);
 3. time both paths on ``DEFAULT_BATCH_ROWS`` rows scored as the engine scores them
@@ -53,15 +53,16 @@ import numpy as np
 
 from container.contract import DEFAULT_BATCH_ROWS, ONNX_EXPORT_FILE, ModelMetadata
 from container.errors import JobInputError
-from container.frameworks.fastest import GRAPH_TOLERANCE, MARGIN, best_seconds, repeated_rows
-from container.frameworks.network_calls import NETWORK_CALL_ROWS, in_calls
-from container.frameworks.network_outputs import declared_output, task_values
-from container.frameworks.two_path import largest_difference
+from container.framework_table import names as framework_names
+from container.predictors.fastest import GRAPH_TOLERANCE, MARGIN, best_seconds, repeated_rows
+from container.predictors.network_calls import NETWORK_CALL_ROWS, in_calls
+from container.predictors.network_outputs import declared_output, task_values
+from container.predictors.two_path import largest_difference
 
-log = logging.getLogger("container.frameworks.verified_export")
+log = logging.getLogger("container.predictors.verified_export")
 
 # networks whose import makes a verified ONNX export (an ONNX model is one already)
-EXPORTED_NETWORKS = ("torch", "tensorflow")
+EXPORTED_NETWORKS = framework_names(onnx_export=True)
 SYNTHETIC_ROWS = 4_096
 SYNTHETIC_SEED = 0
 MISSING_SHARE = 0.05  # of the values removed for the missing-value check
@@ -114,7 +115,7 @@ class _OrtPath:
 
     def __init__(self, graph: bytes, metadata: ModelMetadata, artifact: str,
                  threads: int) -> None:
-        from container.frameworks.onnx import OrtGraph, ort_session
+        from container.predictors.onnx_runtime import OrtGraph, ort_session
 
         self.graph = OrtGraph(ort_session(graph, threads))
         self.task = metadata.task
