@@ -26,6 +26,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from batch_assets.day_manifests import day_manifests, readable
 from batch_assets.layout import predictions_prefix
 from batch_assets.metadata_format import format_metadata
 from batch_assets.model_pointer import ModelNotTrainedError, read_current_model
@@ -38,7 +39,7 @@ from batch_assets.scoring_plan import (
     list_inputs,
     tally_partition,
 )
-from container.contract import MANIFEST_DIR, METADATA_FILE, ModelMetadata
+from container.contract import MANIFEST_DIR, METADATA_FILE, FileManifest, ModelMetadata
 from resources.job_store import JobStore
 from resources.storage import ObjectStorage
 
@@ -123,7 +124,8 @@ def evaluate_checks(registry: Registry, storage: ObjectStorage, job_store: JobSt
         yield (_unavailable(key, VALID_CHECK, partition)
                if isinstance(partition, Unavailable) else _valid(storage, key, partition))
     if dg.AssetCheckKey(key, DRIFT_CHECK) in selected:
-        yield _drift(registry, storage, key, model, day)
+        today = None if isinstance(partition, Unavailable) else partition.tally.manifests
+        yield _drift(registry, storage, key, model, day, today)
 
 
 def _unavailable(key: dg.AssetKey, name: str, why: Unavailable) -> dg.AssetCheckResult:
@@ -190,11 +192,16 @@ def _valid(storage: ObjectStorage, key: dg.AssetKey,
 
 
 def _drift(registry: Registry, storage: ObjectStorage, key: dg.AssetKey, model: str,
-           day: str) -> dg.AssetCheckResult:
+           day: str, today: list[FileManifest] | None) -> dg.AssetCheckResult:
+    """``today``: the day's done outputs' manifests, as the tally read them (None when
+    the day could not be tallied: its readable manifests are read here instead)."""
     task = registry.get(model).task
     previous_day = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
-    drift = compare_days(task, day_predictions(storage, model, previous_day, task),
-                         day_predictions(storage, model, day, task))
+    if today is None:
+        today = readable(day_manifests(storage, model, day))
+    drift = compare_days(
+        task, day_predictions(readable(day_manifests(storage, model, previous_day)), task),
+        day_predictions(today, task))
     if drift.psi is None:
         return dg.AssetCheckResult(
             asset_key=key, check_name=DRIFT_CHECK,

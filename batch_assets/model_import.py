@@ -30,9 +30,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from batch_assets.job_requests import import_request, job_tags
 from batch_assets.job_runner import JobOutcome, PartitionJobRunner
-from batch_assets.layout import current_model_key, job_prefix, model_prefix, model_source_prefix
+from batch_assets.layout import (
+    current_model_key,
+    job_config_prefix,
+    job_spec_key,
+    model_prefix,
+    model_source_prefix,
+)
 from batch_assets.registry import ModelSpec
-from container.contract import METADATA_FILE, SPEC_FILE, ImportSpec
+from container.contract import METADATA_FILE, ImportSpec
 from resources.buckets import Bucket, LocalBucket
 from resources.processing import SageMakerProcessing
 from resources.s3_uri import parse_s3_uri
@@ -210,11 +216,10 @@ def run_import_job(context, spec: ModelSpec, storage: ObjectStorage,
             allow_retries=False)
 
     def build(job_name: str) -> dict:
-        config_prefix = job_prefix(job_name) + "config/"
-        storage.write_json(config_prefix + SPEC_FILE, job_spec.to_dict())
+        storage.write_json(job_spec_key(job_name), job_spec.to_dict())
         return import_request(
             processing, processing.container_launch(spec.framework, storage), spec, job_name,
-            source_uri=storage.uri(source), config_uri=storage.uri(config_prefix),
+            source_uri=storage.uri(source), config_uri=storage.uri(job_config_prefix(job_name)),
             holdout_uri=storage.uri(spec.holdout_data) if spec.holdout_data else None,
             model_uri=storage.uri(model_prefix(spec.name, job_spec.version)),
             tags=job_tags(asset_name, spec.name, context.run.run_id),

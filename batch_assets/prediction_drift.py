@@ -18,9 +18,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from batch_assets.layout import predictions_prefix
-from container.contract import MANIFEST_DIR, FileManifest, PredictionSummary
-from resources.storage import ObjectStorage
+from container.contract import FileManifest, PredictionSummary
 
 _SHARE_FLOOR = 1e-4  # empty bins count as this share, so PSI stays finite
 
@@ -67,12 +65,13 @@ class DayPredictions:
                    default=())
 
 
-def day_predictions(storage: ObjectStorage, model: str, day: str, task: str
-                    ) -> DayPredictions:
-    """Sum of the day's manifests' summaries of ``task`` (any model version)."""
+def day_predictions(manifests: list[FileManifest], task: str) -> DayPredictions:
+    """Sum of ``manifests``' summaries of ``task``: a day's done outputs, as its tally
+    read them, or every readable manifest of an earlier day
+    (``batch_assets.day_manifests``)."""
     found = DayPredictions()
-    for item in storage.list_objects(predictions_prefix(model, day) + MANIFEST_DIR + "/"):
-        summary = FileManifest.from_dict(storage.read_json(item.key)).predictions
+    for manifest in manifests:
+        summary = manifest.predictions
         if summary is not None and summary.task == task:
             found.add(summary)
     return found

@@ -29,7 +29,19 @@ from batch_assets.failures import BAD_INPUT, CONFIGURATION, MISSING_PREREQUISITE
 from batch_assets.job_requests import job_tags, scoring_request
 from batch_assets.job_runner import JobOutcome, PartitionJobRunner
 from batch_assets.last_job import last_job_figures
-from batch_assets.layout import data_prefix, job_prefix, model_prefix, predictions_prefix
+from batch_assets.layout import (
+    MODELS_ROOT,
+    PREDICTIONS_ROOT,
+    data_prefix,
+    job_config_prefix,
+    job_inputs_manifest_key,
+    job_models_manifest_key,
+    job_scoring_plan_key,
+    model_prefix,
+    model_relative,
+    predictions_prefix,
+    predictions_relative,
+)
 from batch_assets.metadata_format import format_metadata, legend_markdown
 from batch_assets.model_pointer import CurrentModel, ModelNotTrainedError, read_current_model
 from batch_assets.orchestration import PREDICTIONS_BACKFILL, PROCESSING_POOL, TRANSIENT_RETRY
@@ -300,35 +312,35 @@ def _request(processing: SageMakerProcessing, storage: ObjectStorage, registry: 
     inputs = _job_inputs(pending)
     files = [i.relative for i in inputs]
     write_job_plan(storage, job_name, inputs)
-    data_manifest = job_prefix(job_name) + "inputs.manifest"
+    data_manifest = job_inputs_manifest_key(job_name)
     storage.write_bytes(data_manifest, build_manifest(
         storage.uri(data_prefix(group.dataset, day)), files))
     bundle_keys = []
     for state in pending:
         prefix = model_prefix(state.model, state.current.version)
-        bundle_keys += [o.key.removeprefix("models/") for o in storage.list_objects(prefix)]
-    models_manifest = job_prefix(job_name) + "models.manifest"
-    storage.write_bytes(models_manifest, build_manifest(storage.uri("models/"), bundle_keys))
+        bundle_keys += [model_relative(o.key) for o in storage.list_objects(prefix)]
+    models_manifest = job_models_manifest_key(job_name)
+    storage.write_bytes(models_manifest, build_manifest(storage.uri(MODELS_ROOT),
+                                                        bundle_keys))
     plan = ScoringPlan([
         PlannedModel(
             name=state.model,
-            bundle=model_prefix(state.model, state.current.version).removeprefix("models/"),
-            output=predictions_prefix(state.model, day).removeprefix("predictions/"),
+            bundle=model_relative(model_prefix(state.model, state.current.version)),
+            output=predictions_relative(state.model, day),
             files=None if len(state.before.pending) == len(files)
             else [i.relative for i in state.before.pending],
             predictor=registry.get(state.model).inference.predictor,
         )
         for state in pending
     ])
-    config_prefix = job_prefix(job_name) + "config/"
-    storage.write_json(config_prefix + "scoring.json", plan.to_dict())
+    storage.write_json(job_scoring_plan_key(job_name), plan.to_dict())
     specs = [registry.get(d.model) for d in pending]
     return scoring_request(
         processing, processing.container_launch(_framework_of(specs), storage), specs,
         job_name, manifest_uri=storage.uri(data_manifest),
         models_manifest_uri=storage.uri(models_manifest),
-        config_uri=storage.uri(config_prefix),
-        output_uri=storage.uri("predictions/"), instance_count=instances,
+        config_uri=storage.uri(job_config_prefix(job_name)),
+        output_uri=storage.uri(PREDICTIONS_ROOT), instance_count=instances,
         tags=job_tags(group.name, day, context.run.run_id),
     )
 

@@ -31,6 +31,8 @@ from container.contract import (
     is_prediction_column_name,
     prediction_columns,
 )
+from container.framework_table import framework as table_row
+from container.framework_table import names as framework_names
 
 DEFAULT_REGISTRY_PATH = Path(__file__).with_name("models.toml")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -258,9 +260,10 @@ def _model_spec(path: Path, index: int, entry: dict) -> ModelSpec:
                            fail, allow_empty=True)
     if not set(categorical) <= set(features):
         raise fail("categorical_features must be a subset of features")
-    if categorical and entry["framework"] == "xgboost":
-        raise fail("categorical_features are supported for framework 'sklearn' only; "
-                   "encode them upstream for xgboost")
+    if categorical and not table_row(entry["framework"]).takes_categorical:
+        raise fail(f"categorical_features are supported for framework(s) "
+                   f"{', '.join(framework_names(takes_categorical=True))} only; encode them "
+                   f"upstream for {entry['framework']}")
     if set(keys) & set(features):
         raise fail("a column cannot be both a key column and a feature")
     passthrough = _passthrough(entry.get("output", {}), keys, fail)

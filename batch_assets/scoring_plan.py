@@ -12,13 +12,11 @@ files that need it (and the other files of a pack that holds one of them).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import pyarrow.parquet as pq
 
+from batch_assets.day_manifests import map_in_parallel, read_listed
 from batch_assets.layout import SUCCESS_MARKER, data_prefix, job_plan_key, predictions_prefix
 from batch_assets.parquet_footer import read_footer
 from container.contract import (
@@ -26,21 +24,12 @@ from container.contract import (
     MANIFEST_DIR,
     FileManifest,
     ModelFailure,
-    manifest_relative_path,
-    output_relative_path,
-    pack_manifest_relative_path,
-    pack_output_relative_path,
 )
 from resources.storage import ObjectStorage
 
-# concurrent manifest and footer reads: each is one small request (a round trip on
-# S3), so a few hundred files take a few round trips of wall time, not hundreds
-READ_THREADS = 16
 _SMALLEST_PARQUET = 12  # "PAR1", footer length, "PAR1"
 
 
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class MissingInputError(Exception):
@@ -155,78 +144,74 @@ def tally_partition(
     """Which inputs are done, and why each other one is not.
 
     One listing of the day's prediction prefix gives every manifest and every
-    output's size (no request per file); the manifests and the outputs' footers are
-    read by a small thread pool, since on S3 each read is a round trip and a day
-    can have hundreds of files. An output may hold several inputs (a pack of small
+    output's size (no request per file); the manifests (``batch_assets.day_manifests``,
+    whose error policy marks an unreadable one) and the outputs' footers are read in
+    parallel, since on S3 each read is a round trip and a day can have thousands of
+    files. An output may hold several inputs (a pack of small
     files, ``FileManifest.packed``): it is done, for all of them, or not at all.
     """
     tally = PartitionTally(inputs=inputs)
     prefix = predictions_prefix(model, day)
     listed = storage.list_objects(prefix)
     sizes = {o.key: o.size for o in listed}
-    manifest_keys = [k for k in sizes
-                     if k.startswith(prefix + MANIFEST_DIR + "/") and k.endswith(".json")]
     by_relative = {i.relative: i for i in inputs}
     plans: dict[str, dict] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(READ_THREADS, len(manifest_keys)))
-                            ) as pool:
-        read = _map_in_chunks(pool, lambda key: _read_manifest(storage, prefix, key),
-                              manifest_keys)
-        claims: dict[str, list[str]] = {}  # relative -> manifest keys claiming its rows
-        current: dict[str, FileManifest] = {}
-        why_not: dict[str, str] = {}  # relative -> why its manifest is not current
-        claimed_outputs: set[str] = set()
-        for key, manifest in zip(manifest_keys, read, strict=True):
-            if isinstance(manifest, str):  # unreadable: its input, if one is named so
-                owner = _input_of_manifest_key(key, prefix, by_relative)
-                if owner is not None:
-                    why_not[owner] = manifest
-                    tally.stale.append(key)
-                continue
-            claimed_outputs.add(prefix + manifest.output)
-            mine = [p.input for p in manifest.covered if p.input in by_relative]
-            if not mine:
-                continue  # no input delivered today: left alone, as before packing
-            reason = _why_not_current(manifest, by_relative, model_version,
-                                      _plan_of(storage, manifest.job_name, plans))
-            if reason:
-                for relative in mine:
-                    why_not[relative] = reason
-                tally.stale += [key, prefix + manifest.output]
-                continue
-            current[key] = manifest
+    claims: dict[str, list[str]] = {}  # relative -> manifest keys claiming its rows
+    current: dict[str, FileManifest] = {}
+    why_not: dict[str, str] = {}  # relative -> why its manifest is not current
+    claimed_outputs: set[str] = set()
+    for read in read_listed(storage, prefix, listed):  # batch_assets.day_manifests
+        key, manifest = read.key, read.manifest
+        if manifest is None:  # unreadable: its input, if one is named so
+            owner = _input_of_manifest_key(key, prefix, by_relative)
+            if owner is not None:
+                why_not[owner] = read.problem
+                tally.stale.append(key)
+            continue
+        claimed_outputs.add(prefix + manifest.output)
+        mine = [p.input for p in manifest.covered if p.input in by_relative]
+        if not mine:
+            continue  # no input delivered today: left alone, as before packing
+        reason = _why_not_current(manifest, by_relative, model_version,
+                                  _plan_of(storage, manifest.job_name, plans))
+        if reason:
             for relative in mine:
-                claims.setdefault(relative, []).append(key)
-        for relative, keys in claims.items():  # rows in two outputs: neither counts
-            if len(keys) < 2:
-                continue
-            reason = (f"rows of {relative} in two outputs ("
-                      + ", ".join(k.removeprefix(prefix) for k in keys) + ")")
-            for key in keys:
-                manifest = current.pop(key, None)
-                if manifest is not None:
-                    tally.stale += [key, prefix + manifest.output]
-                    for packed in manifest.covered:
-                        why_not.setdefault(packed.input, reason)
-        to_read: list[tuple[str, FileManifest, str]] = []  # footers still to check
-        for key, manifest in current.items():
-            output_key = prefix + manifest.output
-            damage = _size_damage(sizes.get(output_key), manifest)
-            if damage:
-                _damaged(tally, manifest, by_relative, damage, key, output_key)
-                continue
-            to_read.append((key, manifest, output_key))
-        footers = _map_in_chunks(
-            pool, lambda entry: _read_footer(storage, entry[2], sizes[entry[2]]), to_read)
-        for (key, manifest, output_key), footer in zip(to_read, footers, strict=True):
-            damage = footer if isinstance(footer, str) else _footer_damage(footer, manifest)
-            if damage:
-                _damaged(tally, manifest, by_relative, damage, key, output_key)
-                continue
-            tally.outputs.append(ScoredOutput(key, output_key, manifest, footer))
-            for packed in manifest.covered:
-                if packed.input in by_relative:
-                    tally.done[packed.input] = manifest
+                why_not[relative] = reason
+            tally.stale += [key, prefix + manifest.output]
+            continue
+        current[key] = manifest
+        for relative in mine:
+            claims.setdefault(relative, []).append(key)
+    for relative, keys in claims.items():  # rows in two outputs: neither counts
+        if len(keys) < 2:
+            continue
+        reason = (f"rows of {relative} in two outputs ("
+                  + ", ".join(k.removeprefix(prefix) for k in keys) + ")")
+        for key in keys:
+            manifest = current.pop(key, None)
+            if manifest is not None:
+                tally.stale += [key, prefix + manifest.output]
+                for packed in manifest.covered:
+                    why_not.setdefault(packed.input, reason)
+    to_read: list[tuple[str, FileManifest, str]] = []  # footers still to check
+    for key, manifest in current.items():
+        output_key = prefix + manifest.output
+        damage = _size_damage(sizes.get(output_key), manifest)
+        if damage:
+            _damaged(tally, manifest, by_relative, damage, key, output_key)
+            continue
+        to_read.append((key, manifest, output_key))
+    footers = map_in_parallel(
+        lambda entry: _read_footer(storage, entry[2], sizes[entry[2]]), to_read)
+    for (key, manifest, output_key), footer in zip(to_read, footers, strict=True):
+        damage = footer if isinstance(footer, str) else _footer_damage(footer, manifest)
+        if damage:
+            _damaged(tally, manifest, by_relative, damage, key, output_key)
+            continue
+        tally.outputs.append(ScoredOutput(key, output_key, manifest, footer))
+        for packed in manifest.covered:
+            if packed.input in by_relative:
+                tally.done[packed.input] = manifest
     for item in inputs:
         if item.relative not in tally.done:
             tally.problems.setdefault(item.relative,
@@ -241,9 +226,7 @@ def remove_stale(storage: ObjectStorage, tally: PartitionTally) -> int:
     """Delete what the tally found stale (``PartitionTally.stale``), before the
     pending inputs are scored again; returns how many objects were deleted."""
     keys = tally.stale
-    if keys:
-        with ThreadPoolExecutor(max_workers=max(1, min(READ_THREADS, len(keys)))) as pool:
-            list(pool.map(storage.delete, keys))
+    map_in_parallel(storage.delete, keys)
     tally.stale = []
     return len(keys)
 
@@ -276,39 +259,6 @@ def read_model_failures(storage: ObjectStorage, model: str, day: str,
         if failure.job_name == job_name:
             found.append(failure)
     return found
-
-
-def _map_in_chunks(pool: ThreadPoolExecutor, function: Callable[[T], R],
-                   items: list[T]) -> list[R]:
-    """``function`` over ``items`` in order, a few chunks per thread rather than a task
-    per item: a day of 3,000 files would otherwise pay 6,000 task hand-offs, more
-    than the reads themselves cost on a local bucket."""
-    size = max(1, -(-len(items) // (READ_THREADS * 4)))
-    chunks = [items[i:i + size] for i in range(0, len(items), size)]
-    return [result for chunk in pool.map(lambda part: [function(i) for i in part], chunks)
-            for result in chunk]
-
-
-def _read_manifest(storage: ObjectStorage, prefix: str, key: str) -> FileManifest | str:
-    """The manifest at ``key``, or why it cannot be used (a string). Its output must
-    be where the contract puts it: a manifest naming any other object is refused."""
-    try:
-        manifest = FileManifest.from_dict(storage.read_json(key))
-    except FileNotFoundError:  # deleted since the listing
-        return "no manifest"
-    except ValueError:  # not JSON, not UTF-8, or not a manifest's fields
-        return "unreadable manifest"
-    relative_key = key.removeprefix(prefix)
-    if manifest.packed is None:
-        expected = (manifest_relative_path(manifest.input),
-                    output_relative_path(manifest.input))
-    else:
-        count = len(manifest.packed)
-        expected = (pack_manifest_relative_path(manifest.input, count),
-                    pack_output_relative_path(manifest.input, count))
-    if (relative_key, manifest.output) != expected:
-        return "unreadable manifest"
-    return manifest
 
 
 def _read_footer(storage: ObjectStorage, key: str, size: int) -> pq.FileMetaData | str:

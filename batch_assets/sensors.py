@@ -39,12 +39,19 @@ import dagster as dg
 
 from batch_assets.checks import COMPLETE_CHECK, VALID_CHECK
 from batch_assets.data_assets import delivery_event
+from batch_assets.day_manifests import read_listed
 from batch_assets.failures import classify_job_failure
 from batch_assets.jobs import AssetJob, score_predictions_job
-from batch_assets.layout import data_prefix, prediction_manifest_key, predictions_prefix
+from batch_assets.layout import (
+    data_prefix,
+    dataset_prefix,
+    prediction_manifest_key,
+    prediction_manifests_prefix,
+    predictions_prefix,
+)
 from batch_assets.registry import Registry
 from batch_assets.scoring_groups import group_of, model_of, prediction_key
-from container.contract import MANIFEST_DIR, FileManifest, is_pack_manifest_name
+from container.contract import is_pack_manifest_name
 from resources.job_status import FAILED, STOPPED
 from resources.job_store import JobStore
 from resources.storage import ObjectInfo, ObjectStorage
@@ -92,17 +99,14 @@ def scored_already(storage: ObjectStorage, models: list[str], day: str,
     since their names do not say which small files they hold)."""
     relative = {i.key[len(dataset_prefix):]: i.last_modified for i in data_files}
     for model in models:
-        listed = {o.key: o.last_modified for o in
-                  storage.list_objects(predictions_prefix(model, day) + MANIFEST_DIR + "/")}
+        objects = storage.list_objects(prediction_manifests_prefix(model, day))
+        listed = {o.key: o.last_modified for o in objects}
         written = {}
-        for key, modified in listed.items():
-            if not is_pack_manifest_name(key):
-                continue
-            try:
-                packed = FileManifest.from_dict(storage.read_json(key)).covered
-            except (FileNotFoundError, ValueError):
-                continue  # replaced or unreadable: its files count as not scored
-            written |= {p.input: modified for p in packed}
+        packs = read_listed(storage, predictions_prefix(model, day),
+                            [o for o in objects if is_pack_manifest_name(o.key)])
+        for read in packs:  # an unreadable one: its files count as not scored
+            if read.manifest is not None:
+                written |= {p.input: read.last_modified for p in read.manifest.covered}
         for name, delivered in relative.items():
             at = listed.get(prediction_manifest_key(model, day, name)) or written.get(name)
             if at is None or at < delivered:
@@ -115,7 +119,7 @@ def build_new_data_sensor(registry: Registry, dataset: str, models: list[str],
                           ) -> dg.SensorDefinition:
     """``job``: the ``score_predictions`` job its requests run (the one ``Definitions``
     holds; built from the registry if not given)."""
-    prefix = f"data/{dataset}/"
+    prefix = dataset_prefix(dataset)
 
     keys = [prediction_key(model) for model in models]
 

@@ -26,10 +26,9 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from batch_assets.day_manifests import day_manifests, readable
 from batch_assets.instance_types import vcpus
-from batch_assets.layout import predictions_prefix
 from batch_assets.registry import ModelSpec
-from container.contract import MANIFEST_DIR, FileManifest
 from resources.storage import ObjectStorage
 
 EFFICIENCY = 0.7
@@ -58,13 +57,8 @@ def measured_throughput(storage: ObjectStorage, model: str, day: str) -> Through
     whose manifests record predict seconds."""
     for back in range(1, LOOKBACK_DAYS + 1):
         earlier = (date.fromisoformat(day) - timedelta(days=back)).isoformat()
-        prefix = predictions_prefix(model, earlier) + MANIFEST_DIR + "/"
-        manifests = []
-        for item in storage.list_objects(prefix):
-            try:
-                manifests.append(FileManifest.from_dict(storage.read_json(item.key)))
-            except (FileNotFoundError, ValueError):
-                continue  # replaced or unreadable: the others still measure the day
+        # an unreadable manifest is left out: the others still measure the day
+        manifests = readable(day_manifests(storage, model, earlier))
         timed = [m for m in manifests if m.predict_seconds and m.rows_in]
         seconds = sum(m.predict_seconds for m in timed)
         rows = sum(m.rows_in for m in timed)

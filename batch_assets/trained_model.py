@@ -8,7 +8,7 @@ import dagster as dg
 
 from batch_assets.job_requests import job_tags, training_request
 from batch_assets.job_runner import JobOutcome, PartitionJobRunner
-from batch_assets.layout import job_prefix, model_prefix
+from batch_assets.layout import job_config_prefix, job_spec_key, model_prefix
 from batch_assets.model_import import (
     current_version,
     import_spec,
@@ -20,7 +20,7 @@ from batch_assets.model_pointer import CurrentModel, write_current_model
 from batch_assets.orchestration import PROCESSING_POOL, TRANSIENT_RETRY
 from batch_assets.partitions import model_partitions
 from batch_assets.registry import ModelSpec, Registry
-from container.contract import METADATA_FILE, SPEC_FILE, ModelMetadata
+from container.contract import METADATA_FILE, ModelMetadata
 from resources.job_status import COMPLETED
 from resources.job_store import JobStore
 from resources.processing import SageMakerProcessing
@@ -103,8 +103,7 @@ def _train(context, spec: ModelSpec, storage: ObjectStorage, runner: PartitionJo
     version = new_model_version(context.run.run_id)
 
     def build(job_name: str) -> dict:
-        config_prefix = job_prefix(job_name) + "config/"
-        storage.write_json(config_prefix + SPEC_FILE, {
+        storage.write_json(job_spec_key(job_name), {
             "name": spec.name, "version": version, "framework": spec.framework,
             "features": list(spec.features), "key_columns": list(spec.key_columns),
             "label": spec.label, "categorical_features": list(spec.categorical_features),
@@ -116,7 +115,7 @@ def _train(context, spec: ModelSpec, storage: ObjectStorage, runner: PartitionJo
         return training_request(
             processing, processing.container_launch(spec.framework, storage), spec, job_name,
             train_uri=storage.uri(spec.training_data),
-            config_uri=storage.uri(config_prefix),
+            config_uri=storage.uri(job_config_prefix(job_name)),
             model_uri=storage.uri(model_prefix(spec.name, version)),
             tags=job_tags(ASSET_NAME, spec.name, context.run.run_id),
         )

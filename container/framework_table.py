@@ -44,6 +44,8 @@ class Framework:
     # a job that scores it beside other models needs an image carrying its library
     # (the deep-learning ones are not in every image)
     needs_its_image: bool = False
+    # takes categorical features as strings (registry categorical_features)
+    takes_categorical: bool = False
 
     @property
     def loader(self) -> str:
@@ -64,7 +66,7 @@ FRAMEWORK_TABLE: dict[str, Framework] = {row.name: row for row in (
               model_file_endings=(".json", ".ubj", ".model", ".bst"),
               prebuilt_image=("xgboost", "1.7-1")),
     Framework("sklearn", extra=None, trains=True, model_file_endings=(".joblib", ".pkl"),
-              prebuilt_image=("sklearn", "1.2-1")),
+              prebuilt_image=("sklearn", "1.2-1"), takes_categorical=True),
     Framework("lightgbm", extra="lightgbm", model_file_names=("model.txt",),
               model_file_endings=(".txt",)),
     Framework("onnx", extra="onnx", model_file_endings=(".onnx",), network=True),

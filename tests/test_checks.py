@@ -95,3 +95,17 @@ def test_drift_check_passes_on_a_similar_day_and_warns_on_a_shifted_one(pipeline
     assert drift.severity.name == "WARN"
     assert drift.metadata["psi"].value > 0.2
     assert shifted_run.success, "a drift warning must not fail the run"
+
+
+def test_a_corrupt_manifest_of_the_previous_day_leaves_the_drift_check_standing(pipeline):
+    """One reader of a day's manifests, one error policy: an unreadable manifest of the
+    day compared with is left out (it used to crash the check), and the day's own
+    figures are the ones its tally read."""
+    for day in (DAY1, DAY2):
+        pipeline.score(day, "churn_xgb")
+    manifests = sorted((pipeline.storage.root_path /
+                        f"predictions/churn_xgb/dt={DAY1}/_manifests").glob("*.json"))
+    manifests[0].write_text("{not json")
+    drift = _checks(run_checks_only(pipeline, DAY2, "churn_xgb"))["predictions_drift"]
+    assert drift.passed and drift.metadata["psi"].value < 0.05
+    assert drift.metadata["compared_with"].value == DAY1

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 import xgboost as xgb
 
+from batch_assets.layout import job_scoring_plan_key
 from batch_assets.model_pointer import read_current_model
 from container.contract import ModelMetadata
 from tests.conftest import SMALL_DATA, check_evaluations, materialization
@@ -293,6 +294,5 @@ def test_a_changed_registry_entry_stops_scoring_before_any_job(pipeline):
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
     assert materialized == {"churn_xgb"}
     (attempt,) = pipeline.attempts(DAY, "churn_xgb")
-    plan = json.loads((pipeline.storage.root_path /
-                       f"jobs/{attempt.job_name}/config/scoring.json").read_text())
+    plan = pipeline.storage.read_json(job_scoring_plan_key(attempt.job_name))
     assert [m["name"] for m in plan["models"]] == ["churn_xgb"]

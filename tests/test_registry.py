@@ -255,3 +255,14 @@ def test_missing_value_policies_default_by_framework_and_load_as_declared(tmp_pa
     net = load_registry(path).get("net")
     assert net.resolved_missing_values == "fill"
     assert net.fill_values == {"f00": 1.0, "f01": -2.5} and net.nan_predictions == "mark"
+
+
+def test_categorical_features_only_for_frameworks_that_take_them(tmp_path):
+    path = tmp_path / "models.toml"
+    path.write_text(IMPORTED_TORCH.replace('features = ["f00", "f01"]',
+                                           'features = ["f00", "f01"]\n'
+                                           'categorical_features = ["f01"]'))
+    with pytest.raises(RegistryError) as error:
+        load_registry(path)
+    assert ("categorical_features are supported for framework(s) sklearn only; encode "
+            "them upstream for torch") in str(error.value)
