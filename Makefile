@@ -33,7 +33,7 @@ $(DAGSTER_HOME)/dagster.yaml:
 	cp batch_assets/local_instance.yaml $@
 
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m batch_assets.demo --data-dir .data
+	$(BIN)/python -m batch_assets.dev.demo --data-dir .data
 
 test: $(FRAMEWORKS_STAMP)
 	$(BIN)/ruff check .
@@ -72,10 +72,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 # The launcher makes Ctrl-C and SIGTERM stop every dagster process (SIGKILL after 10 s; see
-# batch_assets/dev_server.py). DEV_ARGS go to dagster dev, e.g. make dev DEV_ARGS="-p 3001".
+# batch_assets/dev/dev_server.py). DEV_ARGS go to dagster dev, e.g. make dev DEV_ARGS="-p 3001".
 DEV_ARGS ?=
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	exec $(BIN)/python -m batch_assets.dev_server -- $(BIN)/dagster dev -w workspace.yaml $(DEV_ARGS)
+	exec $(BIN)/python -m batch_assets.dev.dev_server -- $(BIN)/dagster dev -w workspace.yaml $(DEV_ARGS)
 
 clean:
 	rm -rf .data

@@ -17,15 +17,15 @@ from pathlib import Path
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from batch_assets.data_assets import data_asset_specs
-from batch_assets.jobs import score_predictions_job, train_models_job
-from batch_assets.orchestration import TRANSIENT_RETRY
-from batch_assets.partitions import prediction_partitions
-from batch_assets.predictions import build_prediction_assets
-from batch_assets.reaper import build_reaper_sensor
+from batch_assets.assets.data_assets import data_asset_specs
+from batch_assets.assets.partitions import prediction_partitions
+from batch_assets.assets.predictions import build_prediction_assets
+from batch_assets.assets.trained_model import build_trained_model_asset
+from batch_assets.automation.jobs import score_predictions_job, train_models_job
+from batch_assets.automation.orchestration import TRANSIENT_RETRY
+from batch_assets.automation.reaper import build_reaper_sensor
+from batch_assets.automation.sensors import build_new_data_sensor, build_retry_sensor
 from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
-from batch_assets.sensors import build_new_data_sensor, build_retry_sensor
-from batch_assets.trained_model import build_trained_model_asset
 from resources.dynamodb_job_store import DynamoDBJobStore
 from resources.instance_admission import parse_instance_quotas
 from resources.job_cost import parse_instance_prices
@@ -167,7 +167,7 @@ def build_definitions(
     registry = load_registry(registry_path)
     trained_model = build_trained_model_asset(registry, retry_policy)
     prediction_assets = build_prediction_assets(registry, retry_policy)
-    # the sensors launch runs of these jobs (not of __ASSET_JOB): batch_assets.jobs
+    # the sensors launch runs of these jobs (not of __ASSET_JOB): batch_assets.automation.jobs
     score_job, train_job = score_predictions_job(registry), train_models_job()
     sensors = [build_new_data_sensor(registry, dataset, models, score_job)
                for dataset, models in registry.datasets.items()]

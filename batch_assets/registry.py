@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
 
-from batch_assets.instance_types import vcpus
+from batch_assets.planning.instance_types import vcpus
 from container.contract import (
     FILL_STATISTICS,
     FRAMEWORKS,
@@ -95,7 +95,7 @@ class ModelSpec:
     holdout_data: str = ""
     class_labels: tuple[str, ...] = ()
     # instance_count = "auto": sized per day to finish in target_minutes
-    # (batch_assets.sizing); instance_count then holds max_instance_count
+    # (batch_assets.planning.sizing); instance_count then holds max_instance_count
     auto_instances: bool = False
     target_minutes: float | None = None
     # [models.inputs]: what becomes of missing feature values ("" = the framework's

@@ -18,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from batch_assets.demo import LOCAL_INSTANCE_CONFIG
+from batch_assets.dev.demo import LOCAL_INSTANCE_CONFIG
 
 WORKSPACE = ("load_from:\n  - python_module:\n      module_name: batch_assets.definitions\n"
              "      working_directory: .\n")

@@ -15,7 +15,7 @@ the job's phases from the runner's and the instances' logs: staging (job start
 until the instances are launched), start-up (launch until the first instance
 scores), scoring (the slowest instance's scoring time) and the tail (last instance
 done until the job ends: the last upload and exit). It also times the Dagster side of a day as
-``batch_assets.predictions`` does it: listing the inputs, ``tally_partition``
+``batch_assets.assets.predictions`` does it: listing the inputs, ``tally_partition``
 before (nothing done) and after (every manifest and output footer read), and
 writing the job plan, input manifest and scoring plan.
 
@@ -45,10 +45,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batch_assets.job_requests import scoring_request
-from batch_assets.layout import data_prefix, job_prefix, model_prefix, predictions_prefix
+from batch_assets.planning.job_requests import scoring_request
+from batch_assets.planning.layout import data_prefix, job_prefix, model_prefix, predictions_prefix
+from batch_assets.planning.tally import list_inputs, tally_partition, write_job_plan
 from batch_assets.registry import InferenceSettings, ModelSpec
-from batch_assets.scoring_plan import list_inputs, tally_partition, write_job_plan
 from benchmarks.workloads import (
     FEATURES,
     feature_block,

@@ -13,10 +13,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from batch_assets.assets.scoring_groups import group_of, model_of, prediction_key
 from batch_assets.definitions import build_definitions
-from batch_assets.demo_data import DemoDataSpec, generate_demo_data
+from batch_assets.dev.demo_data import DemoDataSpec, generate_demo_data
 from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
-from batch_assets.scoring_groups import group_of, model_of, prediction_key
 from resources.job_store import SQLiteJobStore
 from resources.processing import SageMakerProcessing
 from resources.storage import LocalBucketStorage

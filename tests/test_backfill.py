@@ -14,7 +14,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from batch_assets.demo_data import DemoDataSpec, generate_demo_data
+from batch_assets.dev.demo_data import DemoDataSpec, generate_demo_data
 from benchmarks.dagster_dev import DagsterDev
 from container.contract import FileManifest
 from resources.job_store import SQLiteJobStore

@@ -10,9 +10,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from batch_assets.demo_data import make_rows, write_table
-from batch_assets.layout import data_prefix
-from batch_assets.prediction_drift import population_stability_index
+from batch_assets.checks.prediction_drift import population_stability_index
+from batch_assets.dev.demo_data import make_rows, write_table
+from batch_assets.planning.layout import data_prefix
 from container.prediction_stats import PredictionStats
 from tests.conftest import SMALL_DATA, run_checks_only
 

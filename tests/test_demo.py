@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from batch_assets.demo import main, run_demo
-from batch_assets.demo_data import DemoDataSpec, generate_demo_data
+from batch_assets.dev.demo import main, run_demo
+from batch_assets.dev.demo_data import DemoDataSpec, generate_demo_data
 from resources.storage import LocalBucketStorage
 from tests.conftest import write_test_registry
 
@@ -58,7 +58,7 @@ def test_full_demo_command(tmp_path):
     import subprocess
     import sys
 
-    command = [sys.executable, "-m", "batch_assets.demo", "--data-dir", str(tmp_path / "d")]
+    command = [sys.executable, "-m", "batch_assets.dev.demo", "--data-dir", str(tmp_path / "d")]
     env = {"DAGSTER_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
     first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]

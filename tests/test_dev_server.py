@@ -91,7 +91,7 @@ def wait_exit(process: subprocess.Popen, timeout: float, log: Path) -> int:
 
 
 def launcher(*command: str, grace: float = 10.0) -> list[str]:
-    return [sys.executable, "-m", "batch_assets.dev_server", "--grace-seconds", str(grace),
+    return [sys.executable, "-m", "batch_assets.dev.dev_server", "--grace-seconds", str(grace),
             "--", *command]
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from batch_assets.layout import data_prefix, predictions_prefix
-from batch_assets.scoring_plan import list_inputs, remove_stale, tally_partition
+from batch_assets.planning.layout import data_prefix, predictions_prefix
+from batch_assets.planning.tally import list_inputs, remove_stale, tally_partition
 from benchmarks.engines import lay_out_instance
 from benchmarks.workloads import feature_block, feature_table, prepare, workload_specs
 from container.__main__ import main
@@ -171,7 +171,7 @@ def test_a_day_of_tiny_files_through_dagster_packs_rescores_and_reads_back(pipel
     row once, and the checks pass. A re-delivered file re-scores its pack's files only,
     the old pack is gone, every id is in exactly one output, and the new-data sensor
     sees the day as scored."""
-    from batch_assets.sensors import scored_already
+    from batch_assets.automation.sensors import scored_already
     from tests.conftest import check_evaluations, materialization
 
     storage = pipeline.storage

@@ -13,8 +13,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from batch_assets.orchestration import PROCESSING_POOL
-from batch_assets.reaper import reap
+from batch_assets.automation.orchestration import PROCESSING_POOL
+from batch_assets.automation.reaper import reap
 from batch_assets.registry import load_registry
 from resources.job_store import COMPLETED, FAILED, IN_PROGRESS, PENDING, SQLiteJobStore
 from resources.liveness import this_process
@@ -169,7 +169,7 @@ def test_killed_owners_give_their_instances_and_their_place_in_line_back(tmp_pat
 def test_the_partition_of_a_dead_run_is_found_for_backfill_runs_too():
     """Backfill runs of one day carry a one-day partition range, not a partition tag;
     the reaper requests their day again all the same."""
-    from batch_assets.reaper import run_partition
+    from batch_assets.automation.reaper import run_partition
 
     def run(tags):
         return dg.DagsterRun(job_name="__ASSET_JOB", run_id="r", tags=tags)

@@ -269,7 +269,7 @@ def test_units_pack_small_row_groups_and_leave_big_ones_alone(tmp_path):
 def test_footers_are_read_whole_in_one_or_two_reads(tmp_path):
     """A small footer comes with the first ranged read; one bigger than that read
     (thousands of columns) is read again whole; a file that is not Parquet is named."""
-    from batch_assets.parquet_footer import TAIL_GUESS_BYTES, read_footer
+    from batch_assets.planning.parquet_footer import TAIL_GUESS_BYTES, read_footer
     from resources.storage import LocalBucketStorage
 
     storage = LocalBucketStorage(root=str(tmp_path / "bucket"))

@@ -46,8 +46,8 @@ import dagster as dg
 import psutil
 import pytest
 
-from batch_assets.demo import LOCAL_INSTANCE_CONFIG
-from batch_assets.demo_data import DemoDataSpec, generate_demo_data
+from batch_assets.dev.demo import LOCAL_INSTANCE_CONFIG
+from batch_assets.dev.demo_data import DemoDataSpec, generate_demo_data
 from resources.job_store import SQLiteJobStore
 from tests.conftest import make_pipeline, write_test_registry
 
@@ -196,7 +196,7 @@ def dagster_ui(tmp_path: Path, timer: Timer) -> Iterator[DagsterUI]:
     # whole group, SIGKILL after a grace) on SIGTERM even where SIGINT is ignored
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "batch_assets.dev_server", "--", dagster, "dev",
+            [sys.executable, "-m", "batch_assets.dev.dev_server", "--", dagster, "dev",
              "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
             cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)

@@ -15,9 +15,9 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition as AssetJob,  # not exported by dagster 1.13
 )
 
+from batch_assets.assets.scoring_groups import prediction_key
+from batch_assets.assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.registry import Registry
-from batch_assets.scoring_groups import prediction_key
-from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 
 SCORE_JOB = "score_predictions"
 TRAIN_JOB = "train_models"

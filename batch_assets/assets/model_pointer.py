@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from batch_assets.layout import current_model_key
+from batch_assets.planning.layout import current_model_key
 from resources.storage import ObjectStorage
 
 

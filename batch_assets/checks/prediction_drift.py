@@ -68,7 +68,7 @@ class DayPredictions:
 def day_predictions(manifests: list[FileManifest], task: str) -> DayPredictions:
     """Sum of ``manifests``' summaries of ``task``: a day's done outputs, as its tally
     read them, or every readable manifest of an earlier day
-    (``batch_assets.day_manifests``)."""
+    (``batch_assets.planning.day_manifests``)."""
     found = DayPredictions()
     for manifest in manifests:
         summary = manifest.predictions

@@ -17,7 +17,7 @@ job from the tally the step makes anyway (a check-only run tallies by itself).
   nothing: the model's owner chose to keep such rows, not to stop on them.
 * ``predictions_drift`` (warning): the population stability index between the
   day's predictions and the previous day's stays under the registry's
-  ``drift_psi_threshold`` (per task: ``batch_assets.prediction_drift``).
+  ``drift_psi_threshold`` (per task: ``batch_assets.checks.prediction_drift``).
 """
 
 from collections.abc import Iterator
@@ -26,19 +26,19 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from batch_assets.day_manifests import day_manifests, readable
-from batch_assets.layout import predictions_prefix
-from batch_assets.metadata_format import format_metadata
-from batch_assets.model_pointer import ModelNotTrainedError, read_current_model
-from batch_assets.prediction_drift import compare_days, day_predictions
-from batch_assets.registry import Registry
-from batch_assets.scoring_groups import group_of, prediction_key
-from batch_assets.scoring_plan import (
+from batch_assets.assets.metadata_format import format_metadata
+from batch_assets.assets.model_pointer import ModelNotTrainedError, read_current_model
+from batch_assets.assets.scoring_groups import group_of, prediction_key
+from batch_assets.checks.prediction_drift import compare_days, day_predictions
+from batch_assets.planning.day_manifests import day_manifests, readable
+from batch_assets.planning.layout import predictions_prefix
+from batch_assets.planning.tally import (
     MissingInputError,
     PartitionTally,
     list_inputs,
     tally_partition,
 )
+from batch_assets.registry import Registry
 from container.contract import MANIFEST_DIR, METADATA_FILE, FileManifest, ModelMetadata
 from resources.job_store import JobStore
 from resources.storage import ObjectStorage

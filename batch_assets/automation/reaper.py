@@ -30,18 +30,18 @@ from typing import Any
 import dagster as dg
 from botocore.exceptions import ClientError
 
-from batch_assets.job_runner import record_status
-from batch_assets.jobs import (
+from batch_assets.assets.scoring_groups import model_of
+from batch_assets.assets.trained_model import ASSET_NAME as TRAINED_MODEL
+from batch_assets.automation.jobs import (
     SCORE_JOB,
     TRAIN_JOB,
     AssetJob,
     score_predictions_job,
     train_models_job,
 )
-from batch_assets.owner_liveness import job_owner_verdict, run_worker_verdict
+from batch_assets.automation.owner_liveness import job_owner_verdict, run_worker_verdict
+from batch_assets.planning.job_runner import record_status
 from batch_assets.registry import Registry
-from batch_assets.scoring_groups import model_of
-from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from resources.job_status import FAILED, TERMINAL
 from resources.job_store import JobStore
 from resources.processing import SageMakerProcessing

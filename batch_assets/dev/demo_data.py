@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batch_assets.layout import SUCCESS_MARKER, data_prefix, success_marker_key
+from batch_assets.planning.layout import SUCCESS_MARKER, data_prefix, success_marker_key
 from resources.storage import ObjectStorage
 
 N_FEATURES = 32

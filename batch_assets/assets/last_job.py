@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from batch_assets.layout import job_cost_key
+from batch_assets.planning.layout import job_cost_key
 from container.contract import FileManifest
 from resources.job_cost import JobCost
 from resources.job_store import JobStore

@@ -1,6 +1,6 @@
 """``predictions/<model>[date]``: one asset per model, scored per dataset-day in one pass.
 
-Each scoring group (``batch_assets.scoring_groups``: the models of one dataset on
+Each scoring group (``batch_assets.assets.scoring_groups``: the models of one dataset on
 one instance type) is one subsettable multi-asset. A run that selects some of its
 models runs one step per day, and that step runs ONE sharded Processing job for
 all of them: each input file is downloaded and decoded once and scored by every
@@ -16,7 +16,28 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from batch_assets.checks import (
+from batch_assets.assets.data_assets import data_key
+from batch_assets.assets.last_job import last_job_figures
+from batch_assets.assets.metadata_format import format_metadata, legend_markdown
+from batch_assets.assets.model_pointer import CurrentModel, ModelNotTrainedError, read_current_model
+from batch_assets.assets.partitions import prediction_partitions
+from batch_assets.assets.prediction_distribution import distribution_markdown
+from batch_assets.assets.scoring_cost import cost_metadata, day_cost, record_job_cost
+from batch_assets.assets.scoring_groups import (
+    ScoringGroup,
+    model_of,
+    prediction_key,
+    scoring_groups,
+)
+from batch_assets.assets.trained_model import ASSET_NAME as TRAINED_MODEL
+from batch_assets.assets.trained_model import GROUP
+from batch_assets.automation.failures import BAD_INPUT, CONFIGURATION, MISSING_PREREQUISITE, UNKNOWN
+from batch_assets.automation.orchestration import (
+    PREDICTIONS_BACKFILL,
+    PROCESSING_POOL,
+    TRANSIENT_RETRY,
+)
+from batch_assets.checks.prediction_checks import (
     CheckedPartition,
     Unavailable,
     current_metadata,
@@ -24,12 +45,9 @@ from batch_assets.checks import (
     prediction_check_specs,
     read_partition,
 )
-from batch_assets.data_assets import data_key
-from batch_assets.failures import BAD_INPUT, CONFIGURATION, MISSING_PREREQUISITE, UNKNOWN
-from batch_assets.job_requests import job_tags, scoring_request
-from batch_assets.job_runner import JobOutcome, PartitionJobRunner
-from batch_assets.last_job import last_job_figures
-from batch_assets.layout import (
+from batch_assets.planning.job_requests import job_tags, scoring_request
+from batch_assets.planning.job_runner import JobOutcome, PartitionJobRunner
+from batch_assets.planning.layout import (
     MODELS_ROOT,
     PREDICTIONS_ROOT,
     data_prefix,
@@ -42,21 +60,9 @@ from batch_assets.layout import (
     predictions_prefix,
     predictions_relative,
 )
-from batch_assets.metadata_format import format_metadata, legend_markdown
-from batch_assets.model_pointer import CurrentModel, ModelNotTrainedError, read_current_model
-from batch_assets.orchestration import PREDICTIONS_BACKFILL, PROCESSING_POOL, TRANSIENT_RETRY
-from batch_assets.partitions import prediction_partitions
-from batch_assets.prediction_distribution import distribution_markdown
-from batch_assets.registry import Registry
-from batch_assets.registry_match import mismatch_message, mismatches
-from batch_assets.scoring_cost import cost_metadata, day_cost, record_job_cost
-from batch_assets.scoring_groups import (
-    ScoringGroup,
-    model_of,
-    prediction_key,
-    scoring_groups,
-)
-from batch_assets.scoring_plan import (
+from batch_assets.planning.registry_match import mismatch_message, mismatches
+from batch_assets.planning.sizing import SizingPlan, plan_instances
+from batch_assets.planning.tally import (
     InputFile,
     MissingInputError,
     PartitionTally,
@@ -66,9 +72,7 @@ from batch_assets.scoring_plan import (
     tally_partition,
     write_job_plan,
 )
-from batch_assets.sizing import SizingPlan, plan_instances
-from batch_assets.trained_model import ASSET_NAME as TRAINED_MODEL
-from batch_assets.trained_model import GROUP
+from batch_assets.registry import Registry
 from container.contract import (
     FileManifest,
     ModelFailure,
@@ -264,7 +268,7 @@ def _predict_seconds(state: _ModelDay, job_name: str) -> float:
 
 def _current(storage: ObjectStorage, registry: Registry, model: str) -> _ModelDay:
     """The model's current version, or why it cannot be scored: none yet, or one made
-    from a registry entry that has changed since (``batch_assets.registry_match``)."""
+    from a registry entry that has changed since (``batch_assets.planning.registry_match``)."""
     try:
         current = read_current_model(storage, model)
     except ModelNotTrainedError as exc:
@@ -292,7 +296,7 @@ def _checks(registry: Registry, storage: ObjectStorage, job_store: JobStore, mod
 
 def _size(storage: ObjectStorage, registry: Registry, processing: SageMakerProcessing,
           group: ScoringGroup, day: str, pending: list[_ModelDay]) -> SizingPlan:
-    """How many instances the day's job gets (``batch_assets.sizing``)."""
+    """How many instances the day's job gets (``batch_assets.planning.sizing``)."""
     return plan_instances(
         storage, [registry.get(d.model) for d in pending],
         {d.model: sum(i.size for i in d.before.pending) for d in pending},
@@ -381,7 +385,7 @@ def _metadata(storage: ObjectStorage, job_store: JobStore, processing: SageMaker
               outcome: JobOutcome | None, models_in_job: int) -> dict:
     """The model's figures for this run (plain values; ``format_metadata`` types and
     rounds them). A run with nothing to do for the model carries the figures of the
-    job that did the work forward (``batch_assets.last_job``), so the partition page
+    job that did the work forward (``batch_assets.assets.last_job``), so the partition page
     and the seconds and rows/s plots show real jobs, not zeros."""
     before, after = state.before, state.after
     files_now = {r for r in after.done if r not in before.done}

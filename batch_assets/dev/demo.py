@@ -1,4 +1,4 @@
-"""``python -m batch_assets.demo``: the whole pipeline on the embedded default.
+"""``python -m batch_assets.dev.demo``: the whole pipeline on the embedded default.
 
 Generates the demo data set (kept if already there), trains every registered
 model that has no trained version yet, scores each demo day through Dagster's
@@ -19,20 +19,20 @@ from pathlib import Path
 
 import dagster as dg
 
+from batch_assets.assets.scoring_groups import model_of, prediction_key
 from batch_assets.definitions import build_definitions, local_resources
-from batch_assets.demo_data import DemoDataSpec, generate_demo_data
-from batch_assets.layout import current_model_key
+from batch_assets.dev.demo_data import DemoDataSpec, generate_demo_data
+from batch_assets.planning.layout import current_model_key
 from batch_assets.registry import (
     DEFAULT_REGISTRY_PATH,
     RegistryError,
     UnknownModelError,
     load_registry,
 )
-from batch_assets.scoring_groups import model_of, prediction_key
 
 # The demo's (and `make dev`'s) Dagster instance settings: one processing job at a
 # time locally, since a job uses every core.
-LOCAL_INSTANCE_CONFIG = Path(__file__).with_name("local_instance.yaml")
+LOCAL_INSTANCE_CONFIG = Path(__file__).parent.parent / "local_instance.yaml"
 
 # Dagster's console logger at INFO: job progress without every engine event.
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -126,7 +126,7 @@ def _add(summary: DemoSummary, result: dg.ExecuteInProcessResult) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m batch_assets.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m batch_assets.dev.demo", description=__doc__)
     parser.add_argument("--data-dir", type=Path, default=Path(".data"),
                         help="folder for the local bucket, job store and job folders")
     parser.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY_PATH,

@@ -28,9 +28,9 @@ from pathlib import Path, PurePosixPath
 import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 
-from batch_assets.job_requests import import_request, job_tags
-from batch_assets.job_runner import JobOutcome, PartitionJobRunner
-from batch_assets.layout import (
+from batch_assets.planning.job_requests import import_request, job_tags
+from batch_assets.planning.job_runner import JobOutcome, PartitionJobRunner
+from batch_assets.planning.layout import (
     current_model_key,
     job_config_prefix,
     job_spec_key,

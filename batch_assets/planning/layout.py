@@ -78,7 +78,7 @@ def predictions_relative(model: str, day: str) -> str:
 
 
 def prediction_manifests_prefix(model: str, day: str) -> str:
-    """The day's manifests (``batch_assets.day_manifests`` reads them)."""
+    """The day's manifests (``batch_assets.planning.day_manifests`` reads them)."""
     return f"{predictions_prefix(model, day)}{MANIFEST_DIR}/"
 
 

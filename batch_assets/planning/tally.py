@@ -16,9 +16,14 @@ from dataclasses import dataclass, field
 
 import pyarrow.parquet as pq
 
-from batch_assets.day_manifests import map_in_parallel, read_listed
-from batch_assets.layout import SUCCESS_MARKER, data_prefix, job_plan_key, predictions_prefix
-from batch_assets.parquet_footer import read_footer
+from batch_assets.planning.day_manifests import map_in_parallel, read_listed
+from batch_assets.planning.layout import (
+    SUCCESS_MARKER,
+    data_prefix,
+    job_plan_key,
+    predictions_prefix,
+)
+from batch_assets.planning.parquet_footer import read_footer
 from container.contract import (
     FAILURES_DIR,
     MANIFEST_DIR,
@@ -144,7 +149,7 @@ def tally_partition(
     """Which inputs are done, and why each other one is not.
 
     One listing of the day's prediction prefix gives every manifest and every
-    output's size (no request per file); the manifests (``batch_assets.day_manifests``,
+    output's size (no request per file); the manifests (``batch_assets.planning.day_manifests``,
     whose error policy marks an unreadable one) and the outputs' footers are read in
     parallel, since on S3 each read is a round trip and a day can have thousands of
     files. An output may hold several inputs (a pack of small
@@ -160,7 +165,7 @@ def tally_partition(
     current: dict[str, FileManifest] = {}
     why_not: dict[str, str] = {}  # relative -> why its manifest is not current
     claimed_outputs: set[str] = set()
-    for read in read_listed(storage, prefix, listed):  # batch_assets.day_manifests
+    for read in read_listed(storage, prefix, listed):  # batch_assets.planning.day_manifests
         key, manifest = read.key, read.manifest
         if manifest is None:  # unreadable: its input, if one is named so
             owner = _input_of_manifest_key(key, prefix, by_relative)

@@ -13,9 +13,9 @@ check is cheap: one listing of each model's manifests folder of the day, each
 input needing a manifest written after the input's last delivery (the run's own
 tally, which reads the manifests, stays the judge of what is done). Each tick also
 records every newly delivered or re-delivered day as a materialization of the
-external asset ``data/<dataset>`` (``batch_assets.data_assets``), so the UI tells
+external asset ``data/<dataset>`` (``batch_assets.assets.data_assets``), so the UI tells
 "no data delivered" from "not scored yet". Requests are runs of the
-``score_predictions`` job (``batch_assets.jobs``), not of ``__ASSET_JOB``.
+``score_predictions`` job (``batch_assets.automation.jobs``), not of ``__ASSET_JOB``.
 
 ``predictions_retry_sensor`` reads failed ``predictions_complete`` evaluations,
 and failed ``predictions_valid`` evaluations whose metadata says ``repairable``
@@ -26,7 +26,7 @@ the registry's ``max_attempts`` (a failing check after a completed job would
 otherwise loop forever); past that it leaves the failure visible in the UI, where
 the check's metadata lists the attempt history. A partition whose last job
 failed for a reason a rerun cannot fix (bad input, permission denied, quota wait
-exhausted: ``batch_assets.failures``) is not requested either. A person can
+exhausted: ``batch_assets.automation.failures``) is not requested either. A person can
 still materialize the partition by hand.
 """
 
@@ -37,12 +37,13 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from batch_assets.checks import COMPLETE_CHECK, VALID_CHECK
-from batch_assets.data_assets import delivery_event
-from batch_assets.day_manifests import read_listed
-from batch_assets.failures import classify_job_failure
-from batch_assets.jobs import AssetJob, score_predictions_job
-from batch_assets.layout import (
+from batch_assets.assets.data_assets import delivery_event
+from batch_assets.assets.scoring_groups import group_of, model_of, prediction_key
+from batch_assets.automation.failures import classify_job_failure
+from batch_assets.automation.jobs import AssetJob, score_predictions_job
+from batch_assets.checks.prediction_checks import COMPLETE_CHECK, VALID_CHECK
+from batch_assets.planning.day_manifests import read_listed
+from batch_assets.planning.layout import (
     data_prefix,
     dataset_prefix,
     prediction_manifest_key,
@@ -50,7 +51,6 @@ from batch_assets.layout import (
     predictions_prefix,
 )
 from batch_assets.registry import Registry
-from batch_assets.scoring_groups import group_of, model_of, prediction_key
 from container.contract import is_pack_manifest_name
 from resources.job_status import FAILED, STOPPED
 from resources.job_store import JobStore

@@ -1,6 +1,6 @@
 """``make dev``'s launcher: run ``dagster dev`` so that Ctrl-C or SIGTERM stops all of it.
 
-``python -m batch_assets.dev_server [--grace-seconds S] -- dagster dev -w workspace.yaml ...``
+``python -m batch_assets.dev.dev_server [--grace-seconds S] -- dagster dev -w workspace.yaml ...``
 
 Why not run ``dagster dev`` directly from make: started with SIGINT ignored (as any
 background job of a non-interactive shell is, e.g. ``make dev &`` from a script),
@@ -138,7 +138,7 @@ def kill_group(group: int, overdue: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m batch_assets.dev_server",
+        prog="python -m batch_assets.dev.dev_server",
         description="Run a command (dagster dev) in its own process group; Ctrl-C or SIGTERM "
                     "stops the whole group, killing it after a grace period.")
     parser.add_argument("--grace-seconds", type=float, default=DEFAULT_GRACE_SECONDS,
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
-        parser.error("no command given; e.g. python -m batch_assets.dev_server -- "
+        parser.error("no command given; e.g. python -m batch_assets.dev.dev_server -- "
                      ".venv/bin/dagster dev -w workspace.yaml")
     code = run(command, args.grace_seconds)
     if code < 0:  # die of the same signal, so make and shells see an interrupted command

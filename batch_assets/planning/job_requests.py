@@ -99,7 +99,7 @@ def scoring_request(
     plan (``config_uri``) are copied to every instance; outputs go below
     ``output_uri`` (``predictions/``) per model and upload continuously, so files
     finished before a failure are kept. ``instance_count`` is the step's sizing
-    (``batch_assets.sizing``: the largest fixed count of its models, or "auto"); the
+    (``batch_assets.planning.sizing``: the largest fixed count of its models, or "auto"); the
     engine's knobs are the first set in registry order."""
     return build_processing_job_request(ProcessingJobSpec(
         job_name=job_name,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from batch_assets.layout import prediction_manifests_prefix, predictions_prefix
+from batch_assets.planning.layout import prediction_manifests_prefix, predictions_prefix
 from container.contract import (
     MANIFEST_DIR,
     FileManifest,

@@ -1,0 +1,2 @@
+"""Asset checks on each model's predictions (complete, valid, drift), read back from
+storage."""
