@@ -22,9 +22,9 @@ from batch_assets.assets.partitions import prediction_partitions
 from batch_assets.assets.predictions import build_prediction_assets
 from batch_assets.assets.trained_model import build_trained_model_asset
 from batch_assets.automation.jobs import score_predictions_job, train_models_job
-from batch_assets.automation.orchestration import TRANSIENT_RETRY
 from batch_assets.automation.reaper import build_reaper_sensor
 from batch_assets.automation.sensors import build_new_data_sensor, build_retry_sensor
+from batch_assets.jobs.orchestration import TRANSIENT_RETRY
 from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
 from resources.dynamodb_job_store import DynamoDBJobStore
 from resources.instance_admission import parse_instance_quotas

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
 
-from batch_assets.planning.instance_types import vcpus
+from batch_assets.instance_types import vcpus
 from container.contract import (
     FILL_STATISTICS,
     FRAMEWORKS,

@@ -31,10 +31,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from batch_assets.assets.model_pointer import CurrentModel, read_current_model, write_current_model
 from batch_assets.definitions import build_definitions, local_resources
 from batch_assets.dev.demo_data import DemoDataSpec, generate_demo_data
 from batch_assets.planning.layout import model_prefix
+from batch_assets.planning.model_pointer import (
+    CurrentModel,
+    read_current_model,
+    write_current_model,
+)
 from benchmarks.dagster_dev import DagsterDev
 from container.contract import METADATA_FILE
 from resources.instance_admission import peak_in_use

@@ -45,7 +45,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batch_assets.planning.job_requests import scoring_request
+from batch_assets.jobs.job_requests import scoring_request
 from batch_assets.planning.layout import data_prefix, job_prefix, model_prefix, predictions_prefix
 from batch_assets.planning.tally import list_inputs, tally_partition, write_job_plan
 from batch_assets.registry import InferenceSettings, ModelSpec

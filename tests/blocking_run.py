@@ -9,7 +9,7 @@ import time
 
 import dagster as dg
 
-from batch_assets.automation.orchestration import PROCESSING_POOL
+from batch_assets.jobs.orchestration import PROCESSING_POOL
 from resources.job_store import SQLiteJobStore
 from resources.liveness import this_process
 

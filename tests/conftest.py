@@ -13,9 +13,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from batch_assets.assets.scoring_groups import group_of, model_of, prediction_key
 from batch_assets.definitions import build_definitions
 from batch_assets.dev.demo_data import DemoDataSpec, generate_demo_data
+from batch_assets.planning.scoring_groups import group_of, model_of, prediction_key
 from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
 from resources.job_store import SQLiteJobStore
 from resources.processing import SageMakerProcessing

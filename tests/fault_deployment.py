@@ -18,8 +18,8 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 
-from batch_assets.assets.scoring_groups import group_of
 from batch_assets.planning.layout import predictions_prefix
+from batch_assets.planning.scoring_groups import group_of
 from batch_assets.registry import load_registry
 from resources.job_store import JobRecord, SQLiteJobStore
 from resources.processing import SageMakerProcessing

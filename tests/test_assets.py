@@ -9,9 +9,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from batch_assets.assets.model_pointer import read_current_model
-from batch_assets.assets.scoring_groups import prediction_key
 from batch_assets.definitions import defs
+from batch_assets.planning.model_pointer import read_current_model
+from batch_assets.planning.scoring_groups import prediction_key
 from container.predictors.onedal_trees import onedal_available
 from tests.conftest import SMALL_DATA, check_evaluations, materialization, run_checks_only
 from tests.helpers import corrupt_data_page, framework_predictions, read_outputs

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from batch_assets.assets.model_pointer import read_current_model
-from batch_assets.assets.scoring_groups import prediction_key
 from batch_assets.definitions import AWS_SETTINGS, build_definitions, resources_for
 from batch_assets.dev.demo_data import DemoDataSpec, generate_demo_data
+from batch_assets.planning.model_pointer import read_current_model
+from batch_assets.planning.scoring_groups import prediction_key
 from resources.dynamodb_job_store import DynamoDBJobStore, create_job_table
 from resources.local_processing.client import LocalProcessingClient
 from resources.processing import SageMakerProcessing

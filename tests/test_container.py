@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batch_assets.assets.model_pointer import read_current_model
+from batch_assets.planning.model_pointer import read_current_model
 from container.__main__ import main
 from container.environment import available_cpus, write_standalone_config
 from container.parallelism import plan_parallelism

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
-from batch_assets.automation.failures import classify_exception, classify_job_failure
+from batch_assets.jobs.failures import classify_exception, classify_job_failure
 
 JOB_FAILURES = [
     # (FailureReason as the local runner or SageMaker writes it, kind, retryable)

@@ -27,9 +27,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batch_assets.assets.scoring_groups import model_of, prediction_key
 from batch_assets.automation.reaper import build_reaper_sensor
 from batch_assets.planning.layout import data_prefix
+from batch_assets.planning.scoring_groups import model_of, prediction_key
 from batch_assets.registry import load_registry
 from resources.job_store import COMPLETED, FAILED, IN_PROGRESS, PENDING
 from tests.conftest import QUIET, SMALL_DATA

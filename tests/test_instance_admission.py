@@ -6,8 +6,8 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from batch_assets.automation.failures import classify_job_failure
 from batch_assets.definitions import AWS_SETTINGS, resources_for
+from batch_assets.jobs.failures import classify_job_failure
 from resources.instance_admission import (
     InstanceQuotaWaitExhausted,
     Reservation,

@@ -10,8 +10,8 @@ import dagster as dg
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
 
-from batch_assets.assets.model_pointer import read_current_model
-from batch_assets.assets.scoring_groups import prediction_key
+from batch_assets.planning.model_pointer import read_current_model
+from batch_assets.planning.scoring_groups import prediction_key
 from tests.conftest import SMALL_DATA, materialization
 
 DAY = SMALL_DATA.days[0]

@@ -9,7 +9,7 @@ import time
 import dagster as dg
 import pytest
 
-from batch_assets.automation.owner_liveness import job_owner_verdict
+from batch_assets.jobs.owner_liveness import job_owner_verdict
 from resources.job_store import SQLiteJobStore
 from resources.liveness import (
     Heartbeat,

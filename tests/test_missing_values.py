@@ -27,8 +27,8 @@ import pyarrow.parquet as pq
 import pytest
 import xgboost as xgb
 
-from batch_assets.assets.model_pointer import read_current_model
 from batch_assets.planning.layout import job_scoring_plan_key
+from batch_assets.planning.model_pointer import read_current_model
 from container.contract import ModelMetadata
 from tests.conftest import SMALL_DATA, check_evaluations, materialization
 from tests.helpers import read_outputs, worst_difference

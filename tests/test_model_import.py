@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from batch_assets.assets.model_pointer import read_current_model
 from batch_assets.dev.demo_data import feature_names
+from batch_assets.planning.model_pointer import read_current_model
 from batch_assets.registry import RegistryError, load_registry
 from container.contract import ImportSpec, ModelMetadata
 from container.errors import JobInputError

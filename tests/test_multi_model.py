@@ -7,8 +7,8 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
-from batch_assets.assets.model_pointer import read_current_model
-from batch_assets.assets.scoring_groups import group_of, scoring_groups
+from batch_assets.planning.model_pointer import read_current_model
+from batch_assets.planning.scoring_groups import group_of, scoring_groups
 from batch_assets.registry import load_registry
 from resources.processing import SageMakerProcessing
 from tests.conftest import SMALL_DATA, check_evaluations, make_pipeline, materialization

@@ -17,8 +17,8 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from batch_assets.assets.scoring_groups import prediction_key
 from batch_assets.automation.sensors import build_retry_sensor
+from batch_assets.planning.scoring_groups import prediction_key
 from batch_assets.registry import load_registry
 from tests.conftest import QUIET, SMALL_DATA, Pipeline, materialization, run_checks_only
 from tests.helpers import corrupt_data_page, read_outputs

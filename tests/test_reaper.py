@@ -13,8 +13,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from batch_assets.automation.orchestration import PROCESSING_POOL
 from batch_assets.automation.reaper import reap
+from batch_assets.jobs.orchestration import PROCESSING_POOL
 from batch_assets.registry import load_registry
 from resources.job_store import COMPLETED, FAILED, IN_PROGRESS, PENDING, SQLiteJobStore
 from resources.liveness import this_process

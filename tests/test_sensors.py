@@ -8,8 +8,8 @@ import boto3
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from batch_assets.assets.scoring_groups import prediction_key
 from batch_assets.automation.sensors import build_new_data_sensor, build_retry_sensor
+from batch_assets.planning.scoring_groups import prediction_key
 from batch_assets.registry import load_registry
 from resources.s3_storage import S3BucketStorage
 from resources.storage import LocalBucketStorage

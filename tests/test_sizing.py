@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batch_assets.planning.instance_types import vcpus
+from batch_assets.instance_types import vcpus
 from batch_assets.registry import RegistryError, load_registry
 from resources.processing import SageMakerProcessing
 from tests.conftest import SMALL_DATA, make_pipeline, materialization

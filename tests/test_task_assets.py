@@ -11,9 +11,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from batch_assets.assets.model_pointer import read_current_model
 from batch_assets.dev.demo_data import make_rows, write_table
 from batch_assets.planning.layout import data_prefix
+from batch_assets.planning.model_pointer import read_current_model
 from container.contract import ModelMetadata
 from tests.conftest import SMALL_DATA, check_evaluations, materialization, run_checks_only
 from tests.helpers import framework_predictions, read_outputs, worst_difference

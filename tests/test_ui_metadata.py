@@ -11,9 +11,9 @@ import time
 import dagster as dg
 
 from batch_assets.assets.data_assets import DATA_VERSION_TAG, data_key
-from batch_assets.assets.metadata_format import METADATA_LEGEND
-from batch_assets.assets.scoring_groups import prediction_key
 from batch_assets.automation.sensors import build_new_data_sensor
+from batch_assets.checks.metadata_format import METADATA_LEGEND
+from batch_assets.planning.scoring_groups import prediction_key
 from batch_assets.registry import load_registry
 from container.prediction_stats import unit_histogram
 from tests.conftest import SMALL_DATA, materialization
@@ -216,7 +216,7 @@ def test_a_day_without_data_is_told_apart_from_a_day_not_scored(pipeline):
 
 
 def test_format_metadata_types_and_rounds_by_key():
-    from batch_assets.assets.metadata_format import format_metadata
+    from batch_assets.checks.metadata_format import format_metadata
 
     formatted = format_metadata({
         "rows_per_second": 405858.4, "seconds": 12.345, "predict_seconds": 3.14159,

@@ -28,8 +28,8 @@ from pathlib import Path, PurePosixPath
 import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 
-from batch_assets.planning.job_requests import import_request, job_tags
-from batch_assets.planning.job_runner import JobOutcome, PartitionJobRunner
+from batch_assets.jobs.job_requests import import_request, job_tags
+from batch_assets.jobs.job_runner import JobOutcome, PartitionJobRunner
 from batch_assets.planning.layout import (
     current_model_key,
     job_config_prefix,

@@ -1,6 +1,6 @@
 """Partitions: one per registered model (trained models), and daily dates (predictions).
 
-Each model has its own predictions asset (``batch_assets.assets.scoring_groups``), so the
+Each model has its own predictions asset (``batch_assets.planning.scoring_groups``), so the
 predictions partitions are just the days: a partition of ``predictions/<model>`` is
 ``YYYY-MM-DD``.
 """

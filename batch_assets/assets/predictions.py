@@ -1,6 +1,6 @@
 """``predictions/<model>[date]``: one asset per model, scored per dataset-day in one pass.
 
-Each scoring group (``batch_assets.assets.scoring_groups``: the models of one dataset on
+Each scoring group (``batch_assets.planning.scoring_groups``: the models of one dataset on
 one instance type) is one subsettable multi-asset. A run that selects some of its
 models runs one step per day, and that step runs ONE sharded Processing job for
 all of them: each input file is downloaded and decoded once and scored by every
@@ -18,25 +18,12 @@ import dagster as dg
 
 from batch_assets.assets.data_assets import data_key
 from batch_assets.assets.last_job import last_job_figures
-from batch_assets.assets.metadata_format import format_metadata, legend_markdown
-from batch_assets.assets.model_pointer import CurrentModel, ModelNotTrainedError, read_current_model
 from batch_assets.assets.partitions import prediction_partitions
 from batch_assets.assets.prediction_distribution import distribution_markdown
 from batch_assets.assets.scoring_cost import cost_metadata, day_cost, record_job_cost
-from batch_assets.assets.scoring_groups import (
-    ScoringGroup,
-    model_of,
-    prediction_key,
-    scoring_groups,
-)
 from batch_assets.assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.assets.trained_model import GROUP
-from batch_assets.automation.failures import BAD_INPUT, CONFIGURATION, MISSING_PREREQUISITE, UNKNOWN
-from batch_assets.automation.orchestration import (
-    PREDICTIONS_BACKFILL,
-    PROCESSING_POOL,
-    TRANSIENT_RETRY,
-)
+from batch_assets.checks.metadata_format import format_metadata, legend_markdown
 from batch_assets.checks.prediction_checks import (
     CheckedPartition,
     Unavailable,
@@ -45,8 +32,14 @@ from batch_assets.checks.prediction_checks import (
     prediction_check_specs,
     read_partition,
 )
-from batch_assets.planning.job_requests import job_tags, scoring_request
-from batch_assets.planning.job_runner import JobOutcome, PartitionJobRunner
+from batch_assets.jobs.failures import BAD_INPUT, CONFIGURATION, MISSING_PREREQUISITE, UNKNOWN
+from batch_assets.jobs.job_requests import job_tags, scoring_request
+from batch_assets.jobs.job_runner import JobOutcome, PartitionJobRunner
+from batch_assets.jobs.orchestration import (
+    PREDICTIONS_BACKFILL,
+    PROCESSING_POOL,
+    TRANSIENT_RETRY,
+)
 from batch_assets.planning.layout import (
     MODELS_ROOT,
     PREDICTIONS_ROOT,
@@ -60,7 +53,18 @@ from batch_assets.planning.layout import (
     predictions_prefix,
     predictions_relative,
 )
+from batch_assets.planning.model_pointer import (
+    CurrentModel,
+    ModelNotTrainedError,
+    read_current_model,
+)
 from batch_assets.planning.registry_match import mismatch_message, mismatches
+from batch_assets.planning.scoring_groups import (
+    ScoringGroup,
+    model_of,
+    prediction_key,
+    scoring_groups,
+)
 from batch_assets.planning.sizing import SizingPlan, plan_instances
 from batch_assets.planning.tally import (
     InputFile,

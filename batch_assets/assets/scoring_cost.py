@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from batch_assets.assets.scoring_groups import scoring_groups
 from batch_assets.planning.layout import job_cost_key
+from batch_assets.planning.scoring_groups import scoring_groups
 from batch_assets.registry import Registry
 from resources.job_cost import JobCost, job_cost
 from resources.job_store import JobStore

@@ -13,12 +13,12 @@ from batch_assets.assets.model_import import (
     staged_artifact,
     store_artifact,
 )
-from batch_assets.assets.model_pointer import CurrentModel, write_current_model
 from batch_assets.assets.partitions import model_partitions
-from batch_assets.automation.orchestration import PROCESSING_POOL, TRANSIENT_RETRY
-from batch_assets.planning.job_requests import job_tags, training_request
-from batch_assets.planning.job_runner import JobOutcome, PartitionJobRunner
+from batch_assets.jobs.job_requests import job_tags, training_request
+from batch_assets.jobs.job_runner import JobOutcome, PartitionJobRunner
+from batch_assets.jobs.orchestration import PROCESSING_POOL, TRANSIENT_RETRY
 from batch_assets.planning.layout import job_config_prefix, job_spec_key, model_prefix
+from batch_assets.planning.model_pointer import CurrentModel, write_current_model
 from batch_assets.registry import ModelSpec, Registry
 from container.contract import METADATA_FILE, ModelMetadata
 from resources.job_status import COMPLETED

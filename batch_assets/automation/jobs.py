@@ -15,8 +15,8 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition as AssetJob,  # not exported by dagster 1.13
 )
 
-from batch_assets.assets.scoring_groups import prediction_key
 from batch_assets.assets.trained_model import ASSET_NAME as TRAINED_MODEL
+from batch_assets.planning.scoring_groups import prediction_key
 from batch_assets.registry import Registry
 
 SCORE_JOB = "score_predictions"

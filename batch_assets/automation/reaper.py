@@ -30,7 +30,6 @@ from typing import Any
 import dagster as dg
 from botocore.exceptions import ClientError
 
-from batch_assets.assets.scoring_groups import model_of
 from batch_assets.assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.automation.jobs import (
     SCORE_JOB,
@@ -39,8 +38,9 @@ from batch_assets.automation.jobs import (
     score_predictions_job,
     train_models_job,
 )
-from batch_assets.automation.owner_liveness import job_owner_verdict, run_worker_verdict
-from batch_assets.planning.job_runner import record_status
+from batch_assets.jobs.job_runner import record_status
+from batch_assets.jobs.owner_liveness import job_owner_verdict, run_worker_verdict
+from batch_assets.planning.scoring_groups import model_of
 from batch_assets.registry import Registry
 from resources.job_status import FAILED, TERMINAL
 from resources.job_store import JobStore

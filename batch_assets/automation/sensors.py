@@ -26,7 +26,7 @@ the registry's ``max_attempts`` (a failing check after a completed job would
 otherwise loop forever); past that it leaves the failure visible in the UI, where
 the check's metadata lists the attempt history. A partition whose last job
 failed for a reason a rerun cannot fix (bad input, permission denied, quota wait
-exhausted: ``batch_assets.automation.failures``) is not requested either. A person can
+exhausted: ``batch_assets.jobs.failures``) is not requested either. A person can
 still materialize the partition by hand.
 """
 
@@ -38,10 +38,9 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from batch_assets.assets.data_assets import delivery_event
-from batch_assets.assets.scoring_groups import group_of, model_of, prediction_key
-from batch_assets.automation.failures import classify_job_failure
 from batch_assets.automation.jobs import AssetJob, score_predictions_job
 from batch_assets.checks.prediction_checks import COMPLETE_CHECK, VALID_CHECK
+from batch_assets.jobs.failures import classify_job_failure
 from batch_assets.planning.day_manifests import read_listed
 from batch_assets.planning.layout import (
     data_prefix,
@@ -50,6 +49,7 @@ from batch_assets.planning.layout import (
     prediction_manifests_prefix,
     predictions_prefix,
 )
+from batch_assets.planning.scoring_groups import group_of, model_of, prediction_key
 from batch_assets.registry import Registry
 from container.contract import is_pack_manifest_name
 from resources.job_status import FAILED, STOPPED

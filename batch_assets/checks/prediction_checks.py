@@ -26,12 +26,12 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from batch_assets.assets.metadata_format import format_metadata
-from batch_assets.assets.model_pointer import ModelNotTrainedError, read_current_model
-from batch_assets.assets.scoring_groups import group_of, prediction_key
+from batch_assets.checks.metadata_format import format_metadata
 from batch_assets.checks.prediction_drift import compare_days, day_predictions
 from batch_assets.planning.day_manifests import day_manifests, readable
 from batch_assets.planning.layout import predictions_prefix
+from batch_assets.planning.model_pointer import ModelNotTrainedError, read_current_model
+from batch_assets.planning.scoring_groups import group_of, prediction_key
 from batch_assets.planning.tally import (
     MissingInputError,
     PartitionTally,

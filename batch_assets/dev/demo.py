@@ -19,10 +19,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from batch_assets.assets.scoring_groups import model_of, prediction_key
 from batch_assets.definitions import build_definitions, local_resources
 from batch_assets.dev.demo_data import DemoDataSpec, generate_demo_data
 from batch_assets.planning.layout import current_model_key
+from batch_assets.planning.scoring_groups import model_of, prediction_key
 from batch_assets.registry import (
     DEFAULT_REGISTRY_PATH,
     RegistryError,

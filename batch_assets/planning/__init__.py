@@ -1,4 +1,5 @@
-"""What a step works out before and after its processing job: where every key lives
-(``layout``), which files are done (``tally``, from ``day_manifests``), whether the
-registry still matches the model's version, how many instances, and the job's
-request and attempt (``job_requests``, ``job_runner``)."""
+"""What a step works out around its processing job: where every key lives
+(``layout``), which files are done (``tally``, from ``day_manifests``), which models
+share a job (``scoring_groups``), the current version (``model_pointer``) and whether
+the registry still matches it (``registry_match``), and how many instances
+(``sizing``)."""

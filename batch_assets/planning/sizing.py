@@ -26,8 +26,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from batch_assets.instance_types import vcpus
 from batch_assets.planning.day_manifests import day_manifests, readable
-from batch_assets.planning.instance_types import vcpus
 from batch_assets.registry import ModelSpec
 from resources.storage import ObjectStorage
 

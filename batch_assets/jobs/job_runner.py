@@ -22,13 +22,13 @@ from dataclasses import dataclass
 import dagster as dg
 from botocore.exceptions import ClientError, ParamValidationError
 
-from batch_assets.automation.failures import (
+from batch_assets.jobs.failures import (
     CONFIGURATION,
     QUOTA_EXHAUSTED,
     classify_exception,
     classify_job_failure,
 )
-from batch_assets.automation.owner_liveness import job_owner_verdict
+from batch_assets.jobs.owner_liveness import job_owner_verdict
 from resources.instance_admission import (
     InstanceQuotaWaitExhausted,
     RequestExceedsQuotaError,
