@@ -69,17 +69,28 @@ def _model_request(processing: SageMakerProcessing, launch: ContainerLaunch, spe
                    job_name: str, command: str, inputs: list[InputChannel], model_uri: str,
                    tags: dict[str, str]) -> dict:
     """A single-instance job that writes one model bundle (train or import)."""
+    return _request(processing, launch, job_name, [command], inputs,
+                    OutputChannel(MODEL_OUTPUT, model_uri, output_path(MODEL_OUTPUT),
+                                  upload_mode="EndOfJob"),
+                    spec.training_instance_type or spec.instance_type, 1, tags)
+
+
+def _request(processing: SageMakerProcessing, launch: ContainerLaunch, job_name: str,
+             arguments: list[str], inputs: list[InputChannel], output: OutputChannel,
+             instance_type: str, instance_count: int, tags: dict[str, str]) -> dict:
+    """The request of any of our jobs: its own command, inputs, output and cluster,
+    with the resource's settings (volume, keys, network, role, runtime) and the
+    launch's image, entrypoint, code input and environment."""
     return build_processing_job_request(ProcessingJobSpec(
         job_name=job_name,
         image_uri=launch.image_uri,
         entrypoint=launch.entrypoint,
-        arguments=[command],
+        arguments=arguments,
         inputs=[*inputs, *launch.extra_inputs],
         environment=launch.environment,
-        outputs=[OutputChannel(MODEL_OUTPUT, model_uri, output_path(MODEL_OUTPUT),
-                               upload_mode="EndOfJob")],
-        cluster=ClusterSpec(spec.training_instance_type or spec.instance_type, 1,
-                            processing.volume_size_gb, processing.volume_kms_key_id),
+        outputs=[output],
+        cluster=ClusterSpec(instance_type, instance_count, processing.volume_size_gb,
+                            processing.volume_kms_key_id),
         output_kms_key_id=processing.output_kms_key_id,
         network=processing.network(),
         role_arn=processing.role_arn,
@@ -101,30 +112,16 @@ def scoring_request(
     finished before a failure are kept. ``instance_count`` is the step's sizing
     (``batch_assets.planning.sizing``: the largest fixed count of its models, or "auto"); the
     engine's knobs are the first set in registry order."""
-    return build_processing_job_request(ProcessingJobSpec(
-        job_name=job_name,
-        image_uri=launch.image_uri,
-        entrypoint=launch.entrypoint,
-        arguments=["infer", *job_inference(specs).container_arguments()],
-        inputs=[
-            InputChannel(DATA_INPUT, manifest_uri, input_path(DATA_INPUT),
-                         distribution="ShardedByS3Key", data_type="ManifestFile"),
-            InputChannel(MODEL_INPUT, models_manifest_uri, input_path(MODEL_INPUT),
-                         data_type="ManifestFile"),
-            InputChannel(CONFIG_INPUT, config_uri, input_path(CONFIG_INPUT)),
-            *launch.extra_inputs,
-        ],
-        environment=launch.environment,
-        outputs=[OutputChannel(PREDICTIONS_OUTPUT, output_uri,
-                               output_path(PREDICTIONS_OUTPUT), upload_mode="Continuous")],
-        cluster=ClusterSpec(specs[0].instance_type, instance_count,
-                            processing.volume_size_gb, processing.volume_kms_key_id),
-        output_kms_key_id=processing.output_kms_key_id,
-        network=processing.network(),
-        role_arn=processing.role_arn,
-        max_runtime_seconds=processing.max_runtime_seconds,
-        tags=tags,
-    ))
+    return _request(
+        processing, launch, job_name, ["infer", *job_inference(specs).container_arguments()],
+        [InputChannel(DATA_INPUT, manifest_uri, input_path(DATA_INPUT),
+                      distribution="ShardedByS3Key", data_type="ManifestFile"),
+         InputChannel(MODEL_INPUT, models_manifest_uri, input_path(MODEL_INPUT),
+                      data_type="ManifestFile"),
+         InputChannel(CONFIG_INPUT, config_uri, input_path(CONFIG_INPUT))],
+        OutputChannel(PREDICTIONS_OUTPUT, output_uri, output_path(PREDICTIONS_OUTPUT),
+                      upload_mode="Continuous"),
+        specs[0].instance_type, instance_count, tags)
 
 
 def job_inference(specs: list[ModelSpec]) -> InferenceSettings:
