@@ -86,8 +86,6 @@ class ExportedNetworkModel:
         from container.predictors.onnx_runtime import OrtGraph, ort_session
 
         self.metadata = metadata
-        self.bundle_dir = bundle_dir
-        self.threads = threads
         self.artifact = str(bundle_dir / metadata.onnx_export)
         self.output = declared_output(metadata, self.artifact)
         data = read_verified(metadata, bundle_dir)
