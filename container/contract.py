@@ -393,6 +393,77 @@ class ImportSpec:
 
 
 @dataclass(frozen=True)
+class TrainingSpec:
+    """``spec.json`` of a training job: the registry entry of a model trained here, and
+    the version to write."""
+
+    name: str
+    version: str
+    framework: str
+    features: list[str]
+    key_columns: list[str]
+    label: str
+    categorical_features: list[str] = field(default_factory=list)
+    hyperparameters: dict = field(default_factory=dict)
+    holdout_fraction: float = 0.2
+    seed: int = 7
+    task: str = "binary"
+    passthrough_columns: list[str] = field(default_factory=list)
+    # the registry's policies (ModelMetadata's fields of these names); fill_values: the
+    # declared constants (training measures the fill statistic of the others)
+    missing_values: str = ""
+    fill_values: dict = field(default_factory=dict)
+    fill_statistic: str = ""
+    nan_predictions: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: object) -> TrainingSpec:
+        """Strict, and checked: a framework this container trains, a task, a holdout
+        fraction in (0, 1); ValueError naming the field otherwise."""
+        spec = _strict(cls, raw)
+        if spec.framework not in TRAINABLE_FRAMEWORKS:
+            raise ValueError(f"training spec for {spec.name!r}: framework {spec.framework!r} "
+                             f"is not one of {TRAINABLE_FRAMEWORKS}, the frameworks this "
+                             "container trains")
+        if spec.task not in TASKS:
+            raise ValueError(f"training spec for {spec.name!r}: task {spec.task!r} is not one "
+                             f"of {TASKS}")
+        if not 0 < spec.holdout_fraction < 1:
+            raise ValueError(f"training spec for {spec.name!r}: holdout_fraction must be in "
+                             "(0, 1)")
+        return spec
+
+    def metadata(self, artifact: str, metrics: dict, rows: int,
+                 class_labels: list[str] | None = None,
+                 bin_edges: list[float] | None = None,
+                 fill_values: dict | None = None) -> ModelMetadata:
+        """The bundle's model.json; ``fill_values``: every feature's, as measured
+        (``None``: the declared ones)."""
+        return ModelMetadata(
+            name=self.name,
+            version=self.version,
+            framework=self.framework,
+            features=list(self.features),
+            key_columns=list(self.key_columns),
+            artifact=artifact,
+            categorical_features=list(self.categorical_features),
+            metrics=metrics,
+            training_rows=rows,
+            task=self.task,
+            class_labels=list(class_labels or []),
+            prediction_bin_edges=list(bin_edges or []),
+            passthrough_columns=list(self.passthrough_columns),
+            missing_values=self.missing_values,
+            fill_values=dict(self.fill_values if fill_values is None else fill_values),
+            fill_statistic=self.fill_statistic,
+            nan_predictions=self.nan_predictions,
+        )
+
+
+@dataclass(frozen=True)
 class PredictionSummary:
     """Statistics of one file's predictions, so the validity and drift checks read a
     few bytes per file instead of every prediction again.

@@ -53,6 +53,7 @@ from container.contract import (
     TASKS,
     ImportSpec,
     ModelMetadata,
+    TrainingSpec,
 )
 from container.environment import ProcessingEnvironment, available_cpus
 from container.errors import JobInputError
@@ -65,7 +66,6 @@ from container.predictors.base import FrameworkModel, ModelFacts
 from container.predictors.features import feature_matrix
 from container.predictors.verified_export import EXPORTED_NETWORKS, export_verified
 from container.train import (
-    TrainingSpec,
     _labels,
     decile_edges,
     holdout_metrics,

@@ -37,10 +37,9 @@ from container.contract import (
     MODEL_OUTPUT,
     ONEDAL_CACHE_FILE,
     SPEC_FILE,
-    TASKS,
     TRAIN_INPUT,
-    TRAINABLE_FRAMEWORKS,
     ModelMetadata,
+    TrainingSpec,
     prediction_columns,
 )
 from container.environment import ProcessingEnvironment, available_cpus
@@ -54,72 +53,15 @@ from container.schema_check import check_columns, read_input_schema
 log = logging.getLogger("container.train")
 
 
-@dataclass(frozen=True)
-class TrainingSpec:
-    name: str
-    version: str
-    framework: str
-    features: list[str]
-    key_columns: list[str]
-    label: str
-    categorical_features: list[str] = field(default_factory=list)
-    hyperparameters: dict = field(default_factory=dict)
-    holdout_fraction: float = 0.2
-    seed: int = 7
-    task: str = "binary"
-    passthrough_columns: list[str] = field(default_factory=list)
-    # the registry's policies (container.contract); fill_values: the declared constants
-    missing_values: str = ""
-    fill_values: dict = field(default_factory=dict)
-    fill_statistic: str = ""
-    nan_predictions: str = ""
-
-    @classmethod
-    def read(cls, path: Path) -> TrainingSpec:
-        if not path.is_file():
-            raise JobInputError(f"training spec {path} is missing from the config input")
-        try:
-            spec = cls(**json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise JobInputError(f"training spec {path} is invalid: {exc}") from exc
-        if spec.framework not in TRAINABLE_FRAMEWORKS:
-            raise JobInputError(
-                f"training spec for {spec.name!r}: framework {spec.framework!r} is not one of "
-                f"{TRAINABLE_FRAMEWORKS}, the frameworks this container trains"
-            )
-        if spec.task not in TASKS:
-            raise JobInputError(
-                f"training spec for {spec.name!r}: task {spec.task!r} is not one of {TASKS}")
-        if not 0 < spec.holdout_fraction < 1:
-            raise JobInputError(
-                f"training spec for {spec.name!r}: holdout_fraction must be in (0, 1)"
-            )
-        return spec
-
-    def metadata(self, artifact: str, metrics: dict, rows: int,
-                 class_labels: list[str] | None = None,
-                 bin_edges: list[float] | None = None,
-                 fill_values: dict | None = None) -> ModelMetadata:
-        """``fill_values``: every feature's, as measured (``None``: the declared ones)."""
-        return ModelMetadata(
-            name=self.name,
-            version=self.version,
-            framework=self.framework,
-            features=list(self.features),
-            key_columns=list(self.key_columns),
-            artifact=artifact,
-            categorical_features=list(self.categorical_features),
-            metrics=metrics,
-            training_rows=rows,
-            task=self.task,
-            class_labels=list(class_labels or []),
-            prediction_bin_edges=list(bin_edges or []),
-            passthrough_columns=list(self.passthrough_columns),
-            missing_values=self.missing_values,
-            fill_values=dict(self.fill_values if fill_values is None else fill_values),
-            fill_statistic=self.fill_statistic,
-            nan_predictions=self.nan_predictions,
-        )
+def read_training_spec(path: Path) -> TrainingSpec:
+    """The job's ``spec.json``; a JobInputError naming the file and the field when it
+    is missing or invalid (bad input: not retried)."""
+    if not path.is_file():
+        raise JobInputError(f"training spec {path} is missing from the config input")
+    try:
+        return TrainingSpec.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise JobInputError(f"training spec {path} is invalid: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -392,7 +334,7 @@ def save_fast_path_cache(framework: str, task: str, model: Any, features: list[s
 
 def run_train(env: ProcessingEnvironment) -> ModelMetadata:
     inputs, outputs = env.channels((TRAIN_INPUT, CONFIG_INPUT), (MODEL_OUTPUT,))
-    spec = TrainingSpec.read(inputs[CONFIG_INPUT] / SPEC_FILE)
+    spec = read_training_spec(inputs[CONFIG_INPUT] / SPEC_FILE)
     started = time.monotonic()
     table = read_training_table(inputs[TRAIN_INPUT], spec)
     log.info("training %s (%s, %s) on %d rows", spec.name, spec.framework, spec.task,

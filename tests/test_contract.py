@@ -193,3 +193,21 @@ def test_infer_arguments_are_parsed_as_they_are_written():
     assert InferArguments().resolved() == InferArguments(DEFAULT_BATCH_ROWS, None, None, "auto")
     with pytest.raises(SystemExit):
         parser.parse_args(["--workers", "0"])
+
+
+def test_training_spec_is_a_checked_record_of_the_contract():
+    """The training job's spec.json crosses the job boundary like ImportSpec: typed on
+    both sides, strict about unknown fields, and checked."""
+    from container.contract import TrainingSpec
+
+    spec = TrainingSpec(name="m", version="v1", framework="xgboost", features=["f1"],
+                        key_columns=["id"], label="label", missing_values="fill",
+                        fill_values={"f1": 0.5})
+    assert TrainingSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    assert spec.metadata("model.ubj", {}, 10).fill_values == {"f1": 0.5}
+    for bad, message in (({"framework": "torch"}, "framework 'torch' is not one of"),
+                         ({"task": "ranking"}, "task 'ranking'"),
+                         ({"holdout_fraction": 1.0}, "holdout_fraction must be in"),
+                         ({"surprise": 1}, "unknown field")):
+        with pytest.raises(ValueError, match=message):
+            TrainingSpec.from_dict({**spec.to_dict(), **bad})

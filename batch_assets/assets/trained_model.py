@@ -20,7 +20,7 @@ from batch_assets.jobs.orchestration import PROCESSING_POOL, TRANSIENT_RETRY
 from batch_assets.planning.layout import job_config_prefix, job_spec_key, model_prefix
 from batch_assets.planning.model_pointer import CurrentModel, write_current_model
 from batch_assets.registry import ModelSpec, Registry
-from container.contract import METADATA_FILE, ModelMetadata
+from container.contract import METADATA_FILE, ModelMetadata, TrainingSpec
 from resources.job_status import COMPLETED
 from resources.job_store import JobStore
 from resources.processing import SageMakerProcessing
@@ -103,15 +103,15 @@ def _train(context, spec: ModelSpec, storage: ObjectStorage, runner: PartitionJo
     version = new_model_version(context.run.run_id)
 
     def build(job_name: str) -> dict:
-        storage.write_json(job_spec_key(job_name), {
-            "name": spec.name, "version": version, "framework": spec.framework,
-            "features": list(spec.features), "key_columns": list(spec.key_columns),
-            "label": spec.label, "categorical_features": list(spec.categorical_features),
-            "hyperparameters": spec.hyperparameters, "task": spec.task,
-            "passthrough_columns": list(spec.passthrough_columns),
-            "missing_values": spec.missing_values, "fill_values": dict(spec.fill_values),
-            "fill_statistic": spec.fill_statistic, "nan_predictions": spec.nan_predictions,
-        })
+        storage.write_json(job_spec_key(job_name), TrainingSpec(
+            name=spec.name, version=version, framework=spec.framework,
+            features=list(spec.features), key_columns=list(spec.key_columns),
+            label=spec.label, categorical_features=list(spec.categorical_features),
+            hyperparameters=dict(spec.hyperparameters), task=spec.task,
+            passthrough_columns=list(spec.passthrough_columns),
+            missing_values=spec.missing_values, fill_values=dict(spec.fill_values),
+            fill_statistic=spec.fill_statistic, nan_predictions=spec.nan_predictions,
+        ).to_dict())
         return training_request(
             processing, processing.container_launch(spec.framework, storage), spec, job_name,
             train_uri=storage.uri(spec.training_data),
