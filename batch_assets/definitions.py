@@ -30,7 +30,7 @@ from resources.dynamodb_job_store import DynamoDBJobStore
 from resources.instance_admission import parse_instance_quotas
 from resources.job_cost import parse_instance_prices
 from resources.job_store import SQLiteJobStore
-from resources.processing import SAGEMAKER_BACKEND, SageMakerProcessing
+from resources.processing import LocalProcessing, SageMakerProcessing
 from resources.s3_storage import S3BucketStorage
 from resources.storage import LocalBucketStorage
 
@@ -73,9 +73,9 @@ def local_resources(data_dir: str = ".data", instance_quotas: dict[str, int] | N
     return {
         "storage": LocalBucketStorage(root=f"{data_dir}/bucket"),
         "job_store": SQLiteJobStore(path=f"{data_dir}/jobs.sqlite3"),
-        "processing": SageMakerProcessing(local_work_dir=f"{data_dir}/processing",
-                                          instance_quotas=instance_quotas or {},
-                                          instance_prices=instance_prices or {}),
+        "processing": LocalProcessing(work_dir=f"{data_dir}/processing",
+                                      instance_quotas=instance_quotas or {},
+                                      instance_prices=instance_prices or {}),
     }
 
 
@@ -142,7 +142,7 @@ def aws_resources(environment: Mapping[str, str]) -> dict:
                 environment.get("BATCH_RUN_WORKERS_ON_THIS_HOST", "").lower() == "true"),
         ),
         "processing": SageMakerProcessing(
-            backend=SAGEMAKER_BACKEND, region_name=region, role_arn=dg.EnvVar("BATCH_ROLE_ARN"),
+            region_name=region, role_arn=dg.EnvVar("BATCH_ROLE_ARN"),
             **{k: v for k, v in processing_settings.items() if v is not None},
         ),
     }

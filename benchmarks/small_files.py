@@ -2,7 +2,7 @@
 
 A day delivered as thousands of tiny files must not cost much more than the same
 rows in a few files. This runs, in one process and one run, real processing jobs
-on the local runner (``SageMakerProcessing`` local backend, ``LocalProcessingClient``:
+on the local runner (``LocalProcessing``, ``LocalProcessingClient``:
 staging, instance processes running ``python -m container infer``, continuous
 upload) over the same 300,000 rows (W2's features: 40 float32 + an int64 id, 1%
 missing) delivered as 8 files and as 3,000 files of 100 rows, scored by W2's model
@@ -46,7 +46,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batch_assets.jobs.job_requests import scoring_request
-from batch_assets.planning.layout import data_prefix, job_prefix, model_prefix, predictions_prefix
+from batch_assets.planning.layout import (
+    MODELS_ROOT,
+    PREDICTIONS_ROOT,
+    data_prefix,
+    job_config_prefix,
+    job_inputs_manifest_key,
+    job_models_manifest_key,
+    job_scoring_plan_key,
+    model_prefix,
+    model_relative,
+    predictions_prefix,
+    predictions_relative,
+)
 from batch_assets.planning.tally import list_inputs, tally_partition, write_job_plan
 from batch_assets.registry import InferenceSettings, ModelSpec
 from benchmarks.workloads import (
@@ -60,7 +72,7 @@ from container.contract import PlannedModel, ScoringPlan
 from resources.job_status import COMPLETED, TERMINAL
 from resources.local_processing.client import _children as local_supervisors
 from resources.local_processing.manifest_file import build_manifest
-from resources.processing import SageMakerProcessing
+from resources.processing import LocalProcessing
 from resources.storage import LocalBucketStorage
 
 ROWS = 300_000
@@ -140,7 +152,7 @@ def code_tree(folder: Path | None) -> Iterator[None]:
             os.environ["PYTHONPATH"] = saved_path
 
 
-def run_job(storage: LocalBucketStorage, processing: SageMakerProcessing, layout: str,
+def run_job(storage: LocalBucketStorage, processing: LocalProcessing, layout: str,
             repeat: int, code: str = "after", code_dir: Path | None = None) -> Run:
     """Score the layout's day as the predictions step does: list, tally, write the
     plan and manifests, one job, tally again."""
@@ -157,32 +169,31 @@ def run_job(storage: LocalBucketStorage, processing: SageMakerProcessing, layout
     mark = time.perf_counter()
     job_name = f"small-files-{code}-{layout}-{repeat}-{int(time.time() * 1000)}"
     write_job_plan(storage, job_name, inputs)
-    data_manifest = job_prefix(job_name) + "inputs.manifest"
+    data_manifest = job_inputs_manifest_key(job_name)
     storage.write_bytes(data_manifest, build_manifest(storage.uri(data_prefix(dataset, DAY)),
                                                       [i.relative for i in inputs]))
-    models_manifest = job_prefix(job_name) + "models.manifest"
-    bundle = [o.key.removeprefix("models/")
-              for o in storage.list_objects(model_prefix(MODEL, VERSION))]
-    storage.write_bytes(models_manifest, build_manifest(storage.uri("models/"), bundle))
+    models_manifest = job_models_manifest_key(job_name)
+    bundle = [model_relative(o.key) for o in storage.list_objects(model_prefix(MODEL, VERSION))]
+    storage.write_bytes(models_manifest, build_manifest(storage.uri(MODELS_ROOT), bundle))
     plan = ScoringPlan([PlannedModel(
-        name=MODEL, bundle=model_prefix(MODEL, VERSION).removeprefix("models/"),
-        output=predictions_prefix(MODEL, DAY).removeprefix("predictions/"))])
-    storage.write_json(job_prefix(job_name) + "config/scoring.json", plan.to_dict())
+        name=MODEL, bundle=model_relative(model_prefix(MODEL, VERSION)),
+        output=predictions_relative(MODEL, DAY))])
+    storage.write_json(job_scoring_plan_key(job_name), plan.to_dict())
     spec = model_spec(dataset)
     request = scoring_request(
         processing, processing.container_launch(spec.framework, storage), [spec], job_name,
         manifest_uri=storage.uri(data_manifest), models_manifest_uri=storage.uri(models_manifest),
-        config_uri=storage.uri(job_prefix(job_name) + "config/"),
-        output_uri=storage.uri("predictions/"), instance_count=INSTANCES,
+        config_uri=storage.uri(job_config_prefix(job_name)),
+        output_uri=storage.uri(PREDICTIONS_ROOT), instance_count=INSTANCES,
         tags={"benchmark": "small_files"})
     dagster["write plan + manifests"] = time.perf_counter() - mark
-    client = processing.client(storage)
+    jobs = processing.jobs(storage)
     cpu_before = _children_cpu()
     submitted = time.perf_counter()
     with code_tree(code_dir):
-        processing.submit(client, request)
+        jobs.submit(request)
     while True:
-        described = client.describe_processing_job(ProcessingJobName=job_name)
+        described = jobs.client.describe_processing_job(ProcessingJobName=job_name)
         if described["ProcessingJobStatus"] in TERMINAL:
             break
         time.sleep(0.05)
@@ -200,7 +211,7 @@ def run_job(storage: LocalBucketStorage, processing: SageMakerProcessing, layout
                            f"{after.rows_out} rows out; e.g. {list(after.problems.items())[:3]}")
     start = described["ProcessingStartTime"].timestamp()
     end = described["ProcessingEndTime"].timestamp()
-    job_dir = client.job_dir(job_name)
+    job_dir = jobs.client.job_dir(job_name)
     return Run(layout, len(inputs), end - start, wall, cpu, phases(job_dir, start, end),
                dagster, code)
 
@@ -312,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         write_layout(storage, f"small_files_{layout}", files)
     upload_model(storage, model_dir)
     shutil.rmtree(root / "processing", ignore_errors=True)
-    processing = SageMakerProcessing(local_work_dir=str(root / "processing"))
+    processing = LocalProcessing(work_dir=str(root / "processing"))
     variants = [("after", None)]
     if args.before is not None:
         variants.insert(0, ("before", args.before.resolve()))

@@ -3,7 +3,7 @@
 SageMaker bills Processing per instance-second while the job's instances run. A
 job's description gives its start and end, not a billed figure, so the estimate
 is ``instance count x (ProcessingEndTime - ProcessingStartTime)`` at the price the
-user lists per instance type (``SageMakerProcessing.instance_prices``, USD per
+user lists per instance type (``ProcessingBackend.instance_prices``, USD per
 instance-hour; look prices up on https://aws.amazon.com/sagemaker/pricing/ under
 "Processing" for your region: they differ by region and change over time, which
 is why they are settings, not constants). It slightly under-counts (instances

@@ -26,7 +26,7 @@ token. dagster-aws has CloudWatch readers, but they belong to a Pipes session
 (one known stream, forwarded raw to stdout, retrying throttling with sleeps in a
 thread that never sees the end of the stream), so boto3 is used directly.
 
-Polling, not a thread: ``SageMakerProcessing.wait`` calls ``poll`` between two
+Polling, not a thread: ``ProcessingJobs.wait`` calls ``poll`` between two
 ``describe_processing_job`` calls and ``drain`` once the status is terminal. A
 read happens at most every ``read_interval`` seconds (CloudWatch Logs read APIs
 have small per-account request quotas shared by every running job). There is no

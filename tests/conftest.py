@@ -18,7 +18,7 @@ from batch_assets.dev.demo_data import DemoDataSpec, generate_demo_data
 from batch_assets.planning.scoring_groups import group_of, model_of, prediction_key
 from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
 from resources.job_store import SQLiteJobStore
-from resources.processing import SageMakerProcessing
+from resources.processing import LocalProcessing
 from resources.storage import LocalBucketStorage
 
 SMALL_DATA = DemoDataSpec(
@@ -82,7 +82,7 @@ class Pipeline:
     registry_path: Path
     storage: LocalBucketStorage
     job_store: SQLiteJobStore
-    processing: SageMakerProcessing
+    processing: LocalProcessing
 
     @property
     def resources(self) -> dict:
@@ -133,9 +133,9 @@ def make_pipeline(root: Path, registry_path: Path, bucket: Path | None = None) -
         registry_path=registry_path,
         storage=LocalBucketStorage(root=str(bucket or root / "bucket")),
         job_store=SQLiteJobStore(path=str(root / "jobs.sqlite3")),
-        processing=SageMakerProcessing(
-            local_work_dir=str(root / "processing"), poll_interval_seconds=0.1,
-            local_stop_grace_seconds=2.0,
+        processing=LocalProcessing(
+            work_dir=str(root / "processing"), poll_interval_seconds=0.1,
+            stop_grace_seconds=2.0,
         ),
     )
 

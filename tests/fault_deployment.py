@@ -22,7 +22,7 @@ from batch_assets.planning.layout import predictions_prefix
 from batch_assets.planning.scoring_groups import group_of
 from batch_assets.registry import load_registry
 from resources.job_store import JobRecord, SQLiteJobStore
-from resources.processing import SageMakerProcessing
+from resources.processing import LocalProcessing
 from resources.storage import LocalBucketStorage
 from tests.conftest import write_test_registry
 from tests.helpers import read_outputs
@@ -37,10 +37,10 @@ def deployment_resources(root: Path | str, instance_quota: int | None = None) ->
         "storage": LocalBucketStorage(root=str(root / ".data" / "bucket")),
         "job_store": SQLiteJobStore(path=str(root / ".data" / "jobs.sqlite3"),
                                     heartbeat_seconds=1.0, lease_seconds=10.0),
-        "processing": SageMakerProcessing(
-            local_work_dir=str(root / ".data" / "processing"), poll_interval_seconds=0.2,
-            local_stop_grace_seconds=2.0, quota_backoff_seconds=1.0,
-            local_instance_quota=instance_quota,
+        "processing": LocalProcessing(
+            work_dir=str(root / ".data" / "processing"), poll_interval_seconds=0.2,
+            stop_grace_seconds=2.0, quota_backoff_seconds=1.0,
+            instance_quota=instance_quota,
         ),
     }
 
@@ -88,7 +88,7 @@ class Deployment:
         self.resources = deployment_resources(self.root, self.instance_quota)
         self.storage: LocalBucketStorage = self.resources["storage"]
         self.job_store: SQLiteJobStore = self.resources["job_store"]
-        self.processing: SageMakerProcessing = self.resources["processing"]
+        self.processing: LocalProcessing = self.resources["processing"]
         # create the instance's storage once: processes that start together race on it
         self.instance = dg.DagsterInstance.from_config(str(self.home))
         self._launched = 0

@@ -31,9 +31,10 @@ TINY = DemoDataSpec(days=("2026-11-01",), files_per_day=4, rows_per_file=1_500,
 class SageMakerViaLocalRunner(SageMakerProcessing):
     """The sagemaker backend's settings and request, run by the local runner."""
 
-    def client(self, storage):
-        return LocalProcessingClient(storage, Path(self.local_work_dir),
-                                     stop_grace_seconds=self.local_stop_grace_seconds)
+    runner_dir: str
+
+    def open_client(self, storage):
+        return LocalProcessingClient(storage, Path(self.runner_dir), stop_grace_seconds=2.0)
 
 
 @pytest.fixture
@@ -50,10 +51,10 @@ def aws_pipeline(tmp_path, moto_endpoint):
         "job_store": DynamoDBJobStore(table_name=table, endpoint_url=moto_endpoint,
                                       region_name=REGION),
         "processing": SageMakerViaLocalRunner(
-            backend="sagemaker", region_name=REGION,
+            region_name=REGION,
             image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/batch-inference:1",
             role_arn="arn:aws:iam::123456789012:role/batch-inference",
-            job_name_prefix="e2e", local_work_dir=str(tmp_path / "jobs"),
+            job_name_prefix="e2e", runner_dir=str(tmp_path / "jobs"),
             poll_interval_seconds=0.1),
     }
     registry = write_test_registry(tmp_path / "models.toml")
@@ -183,12 +184,12 @@ def test_aws_mode_builds_aws_resources_from_env_vars():
     resources = resources_for({"BATCH_INFERENCE_MODE": "aws", **environment})
     assert isinstance(resources["storage"], S3BucketStorage)
     assert isinstance(resources["job_store"], DynamoDBJobStore)
-    assert resources["processing"].backend == "sagemaker"
+    assert resources["processing"].backend_name == "sagemaker"
     listed = resources_for({
         "BATCH_INFERENCE_MODE": "aws", **environment, "BATCH_SUBNETS": "subnet-a, subnet-b",
         "BATCH_SECURITY_GROUP_IDS": "sg-1", "BATCH_NETWORK_ISOLATION": "true",
     })["processing"]
-    network = listed.network().request()
+    network = listed.job_settings().network.request()
     assert network["VpcConfig"] == {"Subnets": ["subnet-a", "subnet-b"],
                                     "SecurityGroupIds": ["sg-1"]}
     assert network["EnableNetworkIsolation"] is True

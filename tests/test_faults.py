@@ -88,7 +88,7 @@ def evaluate_reaper(deployment: Deployment) -> list[dg.RunRequest]:
 
 
 def instance_pids(deployment: Deployment, job_name: str) -> dict[str, int]:
-    status = deployment.processing.client(deployment.storage).job_dir(job_name) / "status.json"
+    status = deployment.processing.open_client(deployment.storage).job_dir(job_name) / "status.json"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError, ValueError):
@@ -132,7 +132,7 @@ def test_sigkill_of_an_instance_between_packs_of_tiny_files_loses_nothing(
     process = deployment.materialize(P2)
     record = deployment.wait_for_record(P2, IN_PROGRESS)
     pids = instance_pids(deployment, record.job_name)
-    instance = deployment.processing.client(deployment.storage).job_dir(
+    instance = deployment.processing.open_client(deployment.storage).job_dir(
         record.job_name) / "instances" / "algo-2"
     deadline = time.monotonic() + 120
     while not list(instance.rglob("*.packed-1000.json")):
@@ -167,7 +167,7 @@ def test_sigkill_of_the_supervisor_is_retried_and_leaves_no_instance_folder(
     deployment = Deployment.with_trained_models(tmp_path, trained_template)
     process = deployment.materialize(P1)
     record = deployment.wait_for_record(P1, IN_PROGRESS)
-    client = deployment.processing.client(deployment.storage)
+    client = deployment.processing.open_client(deployment.storage)
     instance_pids(deployment, record.job_name)
     supervisor = json.loads((client.job_dir(record.job_name) / "status.json").read_text())[
         "supervisor_pid"]
@@ -247,7 +247,7 @@ def test_run_worker_killed_while_its_attempt_is_pending_does_not_wedge_the_parti
     for i in range(2):
         deployment.storage.write_bytes(f"data/d/dt=2026-11-01/part-{i}.parquet", b"x")
     deployment.storage.write_bytes("models/m/v1/model.json", b"{}")
-    client = deployment.processing.client(deployment.storage)
+    client = deployment.processing.open_client(deployment.storage)
     client.create_processing_job(**sleeping_job("other-tenant", instances=2))
     victim = deployment.materialize(P1)
     pending = deployment.wait_for_record(P1, PENDING)

@@ -17,7 +17,7 @@ from resources.instance_admission import (
 )
 from resources.job_status import COMPLETED, FAILED
 from resources.job_store import SQLiteJobStore
-from resources.processing import SageMakerProcessing
+from resources.processing import LocalProcessing
 
 XL = "ml.m5.xlarge"
 
@@ -54,7 +54,7 @@ def test_aws_mode_reads_the_quotas_from_batch_instance_quotas():
     with pytest.raises(dg.DagsterInvalidDefinitionError, match=r"^BATCH_INSTANCE_QUOTAS: "):
         resources_for({**environment, "BATCH_INSTANCE_QUOTAS": "ml.m5.xlarge:20"})
     with pytest.raises(ValueError, match="at least 1 instance per type"):
-        SageMakerProcessing(instance_quotas={XL: 0})
+        LocalProcessing(instance_quotas={XL: 0})
 
 
 def test_peak_in_use_counts_overlaps_only():
@@ -98,7 +98,7 @@ def test_a_scoring_job_waits_for_its_instances_and_gives_them_back(pipeline):
     """churn_xgb scores on 2 ml.m5.xlarge: with a quota of 2 it runs and releases them
     on completion; while another job holds both it gives up after quota_wait_seconds,
     records its attempt as Failed (not retried) and leaves the holder's instances."""
-    pipeline.processing = SageMakerProcessing(**{
+    pipeline.processing = LocalProcessing(**{
         **pipeline.processing.model_dump(), "instance_quotas": {XL: 2},
         "quota_wait_seconds": 1.0})
     store = pipeline.job_store
@@ -124,7 +124,7 @@ def test_the_next_run_releases_the_instances_of_a_dead_runs_unsubmitted_job(pipe
     """A run died after its job was admitted and before it submitted it: the next run
     of the partition closes that attempt as Failed (never submitted), which gives the
     instances back, so its own attempt fits instead of waiting for a dead run."""
-    pipeline.processing = SageMakerProcessing(**{
+    pipeline.processing = LocalProcessing(**{
         **pipeline.processing.model_dump(), "instance_quotas": {XL: 2},
         "quota_wait_seconds": 5.0})
     store, day = pipeline.job_store, "2026-11-01"

@@ -8,21 +8,21 @@ import sys
 
 import pytest
 
-from resources.processing import SageMakerProcessing
+from resources.processing import LocalProcessing
 from tests.helpers import interrupted_after
 from tests.test_local_runner import pid_alive, request, wait_for
 
 
 def test_interrupt_while_waiting_stops_the_job(tmp_path, storage_with_data):
-    processing = SageMakerProcessing(local_work_dir=str(tmp_path / "jobs"),
-                                     poll_interval_seconds=0.1, local_stop_grace_seconds=2.0,
-                                     local_keep_instance_dirs=True)
-    client = processing.client(storage_with_data)
+    jobs = LocalProcessing(work_dir=str(tmp_path / "jobs"), poll_interval_seconds=0.1,
+                           stop_grace_seconds=2.0, keep_instance_dirs=True,
+                           ).jobs(storage_with_data)
+    client = jobs.client
     client.create_processing_job(**request("interrupted", "sleep", 2))
     statuses = []
     with interrupted_after(4.0):
-        processing.wait(client, "interrupted", logging.getLogger("test"),
-                        lambda status, _d: statuses.append(status))
+        jobs.wait("interrupted", logging.getLogger("test"),
+                  lambda status, _d: statuses.append(status))
     described = wait_for(client, "interrupted", {"Stopped", "Completed", "Failed"}, timeout=30)
     assert described["ProcessingJobStatus"] == "Stopped"
     assert statuses == ["InProgress", "Stopping"]

@@ -28,7 +28,7 @@ from resources.log_relay import (
     LocalLogSource,
     LogRelay,
 )
-from resources.processing import SageMakerProcessing
+from resources.processing import LocalProcessing, ProcessingJobs, SageMakerProcessing
 from resources.storage import LocalBucketStorage
 from tests.aws import REGION
 from tests.conftest import SMALL_DATA
@@ -244,23 +244,20 @@ def test_an_unreadable_log_is_one_warning_and_the_relay_stops(tmp_path):
 
 
 @pytest.fixture
-def local(tmp_path) -> tuple[SageMakerProcessing, object]:
+def local(tmp_path) -> ProcessingJobs:
     storage = LocalBucketStorage(root=str(tmp_path / "bucket"))
     for i in range(4):
         storage.write_bytes(f"data/d/dt=2026-11-01/part-{i}.parquet", b"x")
     storage.write_bytes("models/m/v1/model.json", b"{}")
-    processing = SageMakerProcessing(local_work_dir=str(tmp_path / "jobs"),
-                                     poll_interval_seconds=0.1, log_relay_seconds=0.1,
-                                     local_stop_grace_seconds=2.0)
-    return processing, processing.client(storage)
+    return LocalProcessing(work_dir=str(tmp_path / "jobs"), poll_interval_seconds=0.1,
+                           log_relay_seconds=0.1, stop_grace_seconds=2.0).jobs(storage)
 
 
 def test_wait_relays_each_local_instances_progress_and_summary(local):
-    processing, client = local
     log = CollectedLog()
     started = time.monotonic()
-    processing.submit(client, local_request("chatty-a1", "chatty", 2))
-    described = processing.wait(client, "chatty-a1", log)
+    local.submit(local_request("chatty-a1", "chatty", 2))
+    described = local.wait("chatty-a1", log)
     elapsed = time.monotonic() - started
     assert described["ProcessingJobStatus"] == "Completed", described.get("FailureReason")
     bound = int(elapsed // PROGRESS_INTERVAL_SECONDS) + 1
@@ -281,10 +278,9 @@ def test_wait_relays_each_local_instances_progress_and_summary(local):
 
 
 def test_wait_relays_a_crashed_instances_traceback(local):
-    processing, client = local
     log = CollectedLog()
-    processing.submit(client, local_request("crash-a1", "crash", 2))
-    described = processing.wait(client, "crash-a1", log)
+    local.submit(local_request("crash-a1", "crash", 2))
+    described = local.wait("crash-a1", log)
     assert described["ProcessingJobStatus"] == "Failed"
     (traceback,) = log.of("algo-2", "error")
     assert traceback.startswith("Traceback (most recent call last):")
@@ -297,34 +293,33 @@ def test_wait_relays_a_crashed_instances_traceback(local):
 
 
 def test_an_interrupted_wait_with_the_relay_still_stops_the_job(local, tmp_path):
-    processing, client = local
     log = CollectedLog()
-    processing.submit(client, local_request("interrupted-a1", "sleep", 2))
-    append(client.logs_dir("interrupted-a1") / "algo-1.log", progress("algo-1", 1))
+    local.submit(local_request("interrupted-a1", "sleep", 2))
+    append(local.client.logs_dir("interrupted-a1") / "algo-1.log", progress("algo-1", 1))
     with interrupted_after(1.5):
-        processing.wait(client, "interrupted-a1", log)
+        local.wait("interrupted-a1", log)
     assert log.entries[-1] == ("warning", "run interrupted: stopping processing job "
                                           "interrupted-a1")
     assert log.of("algo-1") == ["1/600 files, 10/6000 rows, 4000 rows/s"]
-    assert wait_for(client, "interrupted-a1", {"Stopped", "Completed", "Failed"},
+    assert wait_for(local.client, "interrupted-a1", {"Stopped", "Completed", "Failed"},
                     timeout=30)["ProcessingJobStatus"] == "Stopped"
 
 
 def test_the_relay_can_be_switched_off(local, tmp_path):
-    processing, client = local
-    quiet = SageMakerProcessing(local_work_dir=str(tmp_path / "jobs"),
-                                poll_interval_seconds=0.1, relay_container_logs=False)
+    quiet = LocalProcessing(work_dir=str(tmp_path / "jobs"), poll_interval_seconds=0.1,
+                            relay_container_logs=False)
     log = CollectedLog()
-    processing.submit(client, local_request("off-a1", "chatty", 1))
-    assert quiet.wait(client, "off-a1", log)["ProcessingJobStatus"] == "Completed"
+    local.submit(local_request("off-a1", "chatty", 1))
+    assert ProcessingJobs(quiet, local.client).wait("off-a1", log)["ProcessingJobStatus"] \
+        == "Completed"
     assert [m for _, m in log.entries] == ["processing job off-a1: InProgress",
                                            "processing job off-a1: Completed"]
 
 
 def test_pipeline_step_log_shows_each_instances_summary(pipeline):
-    pipeline.processing = SageMakerProcessing(
-        local_work_dir=str(pipeline.root / "processing"), poll_interval_seconds=0.1,
-        log_relay_seconds=0.1, local_stop_grace_seconds=2.0)
+    pipeline.processing = LocalProcessing(
+        work_dir=str(pipeline.root / "processing"), poll_interval_seconds=0.1,
+        log_relay_seconds=0.1, stop_grace_seconds=2.0)
     day = SMALL_DATA.days[0]
     instance = dg.DagsterInstance.ephemeral()
     started = time.monotonic()
@@ -412,14 +407,12 @@ def test_wait_relays_cloudwatch_lines_on_moto(moto_endpoint, logs):
                                              for i in range(1, 300)), summary("algo-1"))
     put(logs, f"{job}/algo-2-1764381601", progress("algo-2", 1), progress("algo-2", 2),
         f"{STAMP} algo-2: ERROR part-3.parquet: column f07 is missing")
-    processing = SageMakerProcessing(backend="sagemaker", region_name=REGION,
-                                     endpoint_url=moto_endpoint,
-                                     logs_endpoint_url=moto_endpoint,
-                                     poll_interval_seconds=0.01)
-    client = processing.client(storage=None)
-    processing.submit(client, a_request(job))
+    jobs = SageMakerProcessing(region_name=REGION, endpoint_url=moto_endpoint,
+                               logs_endpoint_url=moto_endpoint, poll_interval_seconds=0.01,
+                               ).jobs(storage=None)
+    jobs.submit(a_request(job))
     log = CollectedLog()
-    assert processing.wait(client, job, log)["ProcessingJobStatus"] == "Completed"
+    assert jobs.wait(job, log)["ProcessingJobStatus"] == "Completed"
     assert log.of("algo-1") == ["scored 6000 rows in 60.00 s (100 rows/s) after 2.00 s of "
                                 "start-up"]
     assert log.of("algo-2", "error") == ["ERROR part-3.parquet: column f07 is missing"]
@@ -431,20 +424,19 @@ def test_unreachable_logs_endpoint_warns_once_and_the_wait_goes_on(moto_endpoint
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    processing = SageMakerProcessing(backend="sagemaker", region_name=REGION,
-                                     endpoint_url=moto_endpoint, logs_endpoint_url=closed,
-                                     poll_interval_seconds=0.01)
-    client = processing.client(storage=None)
+    processing = SageMakerProcessing(region_name=REGION, endpoint_url=moto_endpoint,
+                                     logs_endpoint_url=closed, poll_interval_seconds=0.01)
+    jobs = processing.jobs(storage=None)
     job = job_name()
-    processing.submit(client, a_request(job))
+    jobs.submit(a_request(job))
     log = CollectedLog()
-    assert processing.wait(client, job, log)["ProcessingJobStatus"] == "Completed"
+    assert jobs.wait(job, log)["ProcessingJobStatus"] == "Completed"
     (warning,) = log.levels("warning")
     assert f"job {job}: cannot read CloudWatch Logs group /aws/sagemaker/ProcessingJobs" \
         in warning
     assert "logs:GetLogEvents" in warning
 
-    relay = LogRelay(processing.log_source(client, job), log, job, read_interval=0.0)
+    relay = LogRelay(processing.log_source(jobs.client, job), log, job, read_interval=0.0)
     for _ in range(3):
         relay.poll()
     assert relay.stopped and len(log.levels("warning")) == 2  # one more: this relay's

@@ -10,7 +10,7 @@ import pytest
 from batch_assets.planning.model_pointer import read_current_model
 from batch_assets.planning.scoring_groups import group_of, scoring_groups
 from batch_assets.registry import load_registry
-from resources.processing import SageMakerProcessing
+from resources.processing import LocalProcessing
 from tests.conftest import SMALL_DATA, check_evaluations, make_pipeline, materialization
 from tests.helpers import read_outputs
 
@@ -24,7 +24,7 @@ def _outputs(pipeline, model):
 
 def test_one_job_scores_every_selected_model_like_single_model_jobs(pipeline, tmp_path,
                                                                    trained_template):
-    pipeline.processing = SageMakerProcessing(**{**pipeline.processing.model_dump(),
+    pipeline.processing = LocalProcessing(**{**pipeline.processing.model_dump(),
                                                  "instance_prices": {"ml.m5.xlarge": 0.5}})
     result = pipeline.score(DAY, *MODELS)
     metas = {model: materialization(result, model) for model in MODELS}

@@ -18,7 +18,7 @@ from batch_assets.jobs.orchestration import PROCESSING_POOL
 from batch_assets.registry import load_registry
 from resources.job_store import COMPLETED, FAILED, IN_PROGRESS, PENDING, SQLiteJobStore
 from resources.liveness import this_process
-from resources.local_processing.client import LocalProcessingClient
+from resources.processing import LocalProcessing
 from resources.storage import LocalBucketStorage
 from tests.test_local_runner import request, wait_for
 
@@ -59,21 +59,21 @@ def claimed_runs(instance) -> set[str]:
 def test_killed_run_is_failed_its_slot_freed_and_its_unsubmitted_attempt_closed(
         tmp_path, instance):
     store = SQLiteJobStore(path=str(tmp_path / "jobs.sqlite3"))
-    client = LocalProcessingClient(LocalBucketStorage(root=str(tmp_path / "bucket")),
-                                   tmp_path / "jobs")
+    jobs = LocalProcessing(work_dir=str(tmp_path / "jobs")).jobs(
+        LocalBucketStorage(root=str(tmp_path / "bucket")))
     registry = load_registry()
     process = start_blocking_run(tmp_path, instance, store.path, "pred-never-submitted")
     (run,) = instance.get_runs()
     assert run.status == dg.DagsterRunStatus.STARTED
     assert claimed_runs(instance) == {run.run_id}
 
-    alive = reap(instance, store, client, registry, LOG)  # a live run is left alone
+    alive = reap(instance, store, jobs, registry, LOG)  # a live run is left alone
     assert not alive.failed_runs and not alive.reconciled_jobs
     assert store.get("pred-never-submitted").status == PENDING
 
     process.send_signal(signal.SIGKILL)
     process.wait(10)
-    report = reap(instance, store, client, registry, LOG)
+    report = reap(instance, store, jobs, registry, LOG)
     assert list(report.failed_runs) == [run.run_id]
     assert "is gone" in report.failed_runs[run.run_id]
     assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
@@ -83,7 +83,7 @@ def test_killed_run_is_failed_its_slot_freed_and_its_unsubmitted_attempt_closed(
     assert report.reconciled_jobs == {"pred-never-submitted": FAILED}
     # not a partition run of the pipeline's assets: nothing to request again
     assert not report.rerun_requests and run.run_id in report.not_rerun
-    assert not reap(instance, store, client, registry, LOG).failed_runs  # done once
+    assert not reap(instance, store, jobs, registry, LOG).failed_runs  # done once
 
 
 def test_job_that_ends_while_its_owner_is_dead_is_recorded_as_it_ended(tmp_path, instance):
@@ -94,7 +94,7 @@ def test_job_that_ends_while_its_owner_is_dead_is_recorded_as_it_ended(tmp_path,
         storage.write_bytes(f"data/d/dt=2026-11-01/part-{i}.parquet", b"x")
     storage.write_bytes("models/m/v1/model.json", b"{}")
     store = SQLiteJobStore(path=str(tmp_path / "jobs.sqlite3"))
-    client = LocalProcessingClient(storage, tmp_path / "jobs", stop_grace_seconds=1.0)
+    jobs = LocalProcessing(work_dir=str(tmp_path / "jobs"), stop_grace_seconds=1.0).jobs(storage)
     registry = load_registry()
     dead_owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     identity = this_process()
@@ -102,16 +102,16 @@ def test_job_that_ends_while_its_owner_is_dead_is_recorded_as_it_ended(tmp_path,
                                                         identity.started_at))
     record = store.create_attempt("predictions", PARTITION, lambda _a: "job-left-behind",
                                   "gone-run", "local")
-    client.create_processing_job(**request("job-left-behind", "report", 2))
+    jobs.client.create_processing_job(**request("job-left-behind", "report", 2))
     store.transition(record.job_name, IN_PROGRESS)
 
-    reap(instance, store, client, registry, LOG)
+    reap(instance, store, jobs, registry, LOG)
     assert store.get(record.job_name).status == IN_PROGRESS  # its owner still lives
 
     dead_owner.kill()
     dead_owner.wait()
-    wait_for(client, "job-left-behind", {"Completed"}, timeout=60)
-    report = reap(instance, store, client, registry, LOG)
+    wait_for(jobs.client, "job-left-behind", {"Completed"}, timeout=60)
+    report = reap(instance, store, jobs, registry, LOG)
     assert report.reconciled_jobs == {"job-left-behind": COMPLETED}
     assert store.get(record.job_name).status == COMPLETED
 
@@ -131,8 +131,8 @@ def test_killed_owners_give_their_instances_and_their_place_in_line_back(tmp_pat
     """A SIGKILLed run that held instances, and one that waited for them, both hold up
     a live run; the reaper closes their never-submitted jobs, which releases both."""
     store = SQLiteJobStore(path=str(tmp_path / "jobs.sqlite3"))
-    client = LocalProcessingClient(LocalBucketStorage(root=str(tmp_path / "bucket")),
-                                   tmp_path / "jobs")
+    jobs = LocalProcessing(work_dir=str(tmp_path / "jobs")).jobs(
+        LocalBucketStorage(root=str(tmp_path / "bucket")))
     registry = load_registry()
     xl = "ml.m5.xlarge"
     holder, holder_state = start_holder(tmp_path, store.path, "2026-11-01|a", "held-job", 3, 4)
@@ -146,7 +146,7 @@ def test_killed_owners_give_their_instances_and_their_place_in_line_back(tmp_pat
     assert (blocked.admitted, blocked.ahead, blocked.in_use) == (False, 1, 3)
     store.reserve_instances("no-record-job", "gone-run", xl, 1, 4)  # its record is gone
 
-    alive = reap(instance, store, client, registry, LOG, instance_types=[xl])
+    alive = reap(instance, store, jobs, registry, LOG, instance_types=[xl])
     assert not alive.reconciled_jobs  # live owners keep theirs
     assert alive.released_reservations == {"no-record-job": "its job has no record"}
     assert store.instances_in_use(xl) == 3
@@ -154,7 +154,7 @@ def test_killed_owners_give_their_instances_and_their_place_in_line_back(tmp_pat
     for process in (holder, waiter):
         process.send_signal(signal.SIGKILL)
         process.wait(10)
-    report = reap(instance, store, client, registry, LOG, instance_types=[xl])
+    report = reap(instance, store, jobs, registry, LOG, instance_types=[xl])
     assert report.reconciled_jobs == {"held-job": FAILED, "waiting-job": FAILED}
     for job in ("held-job", "waiting-job"):
         assert store.reservation(job).release_reason == "job Failed"
@@ -162,7 +162,7 @@ def test_killed_owners_give_their_instances_and_their_place_in_line_back(tmp_pat
     admitted = store.reserve_instances("live-job", "live-run", xl, 1, 4)
     assert (admitted.admitted, admitted.in_use) == (True, 1)
     assert store.reservation("live-job").held  # the live run's instances were not touched
-    assert not reap(instance, store, client, registry, LOG,
+    assert not reap(instance, store, jobs, registry, LOG,
                     instance_types=[xl]).released_reservations
 
 

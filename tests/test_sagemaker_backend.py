@@ -9,7 +9,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
-from resources.processing import SageMakerProcessing
+from resources.processing import ProcessingJobs, SageMakerProcessing
 from resources.processing_request import (
     ClusterSpec,
     InputChannel,
@@ -42,26 +42,25 @@ def a_request(name: str = "pred-m-20261101-a1") -> dict:
 
 
 def sagemaker(moto_endpoint: str, **settings) -> SageMakerProcessing:
-    return SageMakerProcessing(backend="sagemaker", region_name=REGION,
-                               endpoint_url=moto_endpoint, poll_interval_seconds=0.01,
-                               **settings)
+    return SageMakerProcessing(region_name=REGION, endpoint_url=moto_endpoint,
+                               poll_interval_seconds=0.01, **settings)
 
 
 def test_real_boto3_request_is_accepted_by_the_api_model(moto_endpoint):
-    processing = sagemaker(moto_endpoint)
-    client = processing.client(storage=None)
-    assert processing.submit(client, a_request("moto-job-a1")) is True
-    described = processing.wait(client, "moto-job-a1", LOG)
+    jobs = sagemaker(moto_endpoint).jobs(storage=None)
+    assert jobs.submit(a_request("moto-job-a1")) is True
+    described = jobs.wait("moto-job-a1", LOG)
     assert described["ProcessingJobStatus"] == "Completed"
-    links = processing.job_links("moto-job-a1", client)
+    assert jobs.describe("never-submitted-a1") is None  # unknown to the backend
+    links = jobs.links("moto-job-a1")
     assert links["console_url"].startswith("https://us-east-1.console.aws.amazon.com/sagemaker/")
     assert "moto-job-a1" in links["logs_url"]
 
 
 def test_throttling_is_retried_by_botocore_standard_mode(moto_endpoint):
-    processing = sagemaker(moto_endpoint, max_attempts=5)
-    client = processing.client(storage=None)
-    processing.submit(client, a_request("throttled-a1"))
+    jobs = sagemaker(moto_endpoint, max_attempts=5).jobs(storage=None)
+    client = jobs.client
+    jobs.submit(a_request("throttled-a1"))
     calls = []
 
     def throttle_twice(request, **_):
@@ -73,10 +72,10 @@ def test_throttling_is_retried_by_botocore_standard_mode(moto_endpoint):
         return None
 
     client.meta.events.register("before-send.sagemaker.DescribeProcessingJob", throttle_twice)
-    assert processing.wait(client, "throttled-a1", LOG)["ProcessingJobStatus"] == "Completed"
+    assert jobs.wait("throttled-a1", LOG)["ProcessingJobStatus"] == "Completed"
     assert len(calls) == 3
 
-    no_retries = sagemaker(moto_endpoint, max_attempts=1).client(storage=None)
+    no_retries = sagemaker(moto_endpoint, max_attempts=1).open_client(storage=None)
     calls.clear()
     no_retries.meta.events.register("before-send.sagemaker.DescribeProcessingJob",
                                     throttle_twice)
@@ -97,8 +96,8 @@ class _RawBody:
 def test_status_sequence_is_reported_in_order():
     fake = ScriptedSageMaker(["InProgress", "InProgress", "InProgress", "Completed"])
     seen = []
-    processing = SageMakerProcessing(backend="sagemaker", poll_interval_seconds=0.001)
-    described = processing.wait(fake, "j-a1", LOG, lambda s, _d: seen.append(s))
+    jobs = ProcessingJobs(SageMakerProcessing(poll_interval_seconds=0.001), fake)
+    described = jobs.wait("j-a1", LOG, lambda s, _d: seen.append(s))
     assert described["ProcessingJobStatus"] == "Completed"
     assert seen == ["InProgress", "Completed"]
     assert fake.describe_calls == 4
@@ -107,23 +106,25 @@ def test_status_sequence_is_reported_in_order():
 def test_failed_job_returns_its_reason():
     fake = ScriptedSageMaker(["InProgress", "Failed"],
                              failure_reason="AlgorithmError: input file part-3 is corrupt")
-    described = SageMakerProcessing(poll_interval_seconds=0.001).wait(fake, "j-a1", LOG)
+    described = ProcessingJobs(SageMakerProcessing(poll_interval_seconds=0.001), fake).wait(
+        "j-a1", LOG)
     assert described["ProcessingJobStatus"] == "Failed"
     assert described["FailureReason"] == "AlgorithmError: input file part-3 is corrupt"
 
 
 def test_instance_quota_is_waited_out_then_resubmitted():
     fake = ScriptedSageMaker(["Completed"], quota_errors=2)
-    processing = SageMakerProcessing(quota_backoff_seconds=0.01)
-    assert processing.submit(fake, a_request()) is True
+    jobs = ProcessingJobs(SageMakerProcessing(quota_backoff_seconds=0.01), fake)
+    assert jobs.submit(a_request()) is True
     assert len(fake.created) == 1 and fake.quota_errors == 0
 
 
 def test_instance_quota_wait_is_bounded():
     fake = ScriptedSageMaker(["Completed"], quota_errors=100)
-    processing = SageMakerProcessing(quota_backoff_seconds=0.05, quota_wait_seconds=0.2)
+    jobs = ProcessingJobs(SageMakerProcessing(quota_backoff_seconds=0.05,
+                                              quota_wait_seconds=0.2), fake)
     with pytest.raises(ClientError, match="ResourceLimitExceeded"):
-        processing.submit(fake, a_request())
+        jobs.submit(a_request())
     assert fake.created == []
 
 
@@ -131,8 +132,8 @@ def test_interrupted_wait_stops_the_job():
     fake = ScriptedSageMaker(["InProgress"])
     seen = []
     with interrupted_after(0.3):
-        SageMakerProcessing(poll_interval_seconds=0.01).wait(
-            fake, "long-a1", LOG, lambda s, _d: seen.append(s))
+        ProcessingJobs(SageMakerProcessing(poll_interval_seconds=0.01), fake).wait(
+            "long-a1", LOG, lambda s, _d: seen.append(s))
     assert fake.stopped == ["long-a1"]
     assert seen == ["InProgress", "Stopping"]
 
@@ -143,7 +144,7 @@ def test_wait_timeout_stops_the_job():
     fake = ScriptedSageMaker(["InProgress"])
     processing = SageMakerProcessing(poll_interval_seconds=0.01, wait_timeout_seconds=0.1)
     with pytest.raises(ProcessingJobError, match="did not finish within"):
-        processing.wait(fake, "slow-a1", LOG)
+        ProcessingJobs(processing, fake).wait("slow-a1", LOG)
     assert fake.stopped == ["slow-a1"]
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from batch_assets.instance_types import vcpus
 from batch_assets.registry import RegistryError, load_registry
-from resources.processing import SageMakerProcessing
+from resources.processing import LocalProcessing
 from tests.conftest import SMALL_DATA, make_pipeline, materialization
 
 DAY1, DAY2 = SMALL_DATA.days
@@ -52,8 +52,7 @@ def test_auto_sizing_uses_the_cap_first_then_measured_throughput(tmp_path, pipel
     assert first["instances"] == 3
     assert "no measured throughput yet for churn_xgb" in first["sizing"]["reason"]
     (attempt,) = auto.attempts(DAY1, "churn_xgb")
-    described = auto.processing.client(auto.storage).describe_processing_job(
-        ProcessingJobName=attempt.job_name)
+    described = auto.processing.jobs(auto.storage).describe(attempt.job_name)
     assert described["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 3
 
     # a day later: 10,000 minutes is far more than 10,000 rows need, so one instance
@@ -70,7 +69,7 @@ def test_auto_sizing_is_capped_by_the_quota_and_the_files(tmp_path, pipeline):
     registry = _auto_registry(tmp_path / "auto.toml", pipeline.registry_path, 1e-6, cap=50)
     auto = make_pipeline(pipeline.root, registry, pipeline.storage.root_path)
     materialization(auto.score(DAY1, "churn_xgb"), "churn_xgb")  # measures throughput
-    auto.processing = SageMakerProcessing(**{**auto.processing.model_dump(),
+    auto.processing = LocalProcessing(**{**auto.processing.model_dump(),
                                              "instance_quotas": {"ml.m5.xlarge": 4}})
     (pipeline.storage.root_path / f"predictions/churn_xgb/dt={DAY2}").mkdir(parents=True,
                                                                           exist_ok=True)

@@ -40,7 +40,7 @@ from batch_assets.planning.layout import (
 from batch_assets.registry import ModelSpec
 from container.contract import METADATA_FILE, ImportSpec
 from resources.buckets import Bucket, LocalBucket
-from resources.processing import SageMakerProcessing
+from resources.processing import ProcessingBackend
 from resources.s3_uri import parse_s3_uri
 from resources.storage import ObjectStorage
 
@@ -204,7 +204,7 @@ def store_artifact(spec: ModelSpec, storage: ObjectStorage, staged: StagedArtifa
 
 
 def run_import_job(context, spec: ModelSpec, storage: ObjectStorage,
-                   runner: PartitionJobRunner, processing: SageMakerProcessing,
+                   runner: PartitionJobRunner, processing: ProcessingBackend,
                    source: str, job_spec: ImportSpec, asset_name: str) -> JobOutcome:
     """One import job reads the stored artifact (``source``) and writes the bundle
     ``models/<model>/<version>/``."""

@@ -90,7 +90,7 @@ from resources.job_cost import shares
 from resources.job_status import COMPLETED
 from resources.job_store import JobStore
 from resources.local_processing.manifest_file import build_manifest
-from resources.processing import SageMakerProcessing
+from resources.processing import ProcessingBackend
 from resources.storage import ObjectStorage
 
 
@@ -144,7 +144,7 @@ def _group_asset(registry: Registry, group: ScoringGroup,
         f"pass per day ({group.instance_type}).",
     )
     def score(context: dg.AssetExecutionContext, storage: ObjectStorage,
-              job_store: JobStore, processing: SageMakerProcessing):
+              job_store: JobStore, processing: ProcessingBackend):
         yield from _score_day(context, registry, group, storage, job_store, processing)
 
     return score
@@ -163,7 +163,7 @@ class _ModelDay:
 
 def _score_day(context: dg.AssetExecutionContext, registry: Registry, group: ScoringGroup,
                storage: ObjectStorage, job_store: JobStore,
-               processing: SageMakerProcessing) -> Iterator:
+               processing: ProcessingBackend) -> Iterator:
     day = context.partition_key
     selected = [m for m in group.models if prediction_key(m) in context.selected_asset_keys]
     checks = set(context.selected_asset_check_keys)
@@ -298,7 +298,7 @@ def _checks(registry: Registry, storage: ObjectStorage, job_store: JobStore, mod
     yield from evaluate_checks(registry, storage, job_store, partition, model, day, selected)
 
 
-def _size(storage: ObjectStorage, registry: Registry, processing: SageMakerProcessing,
+def _size(storage: ObjectStorage, registry: Registry, processing: ProcessingBackend,
           group: ScoringGroup, day: str, pending: list[_ModelDay]) -> SizingPlan:
     """How many instances the day's job gets (``batch_assets.planning.sizing``)."""
     return plan_instances(
@@ -312,7 +312,7 @@ def _job_inputs(pending: list[_ModelDay]) -> list[InputFile]:
     return list({i.relative: i for d in pending for i in d.before.pending}.values())
 
 
-def _request(processing: SageMakerProcessing, storage: ObjectStorage, registry: Registry,
+def _request(processing: ProcessingBackend, storage: ObjectStorage, registry: Registry,
              group: ScoringGroup, context: dg.AssetExecutionContext, job_name: str, day: str,
              pending: list[_ModelDay], instances: int) -> dict:
     """The job's inputs (the union of the models' pending files, the models' bundles,
@@ -363,7 +363,7 @@ def _framework_of(specs: list) -> str:
     return specs[0].framework
 
 
-def _failure(processing: SageMakerProcessing, runner: PartitionJobRunner,
+def _failure(processing: ProcessingBackend, runner: PartitionJobRunner,
              outcome: JobOutcome | None, failures: list[str],
              days: dict[str, _ModelDay], model_failures: list[ModelFailure]) -> dg.Failure:
     """The step's failure after the other models were materialized: which models
@@ -377,14 +377,14 @@ def _failure(processing: SageMakerProcessing, runner: PartitionJobRunner,
         failure = BAD_INPUT if any(f.bad_input for f in model_failures) else UNKNOWN
         message += f" {failure.describe()}"
     if outcome is not None and outcome.status != COMPLETED:
-        links = processing.job_links(outcome.record.job_name, runner.client)
+        links = processing.job_links(outcome.record.job_name)
         message = (f"{outcome.failure_summary('scoring', links)}. {message}. The files "
                    "already scored are kept; a rerun scores only the rest.")
         retryable = retryable and outcome.retryable
     return dg.Failure(message, allow_retries=retryable)
 
 
-def _metadata(storage: ObjectStorage, job_store: JobStore, processing: SageMakerProcessing,
+def _metadata(storage: ObjectStorage, job_store: JobStore, processing: ProcessingBackend,
               runner: PartitionJobRunner, group: ScoringGroup, day: str, state: _ModelDay,
               outcome: JobOutcome | None, models_in_job: int) -> dict:
     """The model's figures for this run (plain values; ``format_metadata`` types and
@@ -424,7 +424,7 @@ def _metadata(storage: ObjectStorage, job_store: JobStore, processing: SageMaker
         del metadata["seconds"], metadata["rows_per_second"], metadata["predict_seconds"]
         metadata |= last_job_figures(storage, job_store, group.name, day, after.manifests)
     if outcome is not None and before.pending:
-        links = processing.job_links(outcome.record.job_name, runner.client)
+        links = processing.job_links(outcome.record.job_name)
         metadata.update(outcome.metadata(links) | {"seconds": seconds})
         metadata["models_in_job"] = models_in_job
     if after.pending:

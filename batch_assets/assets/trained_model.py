@@ -23,7 +23,7 @@ from batch_assets.registry import ModelSpec, Registry
 from container.contract import METADATA_FILE, ModelMetadata, TrainingSpec
 from resources.job_status import COMPLETED
 from resources.job_store import JobStore
-from resources.processing import SageMakerProcessing
+from resources.processing import ProcessingBackend
 from resources.storage import ObjectStorage
 
 ASSET_NAME = "trained_model"
@@ -70,7 +70,7 @@ def build_trained_model_asset(
         context: dg.AssetExecutionContext,
         storage: ObjectStorage,
         job_store: JobStore,
-        processing: SageMakerProcessing,
+        processing: ProcessingBackend,
     ) -> dg.MaterializeResult:
         spec = registry.get(context.partition_key)
         with PartitionJobRunner(context, ASSET_NAME, spec.name, storage, job_store,
@@ -92,7 +92,7 @@ def build_trained_model_asset(
 
 
 def _train(context, spec: ModelSpec, storage: ObjectStorage, runner: PartitionJobRunner,
-           processing: SageMakerProcessing) -> JobOutcome:
+           processing: ProcessingBackend) -> JobOutcome:
     if not storage.list_objects(spec.training_data):
         raise dg.Failure(
             f"no training data for model {spec.name!r} under {storage.uri(spec.training_data)}"
@@ -158,7 +158,7 @@ def _job_kind(description: dict) -> str:
 def _publish(context, spec: ModelSpec, storage: ObjectStorage, processing, runner,
              outcome: JobOutcome) -> dg.MaterializeResult:
     job_name = outcome.record.job_name
-    links = processing.job_links(job_name, runner.client)
+    links = processing.job_links(job_name)
     kind = _job_kind(outcome.description)
     if outcome.status != COMPLETED:
         raise dg.Failure(

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-from botocore.exceptions import ClientError
 
 from batch_assets.assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.automation.jobs import (
@@ -44,7 +43,7 @@ from batch_assets.planning.scoring_groups import model_of
 from batch_assets.registry import Registry
 from resources.job_status import FAILED, TERMINAL
 from resources.job_store import JobStore
-from resources.processing import SageMakerProcessing
+from resources.processing import ProcessingBackend, ProcessingJobs
 from resources.storage import ObjectStorage
 
 REAPED_TAG = "batch/reaped_run"
@@ -72,8 +71,8 @@ class ReapReport:
                 "released")
 
 
-def reap(instance: dg.DagsterInstance, job_store: JobStore, client: Any, registry: Registry,
-         log: Any, instance_types: Iterable[str] = ()) -> ReapReport:
+def reap(instance: dg.DagsterInstance, job_store: JobStore, jobs: ProcessingJobs,
+         registry: Registry, log: Any, instance_types: Iterable[str] = ()) -> ReapReport:
     """Fail dead runs (freeing their slots), request their partitions again, bring
     the records of jobs nobody watches in line with the backend, and release the
     instance reservations (of ``instance_types``) that nobody else will."""
@@ -97,7 +96,7 @@ def reap(instance: dg.DagsterInstance, job_store: JobStore, client: Any, registr
         verdict = job_owner_verdict(instance, job_store, record.run_id)
         if verdict.alive:
             continue
-        status, reason = _backend_status(client, record.job_name, verdict.reason)
+        status, reason = _backend_status(jobs, record.job_name, verdict.reason)
         if status in TERMINAL:
             record_status(job_store, record.job_name, status, reason, log)
             report.reconciled_jobs[record.job_name] = status
@@ -123,12 +122,10 @@ def _release_orphaned_reservations(job_store: JobStore, instance_type: str, log:
                  f"({why})")
 
 
-def _backend_status(client: Any, job_name: str, owner_reason: str) -> tuple[str, str | None]:
-    try:
-        described = client.describe_processing_job(ProcessingJobName=job_name)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ValidationException":
-            raise
+def _backend_status(jobs: ProcessingJobs, job_name: str, owner_reason: str
+                    ) -> tuple[str, str | None]:
+    described = jobs.describe(job_name)
+    if described is None:
         return FAILED, f"never submitted: {owner_reason}"
     return described["ProcessingJobStatus"], described.get("FailureReason")
 
@@ -185,8 +182,8 @@ def build_reaper_sensor(registry: Registry,
         "reservations that no live run will release. On by default.",
     )
     def orphan_reaper(context: dg.SensorEvaluationContext, storage: ObjectStorage,
-                      job_store: JobStore, processing: SageMakerProcessing):
-        report = reap(context.instance, job_store, processing.client(storage), registry,
+                      job_store: JobStore, processing: ProcessingBackend):
+        report = reap(context.instance, job_store, processing.jobs(storage), registry,
                       context.log, instance_types=processing.instance_quotas)
         for run_id, why in report.not_rerun.items():
             context.log.info(f"dead run {run_id} not requested again: {why}")

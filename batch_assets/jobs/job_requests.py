@@ -19,7 +19,7 @@ from container.contract import (
     output_path,
 )
 from resources.container_launch import ContainerLaunch
-from resources.processing import SageMakerProcessing
+from resources.processing import ProcessingBackend
 from resources.processing_request import (
     ClusterSpec,
     InputChannel,
@@ -41,7 +41,7 @@ def job_tags(asset: str, partition_key: str, run_id: str) -> dict[str, str]:
 
 
 def training_request(
-    processing: SageMakerProcessing, launch: ContainerLaunch, spec: ModelSpec, job_name: str,
+    processing: ProcessingBackend, launch: ContainerLaunch, spec: ModelSpec, job_name: str,
     *, train_uri: str, config_uri: str, model_uri: str, tags: dict[str, str],
 ) -> dict:
     return _model_request(processing, launch, spec, job_name, "train", [
@@ -51,7 +51,7 @@ def training_request(
 
 
 def import_request(
-    processing: SageMakerProcessing, launch: ContainerLaunch, spec: ModelSpec, job_name: str,
+    processing: ProcessingBackend, launch: ContainerLaunch, spec: ModelSpec, job_name: str,
     *, source_uri: str, config_uri: str, holdout_uri: str | None, model_uri: str,
     tags: dict[str, str],
 ) -> dict:
@@ -65,7 +65,7 @@ def import_request(
                           tags)
 
 
-def _model_request(processing: SageMakerProcessing, launch: ContainerLaunch, spec: ModelSpec,
+def _model_request(processing: ProcessingBackend, launch: ContainerLaunch, spec: ModelSpec,
                    job_name: str, command: str, inputs: list[InputChannel], model_uri: str,
                    tags: dict[str, str]) -> dict:
     """A single-instance job that writes one model bundle (train or import)."""
@@ -75,12 +75,13 @@ def _model_request(processing: SageMakerProcessing, launch: ContainerLaunch, spe
                     spec.training_instance_type or spec.instance_type, 1, tags)
 
 
-def _request(processing: SageMakerProcessing, launch: ContainerLaunch, job_name: str,
+def _request(processing: ProcessingBackend, launch: ContainerLaunch, job_name: str,
              arguments: list[str], inputs: list[InputChannel], output: OutputChannel,
              instance_type: str, instance_count: int, tags: dict[str, str]) -> dict:
     """The request of any of our jobs: its own command, inputs, output and cluster,
     with the resource's settings (volume, keys, network, role, runtime) and the
     launch's image, entrypoint, code input and environment."""
+    settings = processing.job_settings()
     return build_processing_job_request(ProcessingJobSpec(
         job_name=job_name,
         image_uri=launch.image_uri,
@@ -89,18 +90,18 @@ def _request(processing: SageMakerProcessing, launch: ContainerLaunch, job_name:
         inputs=[*inputs, *launch.extra_inputs],
         environment=launch.environment,
         outputs=[output],
-        cluster=ClusterSpec(instance_type, instance_count, processing.volume_size_gb,
-                            processing.volume_kms_key_id),
-        output_kms_key_id=processing.output_kms_key_id,
-        network=processing.network(),
-        role_arn=processing.role_arn,
-        max_runtime_seconds=processing.max_runtime_seconds,
+        cluster=ClusterSpec(instance_type, instance_count, settings.volume_size_gb,
+                            settings.volume_kms_key_id),
+        output_kms_key_id=settings.output_kms_key_id,
+        network=settings.network,
+        role_arn=settings.role_arn,
+        max_runtime_seconds=settings.max_runtime_seconds,
         tags=tags,
     ))
 
 
 def scoring_request(
-    processing: SageMakerProcessing, launch: ContainerLaunch, specs: list[ModelSpec],
+    processing: ProcessingBackend, launch: ContainerLaunch, specs: list[ModelSpec],
     job_name: str, *, manifest_uri: str, models_manifest_uri: str, config_uri: str,
     output_uri: str, instance_count: int, tags: dict[str, str],
 ) -> dict:

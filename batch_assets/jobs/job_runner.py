@@ -42,7 +42,7 @@ from resources.job_store import (
     JobStore,
 )
 from resources.liveness import Heartbeat, this_process
-from resources.processing import SageMakerProcessing
+from resources.processing import ProcessingBackend
 from resources.processing_request import processing_job_name
 from resources.storage import ObjectStorage
 
@@ -116,7 +116,7 @@ class PartitionJobRunner:
         partition_key: str,
         storage: ObjectStorage,
         job_store: JobStore,
-        processing: SageMakerProcessing,
+        processing: ProcessingBackend,
     ) -> None:
         self.context = context
         self.asset_name = asset_name
@@ -124,7 +124,7 @@ class PartitionJobRunner:
         self.job_store = job_store
         self.processing = processing
         self.run_id = context.run.run_id
-        self.client = processing.client(storage)
+        self.jobs = processing.jobs(storage)
 
     def __enter__(self) -> PartitionJobRunner:
         self.job_store.register_owner(self.run_id, this_process())
@@ -149,7 +149,7 @@ class PartitionJobRunner:
             record = self.job_store.in_flight(self.asset_name, self.partition_key)
             if record is None:
                 return None
-            description = self._describe(record.job_name)
+            description = self.jobs.describe(record.job_name)
             verdict = job_owner_verdict(self.context.instance, self.job_store, record.run_id,
                                         self.run_id)
             if description is None:
@@ -179,8 +179,8 @@ class PartitionJobRunner:
                 f"adopting job {record.job_name} (attempt {record.attempt}, owned by run "
                 f"{record.run_id}), {description['ProcessingJobStatus']}"
             )
-            description = self.processing.wait(
-                self.client, record.job_name, self.context.log, self._on_status(record.job_name),
+            description = self.jobs.wait(
+                record.job_name, self.context.log, self._on_status(record.job_name),
                 stop_on_interrupt=record.run_id == self.run_id)
             return JobOutcome(self.job_store.get(record.job_name) or record, description, True)
 
@@ -209,8 +209,8 @@ class PartitionJobRunner:
         with self._failing_record(record.job_name, "submission failed"):
             request = build_request(record.job_name)
             self._admit_instances(record.job_name, request)
-            if not self.processing.submit(self.client, request, self.context.log):
-                existing = self.client.describe_processing_job(ProcessingJobName=record.job_name)
+            if not self.jobs.submit(request, self.context.log):
+                existing = self.jobs.describe(record.job_name) or {}
                 if existing.get("ProcessingOutputConfig") != request["ProcessingOutputConfig"]:
                     raise dg.Failure(
                         f"a different processing job named {record.job_name} already exists; "
@@ -218,8 +218,8 @@ class PartitionJobRunner:
                         allow_retries=False,
                     )
                 self.context.log.info(f"job {record.job_name} already existed: adopting it")
-        description = self.processing.wait(self.client, record.job_name, self.context.log,
-                                           self._on_status(record.job_name))
+        description = self.jobs.wait(record.job_name, self.context.log,
+                                     self._on_status(record.job_name))
         return JobOutcome(self.job_store.get(record.job_name) or record, description, False)
 
     def _admit_instances(self, job_name: str, request: dict) -> None:
@@ -271,15 +271,6 @@ class PartitionJobRunner:
         except BaseException as exc:
             self._record(job_name, FAILED, f"{what}: {exc}")
             raise
-
-    def _describe(self, job_name: str) -> dict | None:
-        """The backend's description of a job, or None if it does not know the job."""
-        try:
-            return self.client.describe_processing_job(ProcessingJobName=job_name)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ValidationException":
-                raise
-            return None
 
     def _on_status(self, job_name: str) -> Callable[[str, dict], None]:
         def record_status(status: str, description: dict) -> None:
