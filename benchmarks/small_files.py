@@ -45,7 +45,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batch_assets.jobs.job_requests import scoring_request
+from batch_assets.jobs.job_requests import JobResources, scoring_request
 from batch_assets.planning.layout import (
     MODELS_ROOT,
     PREDICTIONS_ROOT,
@@ -181,7 +181,7 @@ def run_job(storage: LocalBucketStorage, processing: LocalProcessing, layout: st
     storage.write_json(job_scoring_plan_key(job_name), plan.to_dict())
     spec = model_spec(dataset)
     request = scoring_request(
-        processing, processing.container_launch(spec.framework, storage), [spec], job_name,
+        JobResources(processing, storage).launch(spec.framework), [spec], job_name,
         manifest_uri=storage.uri(data_manifest), models_manifest_uri=storage.uri(models_manifest),
         config_uri=storage.uri(job_config_prefix(job_name)),
         output_uri=storage.uri(PREDICTIONS_ROOT), instance_count=INSTANCES,

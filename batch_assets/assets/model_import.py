@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 
-from batch_assets.jobs.job_requests import import_request, job_tags
+from batch_assets.jobs.job_requests import JobResources, import_request, job_tags
 from batch_assets.jobs.job_runner import JobOutcome, PartitionJobRunner
 from batch_assets.planning.layout import (
     current_model_key,
@@ -218,7 +218,7 @@ def run_import_job(context, spec: ModelSpec, storage: ObjectStorage,
     def build(job_name: str) -> dict:
         storage.write_json(job_spec_key(job_name), job_spec.to_dict())
         return import_request(
-            processing, processing.container_launch(spec.framework, storage), spec, job_name,
+            JobResources(processing, storage).launch(spec.framework), spec, job_name,
             source_uri=storage.uri(source), config_uri=storage.uri(job_config_prefix(job_name)),
             holdout_uri=storage.uri(spec.holdout_data) if spec.holdout_data else None,
             model_uri=storage.uri(model_prefix(spec.name, job_spec.version)),

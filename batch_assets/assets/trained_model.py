@@ -14,7 +14,7 @@ from batch_assets.assets.model_import import (
     store_artifact,
 )
 from batch_assets.assets.partitions import model_partitions
-from batch_assets.jobs.job_requests import job_tags, training_request
+from batch_assets.jobs.job_requests import JobResources, job_tags, training_request
 from batch_assets.jobs.job_runner import JobOutcome, PartitionJobRunner
 from batch_assets.jobs.orchestration import PROCESSING_POOL, TRANSIENT_RETRY
 from batch_assets.planning.layout import job_config_prefix, job_spec_key, model_prefix
@@ -113,7 +113,7 @@ def _train(context, spec: ModelSpec, storage: ObjectStorage, runner: PartitionJo
             fill_statistic=spec.fill_statistic, nan_predictions=spec.nan_predictions,
         ).to_dict())
         return training_request(
-            processing, processing.container_launch(spec.framework, storage), spec, job_name,
+            JobResources(processing, storage).launch(spec.framework), spec, job_name,
             train_uri=storage.uri(spec.training_data),
             config_uri=storage.uri(job_config_prefix(job_name)),
             model_uri=storage.uri(model_prefix(spec.name, version)),

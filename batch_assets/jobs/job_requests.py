@@ -1,9 +1,15 @@
 """The processing jobs the pipeline runs (train, import, score), as
-``create_processing_job`` requests."""
+``create_processing_job`` requests.
+
+A request is the job's own part (command, inputs, output, cluster) and a
+``JobLaunch``: how the backend starts our container (image, entrypoint, code
+input) and the request settings it owns (volume, keys, network, role, runtime).
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from batch_assets.registry import InferenceSettings, ModelSpec
 from container.contract import (
@@ -19,7 +25,7 @@ from container.contract import (
     output_path,
 )
 from resources.container_launch import ContainerLaunch
-from resources.processing import ProcessingBackend
+from resources.processing import JobSettings, ProcessingBackend
 from resources.processing_request import (
     ClusterSpec,
     InputChannel,
@@ -27,8 +33,30 @@ from resources.processing_request import (
     ProcessingJobSpec,
     build_processing_job_request,
 )
+from resources.storage import ObjectStorage
 
 _TAG_UNSAFE = re.compile(r"[^\w\s.:/=+\-@]")
+
+
+@dataclass(frozen=True)
+class JobLaunch:
+    """How the backend starts a job of one framework: the container and the settings."""
+
+    container: ContainerLaunch
+    settings: JobSettings
+
+
+@dataclass(frozen=True)
+class JobResources:
+    """The backend and the bucket a job's inputs are written to: what every step that
+    builds a request holds."""
+
+    processing: ProcessingBackend
+    storage: ObjectStorage
+
+    def launch(self, framework: str) -> JobLaunch:
+        return JobLaunch(self.processing.container_launch(framework, self.storage),
+                         self.processing.job_settings())
 
 
 def job_tags(asset: str, partition_key: str, run_id: str) -> dict[str, str]:
@@ -41,17 +69,17 @@ def job_tags(asset: str, partition_key: str, run_id: str) -> dict[str, str]:
 
 
 def training_request(
-    processing: ProcessingBackend, launch: ContainerLaunch, spec: ModelSpec, job_name: str,
+    launch: JobLaunch, spec: ModelSpec, job_name: str,
     *, train_uri: str, config_uri: str, model_uri: str, tags: dict[str, str],
 ) -> dict:
-    return _model_request(processing, launch, spec, job_name, "train", [
+    return _model_request(launch, spec, job_name, "train", [
         InputChannel(TRAIN_INPUT, train_uri, input_path(TRAIN_INPUT)),
         InputChannel(CONFIG_INPUT, config_uri, input_path(CONFIG_INPUT)),
-    ], model_uri, tags)
+    ], _ModelOutput(model_uri, tags))
 
 
 def import_request(
-    processing: ProcessingBackend, launch: ContainerLaunch, spec: ModelSpec, job_name: str,
+    launch: JobLaunch, spec: ModelSpec, job_name: str,
     *, source_uri: str, config_uri: str, holdout_uri: str | None, model_uri: str,
     tags: dict[str, str],
 ) -> dict:
@@ -61,37 +89,45 @@ def import_request(
               InputChannel(CONFIG_INPUT, config_uri, input_path(CONFIG_INPUT))]
     if holdout_uri:
         inputs.append(InputChannel(HOLDOUT_INPUT, holdout_uri, input_path(HOLDOUT_INPUT)))
-    return _model_request(processing, launch, spec, job_name, "import", inputs, model_uri,
-                          tags)
+    return _model_request(launch, spec, job_name, "import", inputs,
+                          _ModelOutput(model_uri, tags))
 
 
-def _model_request(processing: ProcessingBackend, launch: ContainerLaunch, spec: ModelSpec,
-                   job_name: str, command: str, inputs: list[InputChannel], model_uri: str,
-                   tags: dict[str, str]) -> dict:
+@dataclass(frozen=True)
+class _ModelOutput:
+    """Where a train or import job writes its one bundle, and the job's tags."""
+
+    model_uri: str
+    tags: dict[str, str]
+
+
+def _model_request(launch: JobLaunch, spec: ModelSpec, job_name: str, command: str,
+                   inputs: list[InputChannel], output: _ModelOutput) -> dict:
     """A single-instance job that writes one model bundle (train or import)."""
-    return _request(processing, launch, job_name, [command], inputs,
-                    OutputChannel(MODEL_OUTPUT, model_uri, output_path(MODEL_OUTPUT),
+    return _request(launch, job_name, [command], inputs,
+                    OutputChannel(MODEL_OUTPUT, output.model_uri, output_path(MODEL_OUTPUT),
                                   upload_mode="EndOfJob"),
-                    spec.training_instance_type or spec.instance_type, 1, tags)
+                    ClusterSpec(spec.training_instance_type or spec.instance_type, 1),
+                    output.tags)
 
 
-def _request(processing: ProcessingBackend, launch: ContainerLaunch, job_name: str,
-             arguments: list[str], inputs: list[InputChannel], output: OutputChannel,
-             instance_type: str, instance_count: int, tags: dict[str, str]) -> dict:
-    """The request of any of our jobs: its own command, inputs, output and cluster,
-    with the resource's settings (volume, keys, network, role, runtime) and the
-    launch's image, entrypoint, code input and environment."""
-    settings = processing.job_settings()
+def _request(launch: JobLaunch, job_name: str, arguments: list[str],
+             inputs: list[InputChannel], output: OutputChannel, cluster: ClusterSpec,
+             tags: dict[str, str]) -> dict:
+    """The request of any of our jobs: its own command, inputs, output and cluster
+    (type and count), with the backend's settings (volume, keys, network, role,
+    runtime) and the launch's image, entrypoint, code input and environment."""
+    settings, container = launch.settings, launch.container
     return build_processing_job_request(ProcessingJobSpec(
         job_name=job_name,
-        image_uri=launch.image_uri,
-        entrypoint=launch.entrypoint,
+        image_uri=container.image_uri,
+        entrypoint=container.entrypoint,
         arguments=arguments,
-        inputs=[*inputs, *launch.extra_inputs],
-        environment=launch.environment,
+        inputs=[*inputs, *container.extra_inputs],
+        environment=container.environment,
         outputs=[output],
-        cluster=ClusterSpec(instance_type, instance_count, settings.volume_size_gb,
-                            settings.volume_kms_key_id),
+        cluster=ClusterSpec(cluster.instance_type, cluster.instance_count,
+                            settings.volume_size_gb, settings.volume_kms_key_id),
         output_kms_key_id=settings.output_kms_key_id,
         network=settings.network,
         role_arn=settings.role_arn,
@@ -101,9 +137,9 @@ def _request(processing: ProcessingBackend, launch: ContainerLaunch, job_name: s
 
 
 def scoring_request(
-    processing: ProcessingBackend, launch: ContainerLaunch, specs: list[ModelSpec],
-    job_name: str, *, manifest_uri: str, models_manifest_uri: str, config_uri: str,
-    output_uri: str, instance_count: int, tags: dict[str, str],
+    launch: JobLaunch, specs: list[ModelSpec], job_name: str, *, manifest_uri: str,
+    models_manifest_uri: str, config_uri: str, output_uri: str, instance_count: int,
+    tags: dict[str, str],
 ) -> dict:
     """One job for every model in ``specs`` (one scoring group: one dataset, one
     instance type). Input files are listed in a manifest and sharded by key across
@@ -114,7 +150,7 @@ def scoring_request(
     (``batch_assets.planning.sizing``: the largest fixed count of its models, or "auto"); the
     engine's knobs are the first set in registry order."""
     return _request(
-        processing, launch, job_name, ["infer", *job_inference(specs).container_arguments()],
+        launch, job_name, ["infer", *job_inference(specs).container_arguments()],
         [InputChannel(DATA_INPUT, manifest_uri, input_path(DATA_INPUT),
                       distribution="ShardedByS3Key", data_type="ManifestFile"),
          InputChannel(MODEL_INPUT, models_manifest_uri, input_path(MODEL_INPUT),
@@ -122,7 +158,7 @@ def scoring_request(
          InputChannel(CONFIG_INPUT, config_uri, input_path(CONFIG_INPUT))],
         OutputChannel(PREDICTIONS_OUTPUT, output_uri, output_path(PREDICTIONS_OUTPUT),
                       upload_mode="Continuous"),
-        specs[0].instance_type, instance_count, tags)
+        ClusterSpec(specs[0].instance_type, instance_count), tags)
 
 
 def job_inference(specs: list[ModelSpec]) -> InferenceSettings:
