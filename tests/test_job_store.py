@@ -11,15 +11,6 @@ import uuid
 
 import pytest
 
-from resources.dynamodb_job_store import DynamoDBJobStore, create_job_table
-from resources.instance_admission import (
-    Admission,
-    RequestExceedsQuotaError,
-    ReservationMismatchError,
-    ReservationReleasedError,
-    peak_in_use,
-    wait_for_instances,
-)
 from resources.job_store import (
     COMPLETED,
     FAILED,
@@ -33,6 +24,15 @@ from resources.job_store import (
     JobStore,
     SQLiteJobStore,
 )
+from resources.job_store.admission import (
+    Admission,
+    RequestExceedsQuotaError,
+    ReservationMismatchError,
+    ReservationReleasedError,
+    peak_in_use,
+    wait_for_instances,
+)
+from resources.job_store.dynamodb import DynamoDBJobStore, create_job_table
 from resources.liveness import ProcessIdentity
 from tests.aws import REGION
 
@@ -180,7 +180,7 @@ def test_take_over_moves_an_in_flight_job_to_the_new_run_once(store):
     assert store.get(record.job_name).run_id == "run-2"
 
 
-# --- instance admission (resources.instance_admission) ---------------------------------
+# --- instance admission (resources.job_store.admission) ---------------------------------
 
 XL = "ml.m5.xlarge"
 

@@ -29,17 +29,17 @@ from batch_assets.jobs.failures import (
     classify_job_failure,
 )
 from batch_assets.jobs.owner_liveness import job_owner_verdict
-from resources.instance_admission import (
-    InstanceQuotaWaitExhausted,
-    RequestExceedsQuotaError,
-    wait_for_instances,
-)
 from resources.job_status import FAILED, IN_PROGRESS, STOPPING, TERMINAL
 from resources.job_store import (
     IllegalTransitionError,
     JobInFlightError,
     JobRecord,
     JobStore,
+)
+from resources.job_store.admission import (
+    InstanceQuotaWaitExhausted,
+    RequestExceedsQuotaError,
+    wait_for_instances,
 )
 from resources.liveness import Heartbeat, this_process
 from resources.processing import SageMakerProcessing

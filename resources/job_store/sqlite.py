@@ -23,7 +23,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from resources.instance_admission import (
+from resources.job_status import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, TERMINAL
+from resources.job_store.admission import (
     Admission,
     Reservation,
     ReservationMismatchError,
@@ -31,7 +32,6 @@ from resources.instance_admission import (
     check_request,
     decide,
 )
-from resources.job_status import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, TERMINAL
 from resources.liveness import ProcessIdentity
 
 # a record's status is SageMaker's job status, or this one before the backend has it
@@ -184,7 +184,7 @@ class JobStore(dg.ConfigurableResource):
     def owner(self, run_id: str) -> OwnerRecord | None:
         raise NotImplementedError(type(self).__name__)
 
-    # --- instance admission (see resources.instance_admission) ----------------------
+    # --- instance admission (see resources.job_store.admission) --------------------
 
     def reserve_instances(self, job_name: str, run_id: str, instance_type: str, count: int,
                           quota: int) -> Admission:

@@ -31,7 +31,7 @@ transaction, then releases the job's instance reservation (idempotent; the
 reaper releases what a crash between the two left behind).
 
 Admission reads the pool item, decides by the fairness rule
-(``resources.instance_admission``), and commits in one transaction conditioned
+(``resources.job_store.admission``), and commits in one transaction conditioned
 on the pool's ``version`` being the one it read, on ``in_use <= quota - count``
 and on the request still waiting: a decision made on a stale view fails and is
 made again, so two processes never both take the last instances. A release
@@ -53,15 +53,15 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import Field, PrivateAttr
 
-from resources.instance_admission import (
+from resources.job_status import IN_PROGRESS, TERMINAL
+from resources.job_store.admission import (
     Admission,
     Reservation,
     ReservationReleasedError,
     check_request,
     decide,
 )
-from resources.job_status import IN_PROGRESS, TERMINAL
-from resources.job_store import (
+from resources.job_store.sqlite import (
     PENDING,
     AttemptExistsError,
     IllegalTransitionError,
@@ -722,10 +722,10 @@ def _query_all(client: Any, **kwargs) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m resources.dynamodb_job_store --table NAME [--region R]``: create the table."""
+    """``python -m resources.job_store.dynamodb --table NAME [--region R]``: create the table."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m resources.dynamodb_job_store",
+    parser = argparse.ArgumentParser(prog="python -m resources.job_store.dynamodb",
                                      description="Create the job store's DynamoDB table.")
     parser.add_argument("--table", required=True, help="table name")
     parser.add_argument("--region", default=None, help="AWS region (default: boto3's)")
