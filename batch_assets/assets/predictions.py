@@ -88,7 +88,7 @@ from container.contract import (
 from container.framework_table import framework as table_row
 from resources.job_cost import shares
 from resources.job_status import COMPLETED
-from resources.job_store import JobStore
+from resources.job_store import AttemptStore, JobStore
 from resources.local_processing.manifest_file import build_manifest
 from resources.processing import SageMakerProcessing
 from resources.storage import ObjectStorage
@@ -286,7 +286,7 @@ def _current(storage: ObjectStorage, registry: Registry, model: str) -> _ModelDa
     return _ModelDay(model, current=current)
 
 
-def _checks(registry: Registry, storage: ObjectStorage, job_store: JobStore, model: str,
+def _checks(registry: Registry, storage: ObjectStorage, job_store: AttemptStore, model: str,
             day: str, selected: set[dg.AssetCheckKey],
             partition: CheckedPartition | None) -> Iterator[dg.AssetCheckResult]:
     if partition is None:
@@ -384,7 +384,7 @@ def _failure(processing: SageMakerProcessing, runner: PartitionJobRunner,
     return dg.Failure(message, allow_retries=retryable)
 
 
-def _metadata(storage: ObjectStorage, job_store: JobStore, processing: SageMakerProcessing,
+def _metadata(storage: ObjectStorage, job_store: AttemptStore, processing: SageMakerProcessing,
               runner: PartitionJobRunner, group: ScoringGroup, day: str, state: _ModelDay,
               outcome: JobOutcome | None, models_in_job: int) -> dict:
     """The model's figures for this run (plain values; ``format_metadata`` types and
