@@ -26,10 +26,10 @@ from batch_assets.automation.reaper import build_reaper_sensor
 from batch_assets.automation.sensors import build_new_data_sensor, build_retry_sensor
 from batch_assets.jobs.orchestration import TRANSIENT_RETRY
 from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
-from resources.dynamodb_job_store import DynamoDBJobStore
-from resources.instance_admission import parse_instance_quotas
 from resources.job_cost import parse_instance_prices
 from resources.job_store import SQLiteJobStore
+from resources.job_store.admission import parse_instance_quotas
+from resources.job_store.dynamodb import DynamoDBJobStore
 from resources.processing import LocalProcessing, SageMakerProcessing
 from resources.s3_storage import S3BucketStorage
 from resources.storage import LocalBucketStorage

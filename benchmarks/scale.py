@@ -41,8 +41,8 @@ from batch_assets.planning.model_pointer import (
 )
 from benchmarks.dagster_dev import DagsterDev
 from container.contract import METADATA_FILE
-from resources.instance_admission import peak_in_use
 from resources.job_store import SQLiteJobStore
+from resources.job_store.admission import peak_in_use
 
 INSTANCE_TYPE = "ml.m5.large"
 FEATURES = [f"f{i:02d}" for i in range(16)]

@@ -17,7 +17,7 @@ from batch_assets.definitions import AWS_SETTINGS, build_definitions, resources_
 from batch_assets.dev.demo_data import DemoDataSpec, generate_demo_data
 from batch_assets.planning.model_pointer import read_current_model
 from batch_assets.planning.scoring_groups import prediction_key
-from resources.dynamodb_job_store import DynamoDBJobStore, create_job_table
+from resources.job_store.dynamodb import DynamoDBJobStore, create_job_table
 from resources.local_processing.client import LocalProcessingClient
 from resources.processing import SageMakerProcessing
 from resources.s3_storage import S3BucketStorage

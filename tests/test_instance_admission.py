@@ -8,15 +8,15 @@ import pytest
 
 from batch_assets.definitions import AWS_SETTINGS, resources_for
 from batch_assets.jobs.failures import classify_job_failure
-from resources.instance_admission import (
+from resources.job_status import COMPLETED, FAILED
+from resources.job_store import SQLiteJobStore
+from resources.job_store.admission import (
     InstanceQuotaWaitExhausted,
     Reservation,
     parse_instance_quotas,
     peak_in_use,
     wait_for_instances,
 )
-from resources.job_status import COMPLETED, FAILED
-from resources.job_store import SQLiteJobStore
 from resources.processing import LocalProcessing
 
 XL = "ml.m5.xlarge"

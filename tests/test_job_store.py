@@ -6,20 +6,12 @@ import logging
 import multiprocessing
 import os
 import random
+import sqlite3
 import time
 import uuid
 
 import pytest
 
-from resources.dynamodb_job_store import DynamoDBJobStore, create_job_table
-from resources.instance_admission import (
-    Admission,
-    RequestExceedsQuotaError,
-    ReservationMismatchError,
-    ReservationReleasedError,
-    peak_in_use,
-    wait_for_instances,
-)
 from resources.job_store import (
     COMPLETED,
     FAILED,
@@ -33,6 +25,15 @@ from resources.job_store import (
     JobStore,
     SQLiteJobStore,
 )
+from resources.job_store.admission import (
+    Admission,
+    RequestExceedsQuotaError,
+    ReservationMismatchError,
+    ReservationReleasedError,
+    peak_in_use,
+    wait_for_instances,
+)
+from resources.job_store.dynamodb import DynamoDBJobStore, create_job_table
 from resources.liveness import ProcessIdentity
 from tests.aws import REGION
 
@@ -180,7 +181,59 @@ def test_take_over_moves_an_in_flight_job_to_the_new_run_once(store):
     assert store.get(record.job_name).run_id == "run-2"
 
 
-# --- instance admission (resources.instance_admission) ---------------------------------
+def test_the_job_store_interface_is_abstract():
+    """Every method but ``in_flight`` is abstract: a store that lacks one cannot be made
+    (a TypeError at construction, not a NotImplementedError at its first call)."""
+    assert JobStore.__abstractmethods__ == {
+        "create_attempt", "transition", "get", "attempts", "list_in_flight", "take_over",
+        "register_owner", "heartbeat", "owner", "reserve_instances", "release_instances",
+        "instances_in_use", "reservation", "reservations"}
+    with pytest.raises(TypeError, match="abstract"):
+        JobStore()
+    all_but_heartbeat = {name: getattr(SQLiteJobStore, name)
+                         for name in JobStore.__abstractmethods__ - {"heartbeat"}}
+    without_heartbeat = type("WithoutHeartbeat", (JobStore,), all_but_heartbeat)
+    with pytest.raises(TypeError, match="heartbeat"):
+        without_heartbeat()
+
+
+def test_sqlite_schema_is_set_up_once_per_store_not_per_call(tmp_path, monkeypatch):
+    """Every call opens a connection (heartbeats and polls too), but only a store's
+    first one runs the schema script and sets WAL mode, which the file keeps."""
+    statements: list[str] = []
+    opened: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args, **kwargs):
+        connection = connect(*args, **kwargs)
+        connection.set_trace_callback(statements.append)
+        opened.append(str(args[0]))
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    path = tmp_path / "jobs.sqlite3"
+    store = SQLiteJobStore(path=str(path))
+    record = store.create_attempt(ASSET, PART, name_for, "run-1", "local")
+    store.register_owner("run-1", ProcessIdentity("host-a", 4242, 1_700_000_000.0))
+    for _ in range(3):
+        store.heartbeat("run-1")
+    store.transition(record.job_name, IN_PROGRESS)
+    store.reserve_instances(record.job_name, "run-1", "ml.m5.large", 1, 4)
+    assert store.get(record.job_name).status == IN_PROGRESS
+
+    def count(text: str) -> int:
+        return sum(text in statement for statement in statements)
+
+    assert len(opened) == 8  # one connection per call
+    assert count("CREATE TABLE IF NOT EXISTS processing_jobs") == 1
+    assert count("PRAGMA journal_mode=WAL") == 1
+    assert SQLiteJobStore(path=str(path)).owner("run-1") is not None  # another store object
+    assert count("CREATE TABLE IF NOT EXISTS processing_jobs") == 2  # sets up its own once
+    with connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+# --- instance admission (resources.job_store.admission) -----------------------------
 
 XL = "ml.m5.xlarge"
 

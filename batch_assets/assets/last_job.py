@@ -28,11 +28,11 @@ import dagster as dg
 from batch_assets.planning.layout import job_cost_key
 from container.contract import FileManifest
 from resources.job_cost import JobCost
-from resources.job_store import JobStore
+from resources.job_store import AttemptStore
 from resources.storage import ObjectStorage
 
 
-def last_job_figures(storage: ObjectStorage, job_store: JobStore, step: str, day: str,
+def last_job_figures(storage: ObjectStorage, job_store: AttemptStore, step: str, day: str,
                      manifests: list[FileManifest]) -> dict:
     """Metadata of the job that last scored these outputs (``{}`` if none is named)."""
     scored = [m for m in manifests if m.job_name]

@@ -13,7 +13,7 @@ from batch_assets.planning.layout import job_cost_key
 from batch_assets.planning.scoring_groups import scoring_groups
 from batch_assets.registry import Registry
 from resources.job_cost import JobCost, job_cost
-from resources.job_store import JobStore
+from resources.job_store import AttemptStore
 from resources.storage import ObjectStorage
 
 
@@ -32,7 +32,7 @@ class DayCost:
     unpriced_types: tuple[str, ...]
 
 
-def day_cost(storage: ObjectStorage, job_store: JobStore, registry: Registry,
+def day_cost(storage: ObjectStorage, job_store: AttemptStore, registry: Registry,
              day: str) -> DayCost:
     """Every recorded scoring job of ``day`` across the registry's scoring groups."""
     costs = []

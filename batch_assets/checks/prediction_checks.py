@@ -40,7 +40,7 @@ from batch_assets.planning.tally import (
 )
 from batch_assets.registry import Registry
 from container.contract import MANIFEST_DIR, METADATA_FILE, FileManifest, ModelMetadata
-from resources.job_store import JobStore
+from resources.job_store import AttemptStore
 from resources.storage import ObjectStorage
 
 COMPLETE_CHECK = "predictions_complete"
@@ -111,7 +111,7 @@ def current_metadata(storage: ObjectStorage, model_prefix: str) -> ModelMetadata
     return ModelMetadata.from_dict(storage.read_json(model_prefix + METADATA_FILE))
 
 
-def evaluate_checks(registry: Registry, storage: ObjectStorage, job_store: JobStore,
+def evaluate_checks(registry: Registry, storage: ObjectStorage, job_store: AttemptStore,
                     partition: CheckedPartition | Unavailable, model: str, day: str,
                     selected: set[dg.AssetCheckKey]) -> Iterator[dg.AssetCheckResult]:
     """The selected checks of ``model``'s day; ``Unavailable`` fails the first two."""
@@ -133,7 +133,7 @@ def _unavailable(key: dg.AssetKey, name: str, why: Unavailable) -> dg.AssetCheck
                                description=str(why))
 
 
-def _complete(registry: Registry, job_store: JobStore, key: dg.AssetKey,
+def _complete(registry: Registry, job_store: AttemptStore, key: dg.AssetKey,
               partition: CheckedPartition) -> dg.AssetCheckResult:
     tally, inputs = partition.tally, partition.tally.inputs
     group = group_of(registry, partition.model)
@@ -231,7 +231,7 @@ def _drift(registry: Registry, storage: ObjectStorage, key: dg.AssetKey, model: 
     )
 
 
-def attempt_history(job_store: JobStore, group: str, day: str, cap: int) -> str:
+def attempt_history(job_store: AttemptStore, group: str, day: str, cap: int) -> str:
     """Markdown table of the day's scoring job attempts (one job per scoring group and
     day: all its models share them), for the UI."""
     records = job_store.attempts(group, day)

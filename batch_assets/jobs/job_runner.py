@@ -29,17 +29,18 @@ from batch_assets.jobs.failures import (
     classify_job_failure,
 )
 from batch_assets.jobs.owner_liveness import job_owner_verdict
-from resources.instance_admission import (
-    InstanceQuotaWaitExhausted,
-    RequestExceedsQuotaError,
-    wait_for_instances,
-)
 from resources.job_status import FAILED, IN_PROGRESS, STOPPING, TERMINAL
 from resources.job_store import (
+    AttemptStore,
     IllegalTransitionError,
     JobInFlightError,
     JobRecord,
     JobStore,
+)
+from resources.job_store.admission import (
+    InstanceQuotaWaitExhausted,
+    RequestExceedsQuotaError,
+    wait_for_instances,
 )
 from resources.liveness import Heartbeat, this_process
 from resources.processing import ProcessingBackend
@@ -284,7 +285,7 @@ class PartitionJobRunner:
         record_status(self.job_store, job_name, status, reason, self.context.log)
 
 
-def record_status(job_store: JobStore, job_name: str, status: str, reason: str | None,
+def record_status(job_store: AttemptStore, job_name: str, status: str, reason: str | None,
                   log) -> None:
     """Move a job's record to ``status`` unless it is there already; a move the state
     machine forbids (someone recorded a later status first) is logged, not raised."""

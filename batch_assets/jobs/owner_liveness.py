@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from resources.job_store import JobStore
+from resources.job_store import OwnerStore
 from resources.liveness import local_process_alive, process_alive
 
 
@@ -31,7 +31,7 @@ class Verdict:
     reason: str
 
 
-def job_owner_verdict(instance: dg.DagsterInstance, job_store: JobStore, run_id: str,
+def job_owner_verdict(instance: dg.DagsterInstance, job_store: OwnerStore, run_id: str,
                       current_run_id: str | None = None) -> Verdict:
     """Whether the run that owns a job record still works on it."""
     if run_id == current_run_id:
@@ -57,7 +57,7 @@ def job_owner_verdict(instance: dg.DagsterInstance, job_store: JobStore, run_id:
     return Verdict(True, f"its run {run_id} ({where}) renewed its heartbeat {age:.0f} s ago")
 
 
-def run_worker_verdict(instance: dg.DagsterInstance, job_store: JobStore,
+def run_worker_verdict(instance: dg.DagsterInstance, job_store: OwnerStore,
                        run: dg.DagsterRun) -> Verdict:
     """Whether the process executing a started Dagster run still exists.
 

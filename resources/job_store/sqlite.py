@@ -1,14 +1,9 @@
-"""Job store: one record per (asset partition, attempt) of a processing job.
+"""``SQLiteJobStore``: the job store in one SQLite file (the embedded default).
 
-It answers "is a job already running for this partition?" before anything is
-submitted, so two runs of the same partition (a retried run, a sensor tick and a
-manual launch) never both start a job, and it keeps the attempt history that
-retries and the UI read. ``SQLiteJobStore`` is the embedded default; the
-DynamoDB store implements the same interface with conditional writes.
-
-Every record names its owner run; the store also keeps one owner record per run
-(host, pid, process start, heartbeat: see ``resources.liveness``) so that
-anyone can tell a record whose owner died from one that is being worked on.
+Three tables: ``processing_jobs`` (the attempts), ``run_owners`` and
+``instance_reservations``. The schema (and WAL mode, which the file keeps) is
+set up by the first connection of a store object; every later connection only
+sets what is per connection (row factory, busy timeout, autocommit).
 """
 
 from __future__ import annotations
@@ -17,236 +12,27 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from pathlib import Path
 
-import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
-from resources.instance_admission import (
-    Admission,
-    Reservation,
-    ReservationMismatchError,
-    ReservationReleasedError,
-    check_request,
-    decide,
+from resources.job_status import TERMINAL
+from resources.job_store.admission import Admission, Reservation, check_request, decide
+from resources.job_store.base import JobStore
+from resources.job_store.records import (
+    IN_FLIGHT,
+    PENDING,
+    AttemptExistsError,
+    IllegalTransitionError,
+    JobInFlightError,
+    JobRecord,
+    JobStoreError,
+    OwnerRecord,
+    check_reservation,
+    check_transition,
+    transitioned,
 )
-from resources.job_status import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, TERMINAL
 from resources.liveness import ProcessIdentity
-
-# a record's status is SageMaker's job status, or this one before the backend has it
-PENDING = "Pending"  # recorded, not yet accepted by the backend
-
-IN_FLIGHT = frozenset({PENDING, IN_PROGRESS, STOPPING})
-ALL_STATUSES = IN_FLIGHT | TERMINAL
-
-# status -> statuses it may move to. Terminal statuses never change again.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    PENDING: frozenset({IN_PROGRESS, COMPLETED, FAILED, STOPPING, STOPPED}),
-    IN_PROGRESS: frozenset({STOPPING, COMPLETED, FAILED, STOPPED}),
-    STOPPING: frozenset({STOPPED, COMPLETED, FAILED}),
-    COMPLETED: frozenset(),
-    FAILED: frozenset(),
-    STOPPED: frozenset(),
-}
-
-
-class JobStoreError(Exception):
-    """Base of job store errors."""
-
-
-class JobInFlightError(JobStoreError):
-    """Another attempt of the same partition is still in flight."""
-
-    def __init__(self, existing: JobRecord) -> None:
-        super().__init__(
-            f"attempt {existing.attempt} of {existing.asset_key}[{existing.partition_key}] "
-            f"(job {existing.job_name}) is still {existing.status}"
-        )
-        self.existing = existing
-
-
-class AttemptExistsError(JobStoreError):
-    """The attempt number was taken by a concurrent submitter."""
-
-
-class IllegalTransitionError(JobStoreError):
-    """A status change that the state machine forbids, or a stale expected status."""
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    asset_key: str
-    partition_key: str
-    attempt: int
-    job_name: str
-    status: str
-    run_id: str
-    backend: str
-    created_at: float
-    updated_at: float
-    started_at: float | None = None
-    ended_at: float | None = None
-    failure_reason: str | None = None
-
-    @property
-    def in_flight(self) -> bool:
-        return self.status in IN_FLIGHT
-
-
-@dataclass(frozen=True)
-class OwnerRecord:
-    """The process that runs a Dagster run's steps, and when it last said it lives."""
-
-    run_id: str
-    host: str
-    pid: int
-    process_started_at: float
-    heartbeat_at: float
-
-    @property
-    def identity(self) -> ProcessIdentity:
-        return ProcessIdentity(self.host, self.pid, self.process_started_at)
-
-
-class JobStore(dg.ConfigurableResource):
-    """Interface of the job store (SQLite by default, DynamoDB on AWS)."""
-
-    heartbeat_seconds: float = Field(
-        default=10.0,
-        description="How often a step renews the heartbeat of the run that owns its jobs.",
-    )
-    lease_seconds: float = Field(
-        default=60.0,
-        description="An owner run on another host whose heartbeat is older than this is "
-        "dead, and its in-flight jobs are adopted by the next run (on this host a dead "
-        "process is seen at once). Keep it several heartbeats long. It is also the lease "
-        "of a request waiting for instances (instance_quotas): one not renewed this long "
-        "stops holding up younger requests.",
-    )
-    run_workers_on_this_host: bool = Field(
-        default=True,
-        description="Dagster run workers run on this machine (dagster dev, the dagster "
-        "CLI, one VM): a run whose worker process is gone is failed and its pool slot "
-        "freed by the reaper sensor. Set false when run workers run in other containers "
-        "(ECS, Kubernetes); then Dagster's run monitoring must fail runs that die before "
-        "their step starts, and heartbeats judge the rest.",
-    )
-
-    def create_attempt(
-        self, asset_key: str, partition_key: str, job_name_for: Callable[[int], str],
-        run_id: str, backend: str,
-    ) -> JobRecord:
-        """Record the next attempt as Pending, unless one is in flight.
-
-        ``job_name_for(attempt)`` names the job of the new attempt. Raises
-        ``JobInFlightError`` when an attempt of the partition is in flight, and
-        ``AttemptExistsError`` when a concurrent writer took the number.
-        """
-        raise NotImplementedError(type(self).__name__)
-
-    def transition(
-        self, job_name: str, new_status: str, *, expected: str | None = None,
-        failure_reason: str | None = None,
-    ) -> JobRecord:
-        """Move a job to ``new_status`` if the state machine (and ``expected``) allow it."""
-        raise NotImplementedError(type(self).__name__)
-
-    def get(self, job_name: str) -> JobRecord | None:
-        raise NotImplementedError(type(self).__name__)
-
-    def attempts(self, asset_key: str, partition_key: str) -> list[JobRecord]:
-        """Every attempt of a partition, oldest first."""
-        raise NotImplementedError(type(self).__name__)
-
-    def in_flight(self, asset_key: str, partition_key: str) -> JobRecord | None:
-        found = [r for r in self.attempts(asset_key, partition_key) if r.in_flight]
-        return found[-1] if found else None
-
-    def list_in_flight(self) -> list[JobRecord]:
-        raise NotImplementedError(type(self).__name__)
-
-    def take_over(self, job_name: str, run_id: str, expected_run_id: str) -> JobRecord:
-        """Make ``run_id`` the owner of an in-flight job still owned by ``expected_run_id``.
-
-        Raises ``IllegalTransitionError`` when the job ended or another run took it.
-        """
-        raise NotImplementedError(type(self).__name__)
-
-    def register_owner(self, run_id: str, identity: ProcessIdentity) -> OwnerRecord:
-        """Record (or replace) the process that runs ``run_id``'s steps; heartbeat now."""
-        raise NotImplementedError(type(self).__name__)
-
-    def heartbeat(self, run_id: str) -> None:
-        """Renew ``run_id``'s heartbeat."""
-        raise NotImplementedError(type(self).__name__)
-
-    def owner(self, run_id: str) -> OwnerRecord | None:
-        raise NotImplementedError(type(self).__name__)
-
-    # --- instance admission (see resources.instance_admission) ----------------------
-
-    def reserve_instances(self, job_name: str, run_id: str, instance_type: str, count: int,
-                          quota: int) -> Admission:
-        """Ask for ``count`` instances of ``instance_type`` for ``job_name``; one atomic step.
-
-        The first call queues the request (a ticket); every call renews the ticket
-        and admits it if it fits by the fairness rule; a call for an admitted job
-        answers admitted again. Raises ``RequestExceedsQuotaError`` when ``count``
-        exceeds ``quota`` (it can never fit), ``ReservationReleasedError`` when the
-        job's reservation was released meanwhile, ``ReservationMismatchError`` when
-        the job first asked for another type or count.
-        """
-        raise NotImplementedError(type(self).__name__)
-
-    def release_instances(self, job_name: str, reason: str = "released"
-                          ) -> Reservation | None:
-        """Give the job's instances (or its waiting ticket) back; idempotent.
-
-        Returns the reservation as released (None if the job never reserved).
-        Reaching a terminal status releases too, in the store's ``transition``.
-        """
-        raise NotImplementedError(type(self).__name__)
-
-    def instances_in_use(self, instance_type: str) -> int:
-        """Instances of the type held by admitted, unreleased reservations."""
-        raise NotImplementedError(type(self).__name__)
-
-    def reservation(self, job_name: str) -> Reservation | None:
-        raise NotImplementedError(type(self).__name__)
-
-    def reservations(self, instance_type: str, active_only: bool = False
-                     ) -> list[Reservation]:
-        """The type's reservations, oldest ticket first: the admission timeline (with
-        ``active_only``: those waiting or held)."""
-        raise NotImplementedError(type(self).__name__)
-
-
-def check_reservation(existing: Reservation, instance_type: str, count: int) -> None:
-    """A job's second request must be its first one again, and not released."""
-    if (existing.instance_type, existing.count) != (instance_type, count):
-        raise ReservationMismatchError(
-            f"job {existing.job_name} reserved {existing.count} {existing.instance_type} and "
-            f"now asks for {count} {instance_type}; a job's instances do not change: "
-            "record a new attempt")
-    if existing.released_at is not None:
-        raise ReservationReleasedError(
-            f"the instances of job {existing.job_name} were released "
-            f"({existing.release_reason}); record a new attempt to ask again")
-
-
-def check_transition(record: JobRecord, new_status: str, expected: str | None) -> None:
-    if new_status not in ALL_STATUSES:
-        raise IllegalTransitionError(f"unknown status {new_status!r}")
-    if expected is not None and record.status != expected:
-        raise IllegalTransitionError(
-            f"job {record.job_name} is {record.status}, expected {expected}"
-        )
-    if new_status not in TRANSITIONS[record.status]:
-        raise IllegalTransitionError(
-            f"job {record.job_name}: {record.status} -> {new_status} is not allowed"
-        )
-
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS processing_jobs (
@@ -316,17 +102,23 @@ class SQLiteJobStore(JobStore):
     busy_timeout_seconds: float = Field(
         default=30.0, description="How long a writer waits for another writer's lock."
     )
+    # the path whose schema this store object has set up (None: not yet)
+    _schema_path: str | None = PrivateAttr(default=None)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         path = Path(self.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        first = self._schema_path != self.path
+        if first:
+            path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, timeout=self.busy_timeout_seconds,
                                      isolation_level=None)
         try:
             connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
+            if first:
+                connection.execute("PRAGMA journal_mode=WAL")  # kept by the file
+                connection.executescript(_SCHEMA)
+                self._schema_path = self.path
             yield connection
         finally:
             connection.close()
@@ -335,7 +127,9 @@ class SQLiteJobStore(JobStore):
     def _record(row: sqlite3.Row) -> JobRecord:
         return JobRecord(**dict(row))
 
-    def create_attempt(self, asset_key, partition_key, job_name_for, run_id, backend):
+    def create_attempt(self, asset_key: str, partition_key: str,
+                       job_name_for: Callable[[int], str], run_id: str,
+                       backend: str) -> JobRecord:
         now = time.time()
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -370,7 +164,8 @@ class SQLiteJobStore(JobStore):
                 db.execute("ROLLBACK")
                 raise
 
-    def transition(self, job_name, new_status, *, expected=None, failure_reason=None):
+    def transition(self, job_name: str, new_status: str, *, expected: str | None = None,
+                   failure_reason: str | None = None) -> JobRecord:
         now = time.time()
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -382,15 +177,13 @@ class SQLiteJobStore(JobStore):
                     raise JobStoreError(f"no job named {job_name} in the job store")
                 record = self._record(row)
                 check_transition(record, new_status, expected)
-                started = record.started_at
-                if new_status == IN_PROGRESS and started is None:
-                    started = now
-                ended = now if new_status in TERMINAL else record.ended_at
+                moved = transitioned(record, new_status, now, failure_reason)
                 db.execute(
                     "UPDATE processing_jobs SET status=?, updated_at=?, started_at=?, "
                     "ended_at=?, failure_reason=COALESCE(?, failure_reason) "
                     "WHERE job_name=? AND status=?",
-                    (new_status, now, started, ended, failure_reason, job_name, record.status),
+                    (new_status, now, moved.started_at, moved.ended_at, failure_reason,
+                     job_name, record.status),
                 )
                 if new_status in TERMINAL:
                     self._release(db, job_name, f"job {new_status}", now)
@@ -398,17 +191,16 @@ class SQLiteJobStore(JobStore):
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        return replace(record, status=new_status, updated_at=now, started_at=started,
-                       ended_at=ended, failure_reason=failure_reason or record.failure_reason)
+        return moved
 
-    def get(self, job_name):
+    def get(self, job_name: str) -> JobRecord | None:
         with self._connect() as db:
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM processing_jobs WHERE job_name=?", (job_name,)
             ).fetchone()
         return self._record(row) if row else None
 
-    def attempts(self, asset_key, partition_key):
+    def attempts(self, asset_key: str, partition_key: str) -> list[JobRecord]:
         with self._connect() as db:
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM processing_jobs WHERE asset_key=? AND partition_key=? "
@@ -416,7 +208,7 @@ class SQLiteJobStore(JobStore):
             ).fetchall()
         return [self._record(r) for r in rows]
 
-    def list_in_flight(self):
+    def list_in_flight(self) -> list[JobRecord]:
         with self._connect() as db:
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM processing_jobs WHERE status IN (?, ?, ?) "
@@ -424,7 +216,7 @@ class SQLiteJobStore(JobStore):
             ).fetchall()
         return [self._record(r) for r in rows]
 
-    def take_over(self, job_name, run_id, expected_run_id):
+    def take_over(self, job_name: str, run_id: str, expected_run_id: str) -> JobRecord:
         now = time.time()
         with self._connect() as db:
             changed = db.execute(
@@ -440,7 +232,7 @@ class SQLiteJobStore(JobStore):
             )
         return record
 
-    def register_owner(self, run_id, identity):
+    def register_owner(self, run_id: str, identity: ProcessIdentity) -> OwnerRecord:
         owner = OwnerRecord(run_id, identity.host, identity.pid, identity.started_at,
                             time.time())
         with self._connect() as db:
@@ -452,12 +244,12 @@ class SQLiteJobStore(JobStore):
             )
         return owner
 
-    def heartbeat(self, run_id):
+    def heartbeat(self, run_id: str) -> None:
         with self._connect() as db:
             db.execute("UPDATE run_owners SET heartbeat_at=? WHERE run_id=?",
                        (time.time(), run_id))
 
-    def owner(self, run_id):
+    def owner(self, run_id: str) -> OwnerRecord | None:
         with self._connect() as db:
             row = db.execute(
                 "SELECT run_id, host, pid, process_started_at, heartbeat_at FROM run_owners "
@@ -471,7 +263,8 @@ class SQLiteJobStore(JobStore):
     def _reservation(row: sqlite3.Row | None) -> Reservation | None:
         return Reservation(**dict(row)) if row else None
 
-    def reserve_instances(self, job_name, run_id, instance_type, count, quota):
+    def reserve_instances(self, job_name: str, run_id: str, instance_type: str, count: int,
+                          quota: int) -> Admission:
         check_request(instance_type, count, quota)
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -520,22 +313,24 @@ class SQLiteJobStore(JobStore):
             "UPDATE instance_reservations SET released_at=?, release_reason=? "
             "WHERE job_name=? AND released_at IS NULL", (now, reason, job_name))
 
-    def release_instances(self, job_name, reason="released"):
+    def release_instances(self, job_name: str, reason: str = "released"
+                          ) -> Reservation | None:
         with self._connect() as db:
             self._release(db, job_name, reason, time.time())
         return self.reservation(job_name)
 
-    def instances_in_use(self, instance_type):
+    def instances_in_use(self, instance_type: str) -> int:
         with self._connect() as db:
             return self._in_use(db, instance_type)
 
-    def reservation(self, job_name):
+    def reservation(self, job_name: str) -> Reservation | None:
         with self._connect() as db:
             return self._reservation(db.execute(
                 f"SELECT {_RESERVATION_COLUMNS} FROM instance_reservations WHERE job_name=?",
                 (job_name,)).fetchone())
 
-    def reservations(self, instance_type, active_only=False):
+    def reservations(self, instance_type: str, active_only: bool = False
+                     ) -> list[Reservation]:
         active = " AND released_at IS NULL" if active_only else ""
         with self._connect() as db:
             rows = db.execute(

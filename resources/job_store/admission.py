@@ -33,7 +33,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # protocols imports this module's records
+    from resources.job_store.protocols import AdmissionStore
 
 # how often a waiting step repeats its "waiting for ..." line (and the first time)
 WAITING_LOG_SECONDS = 60.0
@@ -182,17 +185,8 @@ def peak_in_use(reservations: Iterable[Reservation], until: float | None = None
     return peak, at
 
 
-class InstanceReservations(Protocol):
-    """The part of the job store that admission uses (both stores implement it)."""
-
-    def reserve_instances(self, job_name: str, run_id: str, instance_type: str, count: int,
-                          quota: int) -> Admission: ...
-
-    def release_instances(self, job_name: str, reason: str = ...) -> Reservation | None: ...
-
-
 def wait_for_instances(
-    store: InstanceReservations, job_name: str, run_id: str, instance_type: str, count: int,
+    store: AdmissionStore, job_name: str, run_id: str, instance_type: str, count: int,
     quota: int, *, poll_seconds: float, timeout_seconds: float, log: Any,
     log_every_seconds: float = WAITING_LOG_SECONDS,
     sleep: Callable[[float], None] = time.sleep,

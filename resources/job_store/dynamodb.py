@@ -31,7 +31,7 @@ transaction, then releases the job's instance reservation (idempotent; the
 reaper releases what a crash between the two left behind).
 
 Admission reads the pool item, decides by the fairness rule
-(``resources.instance_admission``), and commits in one transaction conditioned
+(``resources.job_store.admission``), and commits in one transaction conditioned
 on the pool's ``version`` being the one it read, on ``in_use <= quota - count``
 and on the request still waiting: a decision made on a stale view fails and is
 made again, so two processes never both take the last instances. A release
@@ -43,42 +43,44 @@ never both count.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import typing
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, fields
 from decimal import Decimal
-from typing import Any
+from functools import cache
+from typing import Any, TypeVar
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import Field, PrivateAttr
 
-from resources.instance_admission import (
+from resources.job_status import TERMINAL
+from resources.job_store.admission import (
     Admission,
     Reservation,
     ReservationReleasedError,
     check_request,
     decide,
 )
-from resources.job_status import IN_PROGRESS, TERMINAL
-from resources.job_store import (
+from resources.job_store.base import JobStore
+from resources.job_store.records import (
     PENDING,
     AttemptExistsError,
     IllegalTransitionError,
     JobInFlightError,
     JobRecord,
-    JobStore,
     JobStoreError,
     OwnerRecord,
     check_reservation,
     check_transition,
+    transitioned,
 )
 from resources.liveness import ProcessIdentity
 
 HEAD = "head"
 IN_FLIGHT_INDEX = "in_flight-index"
-_RECORD_FIELDS = tuple(JobRecord.__dataclass_fields__)
-_RESERVATION_FIELDS = tuple(Reservation.__dataclass_fields__)
 POOL = "pool"
 # optimistic admissions that lost a race are decided again this often per call
 _ADMISSION_TRIES = 20
@@ -125,7 +127,7 @@ class DynamoDBJobStore(JobStore):
     def _item_at(self, pk: str, sk: str) -> JobRecord | None:
         item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
                                     Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
-        return _record(_plain(item)) if item else None
+        return _from_plain(JobRecord, _plain(item)) if item else None
 
     def get(self, job_name: str) -> JobRecord | None:
         name_item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
@@ -141,7 +143,8 @@ class DynamoDBJobStore(JobStore):
                                                       ":a": {"S": "attempt#"}})
         now = time.time()  # DynamoDB deletes expired items lazily (moto never): filter here
         records = [_plain(i) for i in items]
-        return [_record(r) for r in records if r.get("expires_at", now + 1) > now]
+        return [_from_plain(JobRecord, r) for r in records
+                if r.get("expires_at", now + 1) > now]
 
     def list_in_flight(self) -> list[JobRecord]:
         items = _query_all(self.client, TableName=self.table_name, IndexName=IN_FLIGHT_INDEX,
@@ -212,49 +215,9 @@ class DynamoDBJobStore(JobStore):
         if record is None:
             raise JobStoreError(f"no job named {job_name} in the job store")
         check_transition(record, new_status, expected)
-        now = time.time()
-        pk = _pk(record.asset_key, record.partition_key)
-        started = record.started_at if record.started_at is not None else (
-            now if new_status == IN_PROGRESS else None)
-        ended = now if new_status in TERMINAL else record.ended_at
-        reason = failure_reason or record.failure_reason
-        names = {"#status": "status"}
-        values: dict = {":new": {"S": new_status}, ":old": {"S": record.status},
-                        ":now": {"N": repr(now)}}
-        sets = ["#status = :new", "updated_at = :now"]
-        for name, value in (("started_at", started), ("ended_at", ended)):
-            if value is not None:
-                sets.append(f"{name} = :{name}")
-                values[f":{name}"] = {"N": repr(value)}
-        if reason is not None:
-            sets.append("failure_reason = :reason")
-            values[":reason"] = {"S": reason}
-        update = f"SET {', '.join(sets)}"
-        if new_status in TERMINAL:
-            values[":expires"] = {"N": str(int(now + self.retention_days * 86400))}
-            update = f"SET {', '.join([*sets, 'expires_at = :expires'])} REMOVE in_flight"
-        attempt_update = {
-            "TableName": self.table_name,
-            "Key": {"pk": {"S": pk}, "sk": {"S": _sk(record.attempt)}},
-            "UpdateExpression": update,
-            "ConditionExpression": "#status = :old",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
+        moved = transitioned(record, new_status, time.time(), failure_reason)
         try:
-            if new_status in TERMINAL:
-                self.client.transact_write_items(TransactItems=[
-                    {"Update": attempt_update},
-                    {"Update": {
-                        "TableName": self.table_name,
-                        "Key": {"pk": {"S": pk}, "sk": {"S": HEAD}},
-                        "UpdateExpression": "REMOVE in_flight_job",
-                        "ConditionExpression": "in_flight_job = :job",
-                        "ExpressionAttributeValues": {":job": {"S": job_name}},
-                    }},
-                ])
-            else:
-                self.client.update_item(**attempt_update)
+            self._write_transition(record, moved)
         except ClientError as exc:
             if exc.response["Error"]["Code"] not in ("ConditionalCheckFailedException",
                                                      "TransactionCanceledException"):
@@ -265,9 +228,54 @@ class DynamoDBJobStore(JobStore):
             ) from exc
         if new_status in TERMINAL:
             self.release_instances(job_name, f"job {new_status}")
-        return JobRecord(**{**{f: getattr(record, f) for f in _RECORD_FIELDS},
-                            "status": new_status, "updated_at": now, "started_at": started,
-                            "ended_at": ended, "failure_reason": reason})
+        return moved
+
+    def _write_transition(self, record: JobRecord, moved: JobRecord) -> None:
+        """Write the move, conditioned on the status read; a move to a terminal status
+        also clears the partition's head, in the same transaction."""
+        attempt_update = self._attempt_update(record, moved)
+        if moved.status not in TERMINAL:
+            self.client.update_item(**attempt_update)
+            return
+        self.client.transact_write_items(TransactItems=[
+            {"Update": attempt_update},
+            {"Update": {
+                "TableName": self.table_name,
+                "Key": {"pk": {"S": _pk(record.asset_key, record.partition_key)},
+                        "sk": {"S": HEAD}},
+                "UpdateExpression": "REMOVE in_flight_job",
+                "ConditionExpression": "in_flight_job = :job",
+                "ExpressionAttributeValues": {":job": {"S": record.job_name}},
+            }},
+        ])
+
+    def _attempt_update(self, record: JobRecord, moved: JobRecord) -> dict:
+        """The attempt item's update from ``record`` to ``moved``: a terminal status
+        leaves the in-flight index and starts the item's TTL."""
+        now = moved.updated_at
+        values: dict = {":new": {"S": moved.status}, ":old": {"S": record.status},
+                        ":now": {"N": repr(now)}}
+        sets = ["#status = :new", "updated_at = :now"]
+        for name, value in (("started_at", moved.started_at), ("ended_at", moved.ended_at)):
+            if value is not None:
+                sets.append(f"{name} = :{name}")
+                values[f":{name}"] = {"N": repr(value)}
+        if moved.failure_reason is not None:
+            sets.append("failure_reason = :reason")
+            values[":reason"] = {"S": moved.failure_reason}
+        update = f"SET {', '.join(sets)}"
+        if moved.status in TERMINAL:
+            values[":expires"] = {"N": str(int(now + self.retention_days * 86400))}
+            update = f"SET {', '.join([*sets, 'expires_at = :expires'])} REMOVE in_flight"
+        return {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": _pk(record.asset_key, record.partition_key)},
+                    "sk": {"S": _sk(record.attempt)}},
+            "UpdateExpression": update,
+            "ConditionExpression": "#status = :old",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": values,
+        }
 
     def take_over(self, job_name: str, run_id: str, expected_run_id: str) -> JobRecord:
         record = self.get(job_name)
@@ -296,12 +304,10 @@ class DynamoDBJobStore(JobStore):
     def register_owner(self, run_id: str, identity: ProcessIdentity) -> OwnerRecord:
         owner = OwnerRecord(run_id, identity.host, identity.pid, identity.started_at,
                             time.time())
-        self.client.put_item(TableName=self.table_name, Item=_owner_key(run_id) | {
-            "host": {"S": owner.host}, "pid": {"N": str(owner.pid)},
-            "process_started_at": {"N": repr(owner.process_started_at)},
-            "heartbeat_at": {"N": repr(owner.heartbeat_at)},
-            "expires_at": {"N": str(int(owner.heartbeat_at + self.retention_days * 86400))},
-        })
+        self.client.put_item(TableName=self.table_name, Item=(
+            _owner_key(run_id) | _item(owner, leave_out={"run_id"})  # the key names the run
+            | {"expires_at": {"N": str(int(owner.heartbeat_at + self.retention_days * 86400))}}
+        ))
         return owner
 
     def heartbeat(self, run_id: str) -> None:
@@ -322,10 +328,7 @@ class DynamoDBJobStore(JobStore):
                                     Key=_owner_key(run_id)).get("Item")
         if not item:
             return None
-        plain = _plain(item)
-        return OwnerRecord(run_id, plain["host"], int(plain["pid"]),
-                           float(plain["process_started_at"]), float(plain["heartbeat_at"]))
-
+        return _from_plain(OwnerRecord, _plain(item) | {"run_id": run_id})
 
     # --- instance admission ---------------------------------------------------------
 
@@ -450,7 +453,7 @@ class DynamoDBJobStore(JobStore):
                                  "ticket": {"N": str(ticket)}},
                              "ConditionExpression": "attribute_not_exists(pk)"}},
                     {"Put": {"TableName": self.table_name,
-                             "Item": _reservation_item(reservation)
+                             "Item": _item(reservation)
                              | _timeline_key(instance_type, ticket)}},
                     {"Update": {"TableName": self.table_name,
                                 "Key": _pool_key(instance_type), **pool_update}},
@@ -557,7 +560,7 @@ class DynamoDBJobStore(JobStore):
                            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
                            ExpressionAttributeValues={":pk": {"S": _pool_pk(instance_type)},
                                                       ":prefix": {"S": "ticket#"}})
-        return [_reservation(_plain(i)) for i in items]
+        return [_from_plain(Reservation, _plain(i)) for i in items]
 
     def _pool(self, instance_type: str) -> _Pool:
         item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
@@ -572,7 +575,7 @@ class DynamoDBJobStore(JobStore):
     def _timeline(self, instance_type: str, ticket: int) -> Reservation | None:
         item = self.client.get_item(TableName=self.table_name, ConsistentRead=True,
                                     Key=_timeline_key(instance_type, ticket)).get("Item")
-        return _reservation(_plain(item)) if item else None
+        return _from_plain(Reservation, _plain(item)) if item else None
 
 
 @dataclass(frozen=True)
@@ -585,10 +588,10 @@ class _Pool:
 
     @classmethod
     def from_item(cls, item: dict) -> _Pool:
-        live = {int(key[1:]): {name: float(value["N"]) for name, value in entry["M"].items()}
-                for key, entry in item.get("live", {}).get("M", {}).items()}
-        return cls(int(item.get("in_use", {}).get("N", 0)),
-                   int(item.get("version", {}).get("N", 0)), live)
+        plain = _plain(item)
+        live = {int(key[1:]): {name: float(value) for name, value in entry.items()}
+                for key, entry in plain.get("live", {}).items()}
+        return cls(int(plain.get("in_use", 0)), int(plain.get("version", 0)), live)
 
     def waiting(self) -> list[Reservation]:
         """The unadmitted live requests, with what admission reads (count, lease)."""
@@ -662,57 +665,60 @@ def _reservation_key(job_name: str) -> dict:
     return {"pk": {"S": f"reservation#{job_name}"}, "sk": {"S": "reservation"}}
 
 
-def _reservation_item(reservation: Reservation) -> dict:
-    item = {}
-    for name in _RESERVATION_FIELDS:
-        value = getattr(reservation, name)
-        if value is None:
-            continue
-        item[name] = ({"N": repr(value) if isinstance(value, float) else str(value)}
-                      if isinstance(value, int | float) else {"S": value})
-    return item
-
-
-def _reservation(plain: dict) -> Reservation:
-    values = {f: plain.get(f) for f in _RESERVATION_FIELDS}
-    for name in ("count", "quota", "ticket"):
-        values[name] = int(values[name])
-    for name in ("requested_at", "renewed_at", "admitted_at", "released_at"):
-        if values[name] is not None:
-            values[name] = float(values[name])
-    return Reservation(**values)
-
-
 def _sk(attempt: int) -> str:
     return f"attempt#{attempt:06d}"
 
 
-def _item(record: JobRecord) -> dict:
-    item = {}
-    for name in _RECORD_FIELDS:
-        value = getattr(record, name)
-        if value is None:
-            continue
-        item[name] = {"N": repr(value) if isinstance(value, float) else str(value)} \
-            if isinstance(value, int | float) else {"S": value}
-    return item
+# --- item conversion: boto3's own serializer, numbers stored as they were ----------
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+_Record = TypeVar("_Record")
 
 
-def _plain(item: dict) -> dict:
-    plain = {}
-    for name, typed in item.items():
-        (kind, value), = typed.items()
-        plain[name] = Decimal(value) if kind == "N" else value
-    return plain
+def _item(record: Any, leave_out: Collection[str] = ()) -> dict:
+    """A record's fields as DynamoDB attributes (None fields are left out). Floats are
+    written as the shortest decimal that reads back as the same float (``repr``)."""
+    return {f.name: _SERIALIZER.serialize(_storable(getattr(record, f.name)))
+            for f in fields(record)
+            if f.name not in leave_out and getattr(record, f.name) is not None}
 
 
-def _record(plain: dict) -> JobRecord:
-    values = {f: plain.get(f) for f in _RECORD_FIELDS}
-    values["attempt"] = int(values["attempt"])
-    for name in ("created_at", "updated_at", "started_at", "ended_at"):
-        if values[name] is not None:
-            values[name] = float(values[name])
-    return JobRecord(**values)
+def _storable(value: Any) -> Any:
+    return Decimal(repr(value)) if isinstance(value, float) else value  # serializer: no floats
+
+
+def _plain(item: dict) -> dict[str, Any]:
+    """An item's attributes as Python values (numbers as ``Decimal``)."""
+    return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
+
+
+def _from_plain(record_type: type[_Record], plain: dict[str, Any]) -> _Record:
+    """The record of ``record_type`` in an item's plain values: numbers become the int
+    or float of their field; fields the item lacks are None; other attributes
+    (keys, TTL, index markers) are ignored."""
+    numbers = _number_fields(record_type)
+    values = {}
+    for f in fields(record_type):
+        value = plain.get(f.name)
+        if isinstance(value, Decimal) and f.name in numbers:
+            value = numbers[f.name](value)
+        values[f.name] = value
+    return record_type(**values)
+
+
+@cache
+def _number_fields(record_type: type) -> dict[str, type]:
+    """The record's number fields -> int or float, from its annotations (``float | None``
+    is float)."""
+    numbers: dict[str, type] = {}
+    for name, hint in typing.get_type_hints(record_type).items():
+        kinds = typing.get_args(hint) or (hint,)
+        if float in kinds:
+            numbers[name] = float
+        elif int in kinds:
+            numbers[name] = int
+    return numbers
 
 
 def _query_all(client: Any, **kwargs) -> list[dict]:
@@ -720,12 +726,11 @@ def _query_all(client: Any, **kwargs) -> list[dict]:
     return [item for page in paginator.paginate(**kwargs) for item in page["Items"]]
 
 
-
 def main(argv: list[str] | None = None) -> int:
-    """``python -m resources.dynamodb_job_store --table NAME [--region R]``: create the table."""
+    """``python -m resources.job_store.dynamodb --table NAME [--region R]``: create the table."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m resources.dynamodb_job_store",
+    parser = argparse.ArgumentParser(prog="python -m resources.job_store.dynamodb",
                                      description="Create the job store's DynamoDB table.")
     parser.add_argument("--table", required=True, help="table name")
     parser.add_argument("--region", default=None, help="AWS region (default: boto3's)")
