@@ -42,7 +42,7 @@ test: $(FRAMEWORKS_STAMP)
 test-slow: $(FRAMEWORKS_STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -m slow
 
-# The slow suite's UI test (tests/test_ui_browser.py) drives Debian's Chromium headless
+# The slow suite's UI test (tests/ui/test_ui_browser.py) drives Debian's Chromium headless
 # through Playwright (the dev extra), given /usr/bin/chromium: installed from Debian's
 # packages when missing (needs root, as in CI; elsewhere `sudo apt-get install chromium`).
 browser: $(CHROMIUM)

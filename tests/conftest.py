@@ -7,6 +7,7 @@ each test gets its own copy of it (and its own job store and job folders).
 from __future__ import annotations
 
 import shutil
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from batch_assets.registry import DEFAULT_REGISTRY_PATH, load_registry
 from resources.job_store import SQLiteJobStore
 from resources.processing import LocalProcessing
 from resources.storage import LocalBucketStorage
+from tests.support.registries import edit_registry, entries
+from tests.support.registries import model as registry_model
 
 SMALL_DATA = DemoDataSpec(
     days=("2026-11-01", "2026-11-02"),
@@ -61,17 +64,19 @@ def write_test_registry(path: Path, xgb_inference: str = "", instance_count: int
     """The shipped registry with smaller models (fast to train) and the given overrides
     (``xgb_inference`` for churn_xgb; ``instance_count`` for the churn models), plus the
     test-only multiclass model unless ``multiclass`` is false."""
-    text = DEFAULT_REGISTRY_PATH.read_text()
-    text = text.replace("n_estimators = 100", "n_estimators = 20")
-    text = text.replace("instance_count = 2", f"instance_count = {instance_count}")
-    if xgb_inference:
-        text = text.replace(
-            "[models.hyperparameters]\nn_estimators",
-            f"[models.inference]\n{xgb_inference}\n\n[models.hyperparameters]\nn_estimators",
-            1,
-        )
-    path.write_text(text + (MULTICLASS_MODEL if multiclass else ""))
-    return path
+    def edit(data: dict) -> None:
+        for entry in data["models"]:  # boosted trees of at most 20 rounds train fast
+            rounds = entry.get("hyperparameters", {}).get("n_estimators")
+            if rounds is not None:
+                entry["hyperparameters"]["n_estimators"] = min(rounds, 20)
+        for name in ("churn_xgb", "churn_logreg"):
+            registry_model(data, name)["instance_count"] = instance_count
+        if xgb_inference:
+            registry_model(data, "churn_xgb")["inference"] = tomllib.loads(xgb_inference)
+        if multiclass:
+            data["models"].extend(entries(MULTICLASS_MODEL))
+
+    return edit_registry(path, edit, source=DEFAULT_REGISTRY_PATH)
 
 
 @dataclass
@@ -143,7 +148,7 @@ def make_pipeline(root: Path, registry_path: Path, bucket: Path | None = None) -
 @pytest.fixture(scope="session")
 def moto_endpoint():
     """URL of a moto server (S3 + DynamoDB + SageMaker) shared by the session."""
-    from tests.aws import moto_server
+    from tests.support.aws import moto_server
 
     with moto_server() as url:
         yield url

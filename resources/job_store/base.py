@@ -9,7 +9,7 @@ being worked on; it also holds the instance reservations of admission.
 
 The methods are abstract: ``SQLiteJobStore`` (``sqlite``, the embedded default)
 and ``DynamoDBJobStore`` (``dynamodb``) implement them with the same semantics,
-and the contract tests (``tests/test_job_store.py``) run against both. By role,
+and the contract tests (``tests/unit/test_job_store.py``) run against both. By role,
 the methods are the protocols of ``protocols``: attempts, owners, admission.
 """
 
