@@ -16,7 +16,8 @@ import dagster as dg
 
 from batch_assets.assets.data_assets import data_key
 from batch_assets.assets.partitions import prediction_partitions
-from batch_assets.assets.scoring_step import ScoringStep, StepResources
+from batch_assets.assets.scoring_step import ScoringStep
+from batch_assets.assets.step_resources import StepResources
 from batch_assets.assets.trained_model import ASSET_NAME as TRAINED_MODEL
 from batch_assets.assets.trained_model import GROUP
 from batch_assets.checks.metadata_format import legend_markdown

@@ -9,20 +9,17 @@ rows/s plots show real jobs, not zeros.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from batch_assets.assets.last_job import last_job_figures
 from batch_assets.assets.prediction_distribution import distribution_markdown
+from batch_assets.assets.step_resources import StepResources
 from batch_assets.jobs.job_runner import JobOutcome
 from batch_assets.planning.layout import predictions_prefix
 from batch_assets.planning.model_pointer import CurrentModel
 from batch_assets.planning.tally import PartitionTally
 from container.contract import FileManifest, add_predictor_rows, describe_predictor_rows
-
-if TYPE_CHECKING:
-    from batch_assets.assets.scoring_step import StepResources
 
 
 @dataclass

@@ -23,6 +23,7 @@ import dagster as dg
 from batch_assets.assets.scoring_cost import cost_metadata, day_cost, record_job_cost
 from batch_assets.assets.scoring_job import ScoringJob, job_inputs, pending_models
 from batch_assets.assets.scoring_metadata import ModelDay, model_day_metadata
+from batch_assets.assets.step_resources import StepResources
 from batch_assets.checks.metadata_format import format_metadata
 from batch_assets.checks.prediction_checks import (
     CheckedPartition,
@@ -50,18 +51,7 @@ from batch_assets.registry import Registry
 from container.contract import ModelFailure
 from resources.job_cost import JobCost, shares
 from resources.job_status import COMPLETED
-from resources.job_store import JobStore
-from resources.processing import ProcessingBackend
 from resources.storage import ObjectStorage
-
-
-@dataclass(frozen=True)
-class StepResources:
-    """The three resources every scoring step uses."""
-
-    storage: ObjectStorage
-    job_store: JobStore
-    processing: ProcessingBackend
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,8 @@ from resources.job_store import (
 from resources.job_store.admission import (
     InstanceQuotaWaitExhausted,
     RequestExceedsQuotaError,
-    wait_for_instances,
 )
+from resources.job_store.waiting import wait_for_instances
 from resources.liveness import Heartbeat, this_process
 from resources.processing import ProcessingBackend
 from resources.processing_request import processing_job_name

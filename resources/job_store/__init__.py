@@ -8,8 +8,8 @@ roles, and where each lives:
 
 * attempts: ``records`` (``JobRecord``, statuses, the state machine, errors);
 * run owners: ``records`` (``OwnerRecord``), liveness in ``resources.liveness``;
-* instance admission: ``admission`` (the fairness rule, ``Reservation``,
-  ``wait_for_instances``).
+* instance admission: ``admission`` (the fairness rule, ``Reservation``) and
+  ``waiting`` (``wait_for_instances``, the loop a step runs around it).
 
 ``protocols`` types each role (``AttemptStore``, ``OwnerStore``,
 ``AdmissionStore``); ``base`` holds the resource ``JobStore``, abstract, with its

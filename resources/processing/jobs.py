@@ -12,16 +12,32 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import dagster as dg
 from botocore.exceptions import ClientError
 
 from resources.job_status import STOPPING, TERMINAL
-from resources.log_relay import LogRelay
+from resources.log_relay import LogRelay, LogSource
 
-if TYPE_CHECKING:
-    from resources.processing.backend import ProcessingBackend
+
+class JobsBackend(Protocol):
+    """What ``ProcessingJobs`` asks of its backend (``ProcessingBackend`` has it all)."""
+
+    quota_backoff_seconds: float
+    quota_wait_seconds: float
+    poll_interval_seconds: float
+    wait_timeout_seconds: float
+    relay_container_logs: bool
+    log_relay_seconds: float
+
+    @property
+    def backend_name(self) -> str: ...
+
+    def job_links(self, job_name: str) -> dict[str, str]: ...
+
+    def log_source(self, client: Any, job_name: str,
+                   instance_count: int | None = None) -> LogSource | None: ...
 
 
 class ProcessingJobError(Exception):
@@ -35,7 +51,7 @@ class ProcessingJobError(Exception):
 class ProcessingJobs:
     """The jobs of ``backend``, reached through ``client`` (which this object owns)."""
 
-    def __init__(self, backend: ProcessingBackend, client: Any) -> None:
+    def __init__(self, backend: JobsBackend, client: Any) -> None:
         self.backend = backend
         self.client = client
 

@@ -15,8 +15,8 @@ from resources.job_store.admission import (
     Reservation,
     parse_instance_quotas,
     peak_in_use,
-    wait_for_instances,
 )
+from resources.job_store.waiting import wait_for_instances
 from resources.processing import LocalProcessing
 
 XL = "ml.m5.xlarge"

@@ -23,7 +23,7 @@ from batch_assets.registry import RegistryError, load_registry
 from container.contract import ImportSpec, ModelMetadata
 from container.errors import JobInputError
 from container.import_model import locate_model
-from tests import test_aws_end_to_end
+from tests.aws import test_aws_end_to_end
 from tests.conftest import SMALL_DATA
 from tests.support.helpers import read_outputs, worst_difference
 from tests.support.registries import add_models, edit_registry, model

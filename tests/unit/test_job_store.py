@@ -31,9 +31,9 @@ from resources.job_store.admission import (
     ReservationMismatchError,
     ReservationReleasedError,
     peak_in_use,
-    wait_for_instances,
 )
 from resources.job_store.dynamodb import DynamoDBJobStore, create_job_table
+from resources.job_store.waiting import wait_for_instances
 from resources.liveness import ProcessIdentity
 from tests.support.aws import REGION
 
