@@ -45,21 +45,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batch_assets.jobs.job_requests import JobResources, scoring_request
-from batch_assets.planning.layout import (
-    MODELS_ROOT,
-    PREDICTIONS_ROOT,
-    data_prefix,
-    job_config_prefix,
-    job_inputs_manifest_key,
-    job_models_manifest_key,
-    job_scoring_plan_key,
-    model_prefix,
-    model_relative,
-    predictions_prefix,
-    predictions_relative,
-)
-from batch_assets.planning.tally import list_inputs, tally_partition, write_job_plan
+from batch_assets.assets.scoring_job import PendingModel, ScoringJob
+from batch_assets.jobs.job_requests import JobResources
+from batch_assets.planning.layout import data_prefix, model_prefix, predictions_prefix
+from batch_assets.planning.tally import list_inputs, tally_partition
 from batch_assets.registry import InferenceSettings, ModelSpec
 from benchmarks.workloads import (
     FEATURES,
@@ -68,10 +57,8 @@ from benchmarks.workloads import (
     prepare_model,
     workload_specs,
 )
-from container.contract import PlannedModel, ScoringPlan
 from resources.job_status import COMPLETED, TERMINAL
 from resources.local_processing.client import _children as local_supervisors
-from resources.local_processing.manifest_file import build_manifest
 from resources.processing import LocalProcessing
 from resources.storage import LocalBucketStorage
 
@@ -155,7 +142,7 @@ def code_tree(folder: Path | None) -> Iterator[None]:
 def run_job(storage: LocalBucketStorage, processing: LocalProcessing, layout: str,
             repeat: int, code: str = "after", code_dir: Path | None = None) -> Run:
     """Score the layout's day as the predictions step does: list, tally, write the
-    plan and manifests, one job, tally again."""
+    plan and manifests (the step's own ``ScoringJob``), one job, tally again."""
     dataset = f"small_files_{layout}"
     shutil.rmtree(storage.root_path / predictions_prefix(MODEL, DAY), ignore_errors=True)
     dagster: dict[str, float] = {}
@@ -168,24 +155,10 @@ def run_job(storage: LocalBucketStorage, processing: LocalProcessing, layout: st
     assert len(before.pending) == len(inputs)
     mark = time.perf_counter()
     job_name = f"small-files-{code}-{layout}-{repeat}-{int(time.time() * 1000)}"
-    write_job_plan(storage, job_name, inputs)
-    data_manifest = job_inputs_manifest_key(job_name)
-    storage.write_bytes(data_manifest, build_manifest(storage.uri(data_prefix(dataset, DAY)),
-                                                      [i.relative for i in inputs]))
-    models_manifest = job_models_manifest_key(job_name)
-    bundle = [model_relative(o.key) for o in storage.list_objects(model_prefix(MODEL, VERSION))]
-    storage.write_bytes(models_manifest, build_manifest(storage.uri(MODELS_ROOT), bundle))
-    plan = ScoringPlan([PlannedModel(
-        name=MODEL, bundle=model_relative(model_prefix(MODEL, VERSION)),
-        output=predictions_relative(MODEL, DAY))])
-    storage.write_json(job_scoring_plan_key(job_name), plan.to_dict())
-    spec = model_spec(dataset)
-    request = scoring_request(
-        JobResources(processing, storage).launch(spec.framework), [spec], job_name,
-        manifest_uri=storage.uri(data_manifest), models_manifest_uri=storage.uri(models_manifest),
-        config_uri=storage.uri(job_config_prefix(job_name)),
-        output_uri=storage.uri(PREDICTIONS_ROOT), instance_count=INSTANCES,
-        tags={"benchmark": "small_files"})
+    job = ScoringJob(f"score_{dataset}", dataset, DAY,
+                     (PendingModel(model_spec(dataset), VERSION, before),), INSTANCES,
+                     run_id="small-files-benchmark")
+    request = job.request(JobResources(processing, storage), job_name)
     dagster["write plan + manifests"] = time.perf_counter() - mark
     jobs = processing.jobs(storage)
     cpu_before = _children_cpu()
