@@ -32,6 +32,8 @@ from batch_assets.planning.model_pointer import read_current_model
 from container.contract import ModelMetadata
 from tests.conftest import SMALL_DATA, check_evaluations, materialization
 from tests.support.helpers import read_outputs, worst_difference
+from tests.support.registries import add_models, edit_registry
+from tests.support.registries import model as registry_model
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -156,7 +158,7 @@ def scored(tmp_path_factory, trained_template):
     entries.append(_entry("onnx_nan_fail", "onnx", onnx, 'missing_values = "native"', False))
     entries.append(_entry("onnx_nan_mark", "onnx", onnx, 'missing_values = "native"', False,
                           'nan_predictions = "mark"'))
-    pipeline.registry_path.write_text(pipeline.registry_path.read_text() + "".join(entries))
+    add_models(pipeline.registry_path, "".join(entries))
     models = [f"{f}_{p}" for f in artifacts for p in ("refuse", "fill")]
     models += ["onnx_nan_fail", "onnx_nan_mark"]
     for model in models:
@@ -276,11 +278,13 @@ def test_the_other_models_of_the_job_are_materialized(scored):
 def test_a_changed_registry_entry_stops_scoring_before_any_job(pipeline):
     """The issue's case: tier_xgb's current version is multiclass; its entry now says
     binary. It is not scored and no job runs for it; churn_xgb beside it is."""
-    text = pipeline.registry_path.read_text()
-    head, tier = text.split('name = "tier_xgb"')
-    pipeline.registry_path.write_text(head + 'name = "tier_xgb"' + tier.replace(
-        'task = "multiclass"', 'task = "binary"', 1).replace(
-        'passthrough_columns = ["segment", "f06"]', 'passthrough_columns = ["segment"]', 1))
+    def drift(data: dict) -> None:
+        tier = registry_model(data, "tier_xgb")
+        assert (tier["task"], tier["output"]["passthrough_columns"]) == (
+            "multiclass", ["segment", "f06"])
+        tier["task"], tier["output"]["passthrough_columns"] = "binary", ["segment"]
+
+    edit_registry(pipeline.registry_path, drift)
 
     result = pipeline.score(DAY, "tier_xgb", "churn_xgb", raise_on_error=False)
 

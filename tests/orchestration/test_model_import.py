@@ -640,8 +640,7 @@ def test_an_artifact_in_another_s3_bucket_is_imported_on_the_s3_storage(
     s3.upload_file(str(tmp_path / "model.tar.gz"), theirs, "job-7/output/model.tar.gz")
     uri = f"s3://{theirs}/job-7/output/model.tar.gz"
     registry = tmp_path / "models.toml"  # the fixture's registry, plus the import
-    registry.write_text(registry.read_text() + _entry("imported_xgb", "xgboost", uri,
-                                                      FEATURES, holdout=False))
+    add_models(registry, _entry("imported_xgb", "xgboost", uri, FEATURES, holdout=False))
     definitions = build_definitions(registry, resources)
 
     def materialize() -> dict:

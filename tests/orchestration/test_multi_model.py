@@ -13,6 +13,8 @@ from batch_assets.registry import load_registry
 from resources.processing import LocalProcessing
 from tests.conftest import SMALL_DATA, check_evaluations, make_pipeline, materialization
 from tests.support.helpers import read_outputs
+from tests.support.registries import edit_registry
+from tests.support.registries import model as registry_model
 
 DAY = SMALL_DATA.days[0]
 MODELS = ("churn_xgb", "churn_logreg", "customer_value_xgb")
@@ -124,11 +126,9 @@ def test_partial_selection_scores_only_the_selected_model(pipeline):
 
 
 def test_models_on_another_instance_type_get_their_own_step(tmp_path, pipeline):
-    text = pipeline.registry_path.read_text()
-    # tier_xgb (the test registry's last model) moves to another instance type
-    head, tail = text.rsplit('instance_type = "ml.m5.xlarge"', 1)
-    path = tmp_path / "split.toml"
-    path.write_text(head + 'instance_type = "ml.c5.2xlarge"' + tail)
+    # tier_xgb moves to another instance type
+    path = edit_registry(tmp_path / "split.toml", lambda data: registry_model(
+        data, "tier_xgb").update(instance_type="ml.c5.2xlarge"), source=pipeline.registry_path)
     registry = load_registry(path)
     groups = {g.name: g.models for g in scoring_groups(registry)}
     assert groups == {
