@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr
 
 from resources.buckets import Bucket, LocalBucket, ObjectInfo
 
@@ -20,6 +20,8 @@ __all__ = ["LocalBucketStorage", "ObjectInfo", "ObjectStorage"]
 
 class ObjectStorage(dg.ConfigurableResource):
     """A configured bucket; subclasses say which kind (local directory, S3)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is refused by name
 
     bucket: str = Field(default="local-bucket", description="Bucket name used in s3:// URIs.")
     _opened: Bucket | None = PrivateAttr(default=None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from batch_assets.assets.scoring_metadata import ModelDay
 from batch_assets.jobs.job_requests import JobResources, job_tags, scoring_request
 from batch_assets.planning.layout import (
     MODELS_ROOT,
@@ -111,7 +112,7 @@ def image_framework(specs: list[ModelSpec]) -> str:
     return specs[0].framework
 
 
-def pending_models(registry: Registry, models: list) -> tuple[PendingModel, ...]:
+def pending_models(registry: Registry, models: list[ModelDay]) -> tuple[PendingModel, ...]:
     """``PendingModel``s of the step's model days that have files to score."""
     return tuple(PendingModel(registry.get(d.model), d.current.version, d.before)
                  for d in models)

@@ -211,7 +211,11 @@ class PartitionJobRunner:
             request = build_request(record.job_name)
             self._admit_instances(record.job_name, request)
             if not self.jobs.submit(request, self.context.log):
-                existing = self.jobs.describe(record.job_name) or {}
+                existing = self.jobs.describe(record.job_name)
+                if existing is None:
+                    raise dg.Failure(f"the backend refused job {record.job_name} as existing "
+                                     "(ResourceInUse) but does not describe it; materialize "
+                                     "the partition again")
                 if existing.get("ProcessingOutputConfig") != request["ProcessingOutputConfig"]:
                     raise dg.Failure(
                         f"a different processing job named {record.job_name} already exists; "

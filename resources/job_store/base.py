@@ -19,7 +19,7 @@ from abc import abstractmethod
 from collections.abc import Callable
 
 import dagster as dg
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from resources.job_store.admission import Admission, Reservation
 from resources.job_store.records import JobRecord, OwnerRecord
@@ -28,6 +28,8 @@ from resources.liveness import ProcessIdentity
 
 class JobStore(dg.ConfigurableResource):
     """Interface of the job store (SQLite by default, DynamoDB on AWS)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is refused by name
 
     heartbeat_seconds: float = Field(
         default=10.0,

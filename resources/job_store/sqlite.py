@@ -108,7 +108,8 @@ class SQLiteJobStore(JobStore):
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         path = Path(self.path)
-        first = self._schema_path != self.path
+        # a file deleted under a long-lived store (a sensor's) is made again, whole
+        first = self._schema_path != self.path or not path.exists()
         if first:
             path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, timeout=self.busy_timeout_seconds,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from resources.container_launch import ContainerLaunch
 from resources.log_relay import LogSource
@@ -44,6 +44,11 @@ class JobSettings:
 
 class ProcessingBackend(dg.ConfigurableResource):
     """Runs processing jobs; the settings every backend shares are declared here."""
+
+    # a setting of the other backend, or a misspelt one, is refused by name (pydantic
+    # lets Dagster's resources ignore unknown keywords otherwise: the old
+    # ``local_work_dir`` would silently do nothing)
+    model_config = ConfigDict(extra="forbid")
 
     quota_backoff_seconds: float = Field(
         default=60.0,
@@ -102,19 +107,6 @@ class ProcessingBackend(dg.ConfigurableResource):
         default=48 * 3600,
         description="Give up waiting (and stop the job) after this many seconds.",
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_settings(cls, values: Any) -> Any:
-        """A setting of the other backend (or a misspelt one) is refused by name, not
-        silently ignored: ``work_dir`` given to SageMaker would otherwise do nothing."""
-        if isinstance(values, dict):
-            unknown = sorted(set(values) - set(cls.model_fields))
-            if unknown:
-                raise ValueError(
-                    f"{cls.__name__} has no setting {', '.join(unknown)}; its settings are "
-                    f"{', '.join(sorted(cls.model_fields))} (see docs/settings.md)")
-        return values
 
     @field_validator("instance_quotas")
     @classmethod

@@ -31,11 +31,6 @@ class JobsBackend(Protocol):
     relay_container_logs: bool
     log_relay_seconds: float
 
-    @property
-    def backend_name(self) -> str: ...
-
-    def job_links(self, job_name: str) -> dict[str, str]: ...
-
     def log_source(self, client: Any, job_name: str,
                    instance_count: int | None = None) -> LogSource | None: ...
 
@@ -54,14 +49,6 @@ class ProcessingJobs:
     def __init__(self, backend: JobsBackend, client: Any) -> None:
         self.backend = backend
         self.client = client
-
-    @property
-    def backend_name(self) -> str:
-        return self.backend.backend_name
-
-    def links(self, job_name: str) -> dict[str, str]:
-        """Where a person can look at the job (the backend's console, logs or folder)."""
-        return self.backend.job_links(job_name)
 
     def describe(self, job_name: str) -> dict | None:
         """The backend's description of a job, or None if it does not know the job."""

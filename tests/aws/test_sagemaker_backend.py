@@ -47,12 +47,13 @@ def sagemaker(moto_endpoint: str, **settings) -> SageMakerProcessing:
 
 
 def test_real_boto3_request_is_accepted_by_the_api_model(moto_endpoint):
-    jobs = sagemaker(moto_endpoint).jobs(storage=None)
+    processing = sagemaker(moto_endpoint)
+    jobs = processing.jobs(storage=None)
     assert jobs.submit(a_request("moto-job-a1")) is True
     described = jobs.wait("moto-job-a1", LOG)
     assert described["ProcessingJobStatus"] == "Completed"
     assert jobs.describe("never-submitted-a1") is None  # unknown to the backend
-    links = jobs.links("moto-job-a1")
+    links = processing.job_links("moto-job-a1")
     assert links["console_url"].startswith("https://us-east-1.console.aws.amazon.com/sagemaker/")
     assert "moto-job-a1" in links["logs_url"]
 

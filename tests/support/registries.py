@@ -16,19 +16,19 @@ import tomli_w
 
 from batch_assets.registry import DEFAULT_REGISTRY_PATH
 
-Registry = dict[str, Any]
+RegistryData = dict[str, Any]
 
 
-def read_registry(path: Path = DEFAULT_REGISTRY_PATH) -> Registry:
+def read_registry(path: Path = DEFAULT_REGISTRY_PATH) -> RegistryData:
     return tomllib.loads(Path(path).read_text())
 
 
-def write_registry(data: Registry, path: Path) -> Path:
+def write_registry(data: RegistryData, path: Path) -> Path:
     Path(path).write_text(tomli_w.dumps(data))
     return Path(path)
 
 
-def edit_registry(path: Path, edit: Callable[[Registry], None],
+def edit_registry(path: Path, edit: Callable[[RegistryData], None],
                   source: Path | None = None) -> Path:
     """Apply ``edit`` to the registry at ``source`` (default: ``path`` itself) and write
     the result to ``path``."""
@@ -37,7 +37,7 @@ def edit_registry(path: Path, edit: Callable[[Registry], None],
     return write_registry(data, path)
 
 
-def model(data: Registry, name: str) -> dict[str, Any]:
+def model(data: RegistryData, name: str) -> dict[str, Any]:
     """The entry of model ``name``; KeyError naming the models there are."""
     for entry in data["models"]:
         if entry["name"] == name:
@@ -46,7 +46,7 @@ def model(data: Registry, name: str) -> dict[str, Any]:
                    f"{[entry['name'] for entry in data['models']]}")
 
 
-def setting(data: Registry, key: str, value: Any) -> None:
+def setting(data: RegistryData, key: str, value: Any) -> None:
     """Set a top-level setting that the registry already has (a misspelt key fails)."""
     if key not in data:
         raise KeyError(f"the registry has no setting {key!r}: {sorted(data)}")
@@ -61,7 +61,7 @@ def entries(toml_text: str) -> list[dict[str, Any]]:
 def add_models(path: Path, toml_text: str, replacing: str | None = None) -> Path:
     """Append the fragment's models to the registry at ``path`` (first removing model
     ``replacing``, which must exist)."""
-    def edit(data: Registry) -> None:
+    def edit(data: RegistryData) -> None:
         if replacing is not None:
             data["models"].remove(model(data, replacing))
         data["models"].extend(entries(toml_text))

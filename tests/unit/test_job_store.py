@@ -233,6 +233,20 @@ def test_sqlite_schema_is_set_up_once_per_store_not_per_call(tmp_path, monkeypat
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+
+def test_a_sqlite_file_deleted_under_a_live_store_is_made_again(tmp_path):
+    """A sensor's store lives as long as the daemon; ``make clean`` under it must not
+    leave it writing to a file without tables."""
+    path = tmp_path / "data" / "jobs.sqlite3"
+    store = SQLiteJobStore(path=str(path))
+    store.create_attempt(ASSET, PART, name_for, "run-1", "local")
+    for leftover in path.parent.iterdir():  # the database and its WAL files
+        leftover.unlink()
+    path.parent.rmdir()
+    record = store.create_attempt(ASSET, PART, name_for, "run-2", "local")
+    assert (record.attempt, store.get(record.job_name).run_id) == (1, "run-2")
+
+
 # --- instance admission (resources.job_store.admission) -----------------------------
 
 XL = "ml.m5.xlarge"

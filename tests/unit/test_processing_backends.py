@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from batch_assets.definitions import local_resources
+from resources.job_store import SQLiteJobStore
 from resources.processing import LocalProcessing, ProcessingBackend, SageMakerProcessing
+from resources.storage import LocalBucketStorage
 
 AWS_ONLY = {"region_name", "endpoint_url", "logs_endpoint_url", "max_attempts", "image_uri",
             "role_arn", "volume_size_gb", "volume_kms_key_id", "output_kms_key_id", "subnets",
@@ -36,10 +39,14 @@ def test_the_interface_cannot_stand_in_for_a_backend():
 
 
 def test_a_local_setting_given_to_the_sagemaker_backend_is_refused():
-    with pytest.raises(Exception, match="SageMakerProcessing has no setting work_dir"):
+    with pytest.raises(ValidationError, match=r"SageMakerProcessing\nwork_dir\n  Extra inputs"):
         SageMakerProcessing(work_dir="/tmp/jobs")
-    with pytest.raises(Exception, match="LocalProcessing has no setting local_work_dir"):
+    with pytest.raises(ValidationError, match=r"LocalProcessing\nlocal_work_dir\n  Extra"):
         LocalProcessing(local_work_dir="/tmp/jobs")  # the name before the split
+    with pytest.raises(ValidationError, match="busy_timeout"):
+        SQLiteJobStore(busy_timeout=5)  # the field is busy_timeout_seconds
+    with pytest.raises(ValidationError, match="rot"):
+        LocalBucketStorage(rot="/tmp/bucket")
 
 
 def test_each_backend_builds_its_own_job_settings(tmp_path):
